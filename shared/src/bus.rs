@@ -1,0 +1,46 @@
+//! The embedded event bus: in-process fan-out to local subscribers, and a log line per event.
+
+use crate::domain::events::DomainEvent;
+use crate::ports::{EventBus, StoreError};
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub struct LocalEventBus {
+    sender: broadcast::Sender<DomainEvent>,
+}
+
+impl Default for LocalEventBus {
+    fn default() -> Self {
+        LocalEventBus {
+            sender: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl LocalEventBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new subscriber sees every event published after it subscribed.
+    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
+        self.sender.subscribe()
+    }
+}
+
+#[async_trait]
+impl EventBus for LocalEventBus {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError> {
+        for event in events {
+            tracing::info!(
+                event = event.kind.detail_type(),
+                execution_id = %event.execution_id,
+                status = %event.status,
+                "event"
+            );
+            // No subscriber is fine: events are notifications, the trace is the record.
+            let _ = self.sender.send(event.clone());
+        }
+        Ok(())
+    }
+}

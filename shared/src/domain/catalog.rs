@@ -1,0 +1,449 @@
+//! The test catalog: test cases (ordered steps) and test suites (ordered test cases).
+
+use super::time::Timestamp;
+use super::validation::{MAX_NAME_CHARS, ValidationErrors};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const MAX_STEPS: usize = 10_000;
+pub const MAX_SUITE_CASES: usize = 1_000;
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
+pub const MAX_STEP_TIMEOUT_MS: u64 = 600_000;
+pub const DEFAULT_MAX_PARALLEL: u32 = 10;
+pub const MAX_MAX_PARALLEL: u32 = 100;
+const MAX_DESCRIPTION_CHARS: usize = 4_000;
+const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    Http,
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequestSpec {
+    pub method: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A string is sent as is (after templating); any other JSON value is sent as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// JSON Pointer (RFC 6901) → expected value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub json: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Header name → a value the response header must contain.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDefinition {
+    pub name: String,
+    pub action: StepAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpRequestSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expectations>,
+    /// Variable name → JSON Pointer into the response body.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_failure: bool,
+}
+
+/// What a client sends to create or replace a test case.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCaseInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    pub steps: Vec<StepDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    pub steps: Vec<StepDefinition>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+impl TestCase {
+    /// The runner a case's steps need; validation guarantees they are all one kind.
+    pub fn runner(&self) -> RunnerKind {
+        match self.steps.first().map(|s| s.action) {
+            Some(StepAction::Http) => RunnerKind::Builtin,
+            _ => RunnerKind::External,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunnerKind {
+    /// The engine's own HTTP runner runs the steps.
+    Builtin,
+    /// Something outside reports the steps.
+    External,
+}
+
+impl TestCaseInput {
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        errors.check_name("name", &self.name);
+        check_description(&mut errors, self.description.as_deref());
+        errors.check_tags("tags", &self.tags);
+        for name in self.variables.keys() {
+            if !is_variable_name(name) {
+                errors.add(
+                    format!("variables.{name}"),
+                    "variable names are letters, digits, '_', '-' and '.'",
+                );
+            }
+        }
+        if let Some(timeout) = self.timeout_s {
+            check_timeout(&mut errors, "timeout_s", timeout);
+        }
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            errors.add("steps", format!("must hold 1..{MAX_STEPS} steps"));
+        }
+        if let Some(first) = self.steps.first()
+            && self.steps.iter().any(|s| s.action != first.action)
+        {
+            errors.add(
+                "steps",
+                "steps are all `http` or all `external`; a case cannot mix them",
+            );
+        }
+        // A 10,000-step case with every step wrong would make a huge error list: cap it.
+        for (i, step) in self.steps.iter().enumerate() {
+            if errors.errors.len() >= 100 {
+                break;
+            }
+            step.validate(&format!("steps[{i}]"), &mut errors);
+        }
+        errors.into_result()
+    }
+}
+
+impl StepDefinition {
+    fn validate(&self, path: &str, errors: &mut ValidationErrors) {
+        errors.check_name(&format!("{path}.name"), &self.name);
+        match (self.action, &self.http) {
+            (StepAction::Http, None) => errors.add(
+                format!("{path}.http"),
+                "an `http` step needs an `http` request",
+            ),
+            (StepAction::Http, Some(http)) => http.validate(&format!("{path}.http"), errors),
+            (StepAction::External, Some(_)) => errors.add(
+                format!("{path}.http"),
+                "an `external` step has no `http` request",
+            ),
+            (StepAction::External, None) => {}
+        }
+        if self.action == StepAction::External {
+            if self.expect.is_some() {
+                errors.add(
+                    format!("{path}.expect"),
+                    "only `http` steps have expectations",
+                );
+            }
+            if !self.capture.is_empty() {
+                errors.add(format!("{path}.capture"), "only `http` steps capture");
+            }
+        }
+        if let Some(expect) = &self.expect {
+            if let Some(status) = expect.status
+                && !(100..=599).contains(&status)
+            {
+                errors.add(format!("{path}.expect.status"), "must be 100..599");
+            }
+            for pointer in expect.json.keys() {
+                if !is_json_pointer(pointer) {
+                    errors.add(
+                        format!("{path}.expect.json.{pointer}"),
+                        "keys are JSON Pointers: empty or starting with '/'",
+                    );
+                }
+            }
+        }
+        for (name, pointer) in &self.capture {
+            if !is_variable_name(name) {
+                errors.add(
+                    format!("{path}.capture.{name}"),
+                    "variable names are letters, digits, '_', '-' and '.'",
+                );
+            }
+            if !is_json_pointer(pointer) {
+                errors.add(
+                    format!("{path}.capture.{name}"),
+                    "must be a JSON Pointer: empty or starting with '/'",
+                );
+            }
+        }
+    }
+}
+
+impl HttpRequestSpec {
+    fn validate(&self, path: &str, errors: &mut ValidationErrors) {
+        if !HTTP_METHODS.contains(&self.method.as_str()) {
+            errors.add(
+                format!("{path}.method"),
+                format!("must be one of {}", HTTP_METHODS.join(", ")),
+            );
+        }
+        // Placeholders may make up the scheme and host, so only the shape is checked here;
+        // the runner checks the final URL.
+        let url_ok = self.url.starts_with("{{")
+            || self.url.starts_with("http://")
+            || self.url.starts_with("https://");
+        if !url_ok || self.url.len() > 8_192 {
+            errors.add(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL (or start with a {{placeholder}})",
+            );
+        }
+        if let Some(timeout) = self.timeout_ms
+            && (timeout == 0 || timeout > MAX_STEP_TIMEOUT_MS)
+        {
+            errors.add(
+                format!("{path}.timeout_ms"),
+                format!("must be 1..{MAX_STEP_TIMEOUT_MS}"),
+            );
+        }
+        for name in self.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.add(format!("{path}.headers.{name}"), "not a valid header name");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteMode {
+    #[default]
+    Parallel,
+    Sequential,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSuiteInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub test_case_ids: Vec<String>,
+    #[serde(default)]
+    pub mode: SuiteMode,
+    #[serde(default)]
+    pub max_parallel: Option<u32>,
+    #[serde(default)]
+    pub fail_fast: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl TestSuiteInput {
+    /// Shape only; that every case exists and is visible is checked against the store.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        errors.check_name("name", &self.name);
+        check_description(&mut errors, self.description.as_deref());
+        errors.check_tags("tags", &self.tags);
+        if self.test_case_ids.is_empty() || self.test_case_ids.len() > MAX_SUITE_CASES {
+            errors.add(
+                "test_case_ids",
+                format!("must hold 1..{MAX_SUITE_CASES} test case ids"),
+            );
+        }
+        if let Some(max) = self.max_parallel
+            && (max == 0 || max > MAX_MAX_PARALLEL)
+        {
+            errors.add("max_parallel", format!("must be 1..{MAX_MAX_PARALLEL}"));
+        }
+        errors.into_result()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSuite {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub test_case_ids: Vec<String>,
+    pub mode: SuiteMode,
+    pub max_parallel: u32,
+    pub fail_fast: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+impl TestSuite {
+    /// How many children may be active at once.
+    pub fn concurrency(&self) -> u32 {
+        match self.mode {
+            SuiteMode::Sequential => 1,
+            SuiteMode::Parallel => self.max_parallel.max(1),
+        }
+    }
+}
+
+pub fn check_timeout(errors: &mut ValidationErrors, field: &str, timeout_s: u64) {
+    if timeout_s == 0 || timeout_s > MAX_TIMEOUT_S {
+        errors.add(field, format!("must be 1..{MAX_TIMEOUT_S} seconds"));
+    }
+}
+
+fn check_description(errors: &mut ValidationErrors, description: Option<&str>) {
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        errors.add(
+            "description",
+            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+        );
+    }
+}
+
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn is_json_pointer(pointer: &str) -> bool {
+    pointer.is_empty() || pointer.starts_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn case(steps: Value) -> Result<TestCaseInput, serde_json::Error> {
+        serde_json::from_value(json!({"name": "c", "steps": steps}))
+    }
+
+    #[test]
+    fn accepts_the_contract_example() {
+        let input: TestCaseInput = serde_json::from_value(json!({
+            "name": "checkout API smoke", "description": "optional", "tags": ["smoke"],
+            "variables": {"base_url": "http://127.0.0.1:9999"}, "timeout_s": 300,
+            "steps": [{"name": "health is ok", "action": "http",
+                "http": {"method": "GET", "url": "{{base_url}}/health",
+                         "headers": {"accept": "application/json"}, "body": null, "timeout_ms": 5000},
+                "expect": {"status": 200, "json": {"/status": "ok"}, "body_contains": "ok",
+                           "headers": {"content-type": "application/json"}, "max_duration_ms": 2000},
+                "capture": {"token": "/access_token"}}]
+        }))
+        .unwrap();
+        input.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let err = case(json!([{"name": "s", "action": "external", "colour": "red"}])).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn rejects_mixed_actions_with_a_field_path() {
+        let input = case(json!([
+            {"name": "a", "action": "external"},
+            {"name": "b", "action": "http", "http": {"method": "GET", "url": "http://x"}}
+        ]))
+        .unwrap();
+        let errors = input.validate().unwrap_err();
+        assert!(errors.errors.iter().any(|e| e.field == "steps"));
+    }
+
+    #[test]
+    fn reports_nested_field_paths() {
+        let input = case(json!([
+            {"name": "a", "action": "http", "http": {"method": "FETCH", "url": "ftp://x"}}
+        ]))
+        .unwrap();
+        let fields: Vec<_> = input
+            .validate()
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, vec!["steps[0].http.method", "steps[0].http.url"]);
+    }
+
+    #[test]
+    fn step_count_bounds() {
+        let step = json!({"name": "s", "action": "external"});
+        assert!(case(json!([])).unwrap().validate().is_err());
+        let max = Value::Array(vec![step.clone(); MAX_STEPS]);
+        assert!(case(max).unwrap().validate().is_ok());
+        let over = Value::Array(vec![step; MAX_STEPS + 1]);
+        assert!(case(over).unwrap().validate().is_err());
+    }
+
+    #[test]
+    fn suite_concurrency_follows_mode() {
+        let mut suite = TestSuite {
+            id: "ts_1".into(),
+            owner: "a".into(),
+            name: "s".into(),
+            description: None,
+            test_case_ids: vec![],
+            mode: SuiteMode::Sequential,
+            max_parallel: 5,
+            fail_fast: false,
+            tags: vec![],
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            version: 1,
+        };
+        assert_eq!(suite.concurrency(), 1);
+        suite.mode = SuiteMode::Parallel;
+        assert_eq!(suite.concurrency(), 5);
+    }
+}

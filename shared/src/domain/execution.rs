@@ -1,0 +1,812 @@
+//! The execution trace: status state machine, steps, progress, audit history, retry lineage.
+
+use super::catalog::{RunnerKind, SuiteMode};
+use super::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// From this many steps on, a trace keeps its steps as separate records ("partitioned");
+/// below it, inside the trace record ("inline").
+pub const PARTITION_THRESHOLD: usize = 50;
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+pub const MAX_OUTPUT_BYTES: usize = 4096;
+pub const DEFAULT_TIMEOUT_S: u64 = 3600;
+pub const MAX_RETRIES_LIMIT: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Pending,
+    Queued,
+    Running,
+    Passed,
+    Failed,
+    Cancelled,
+    TimedOut,
+    Error,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 8] = [
+        ExecutionStatus::Pending,
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Passed,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled,
+        ExecutionStatus::TimedOut,
+        ExecutionStatus::Error,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            ExecutionStatus::Pending | ExecutionStatus::Queued | ExecutionStatus::Running
+        )
+    }
+
+    /// The contract's transition table; nothing leaves a terminal status.
+    pub fn can_become(self, to: ExecutionStatus) -> bool {
+        use ExecutionStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Queued | Cancelled | Error)
+                | (Queued, Running | Cancelled | TimedOut | Error)
+                | (Running, Passed | Failed | Cancelled | TimedOut | Error)
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "pending",
+            ExecutionStatus::Queued => "queued",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Passed => "passed",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+            ExecutionStatus::TimedOut => "timed_out",
+            ExecutionStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Outcomes that an automatic retry may answer.
+    pub fn is_retryable_failure(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Passed,
+    Failed,
+    Skipped,
+    Error,
+}
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepStatus::Pending | StepStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionKind {
+    Case,
+    Suite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStorage {
+    Inline,
+    Partitioned,
+}
+
+impl StepStorage {
+    pub fn for_step_count(count: usize) -> Self {
+        if count < PARTITION_THRESHOLD {
+            StepStorage::Inline
+        } else {
+            StepStorage::Partitioned
+        }
+    }
+}
+
+/// The optional `config` of a start request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub total: u32,
+    pub completed: u32,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub errored: u32,
+    pub percent: f64,
+}
+
+impl Progress {
+    pub fn new(total: u32) -> Self {
+        Progress {
+            total,
+            ..Progress::default()
+        }
+    }
+
+    /// Moves one step from `from` to `to`; only a step becoming terminal counts.
+    pub fn record(&mut self, from: StepStatus, to: StepStatus) {
+        if from.is_terminal() || !to.is_terminal() {
+            return;
+        }
+        self.completed += 1;
+        match to {
+            StepStatus::Passed => self.passed += 1,
+            StepStatus::Failed => self.failed += 1,
+            StepStatus::Skipped => self.skipped += 1,
+            StepStatus::Error => self.errored += 1,
+            StepStatus::Pending | StepStatus::Running => {}
+        }
+        self.percent = percent(self.completed, self.total);
+    }
+
+    /// Every completed step passed or was skipped.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0 && self.errored == 0
+    }
+}
+
+fn percent(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        return 100.0;
+    }
+    (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub index: u32,
+    pub name: String,
+    pub status: StepStatus,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    pub message: Option<String>,
+    pub output: Option<String>,
+    pub truncated: bool,
+}
+
+impl StepResult {
+    pub fn pending(index: u32, name: &str) -> Self {
+        StepResult {
+            index,
+            name: name.to_owned(),
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            message: None,
+            output: None,
+            truncated: false,
+        }
+    }
+}
+
+/// One step's result as a reporter (or the built-in runner) sends it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepReport {
+    pub index: u32,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// What applying a report to a stored step means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepChange {
+    /// The step changes; progress moves from the old status to the new one.
+    Update(StepResult),
+    /// The same terminal result again (a redelivery): nothing changes.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepConflict {
+    #[error("step {index} is already {current:?}; it cannot become {requested:?}")]
+    AlreadyTerminal {
+        index: u32,
+        current: StepStatus,
+        requested: StepStatus,
+    },
+}
+
+impl StepReport {
+    /// Applies this report to the stored step, capping message and output sizes.
+    pub fn apply_to(&self, stored: &StepResult) -> Result<StepChange, StepConflict> {
+        if stored.status.is_terminal() {
+            return if stored.status == self.status {
+                Ok(StepChange::Duplicate)
+            } else {
+                Err(StepConflict::AlreadyTerminal {
+                    index: self.index,
+                    current: stored.status,
+                    requested: self.status,
+                })
+            };
+        }
+        let (message, message_cut) = cap(self.message.as_deref(), MAX_MESSAGE_BYTES);
+        let (output, output_cut) = cap(self.output.as_deref(), MAX_OUTPUT_BYTES);
+        let duration_ms = self.duration_ms.or_else(|| match (self.started_at, self.finished_at) {
+            (Some(start), Some(end)) => Some(end.millis_since(start)),
+            _ => None,
+        });
+        Ok(StepChange::Update(StepResult {
+            index: stored.index,
+            name: stored.name.clone(),
+            status: self.status,
+            started_at: self.started_at.or(stored.started_at),
+            finished_at: self.finished_at,
+            duration_ms,
+            message,
+            output,
+            truncated: message_cut || output_cut,
+        }))
+    }
+}
+
+/// Keeps at most `max` bytes, cut on a character boundary.
+pub fn cap(text: Option<&str>, max: usize) -> (Option<String>, bool) {
+    match text {
+        None => (None, false),
+        Some(t) if t.len() <= max => (Some(t.to_owned()), false),
+        Some(t) => {
+            let mut end = max;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            (Some(t[..end].to_owned()), true)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub from: Option<ExecutionStatus>,
+    pub to: ExecutionStatus,
+    pub at: Timestamp,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// A suite execution's view of one of its children (the newest attempt for that case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildSlot {
+    pub test_case_id: String,
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+}
+
+/// What a suite execution needs to schedule and roll up its children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuitePlan {
+    pub mode: SuiteMode,
+    pub concurrency: u32,
+    pub fail_fast: bool,
+    pub slots: Vec<ChildSlot>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCounts {
+    pub total: u32,
+    pub pending: u32,
+    pub queued: u32,
+    pub running: u32,
+    pub passed: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    pub timed_out: u32,
+    pub error: u32,
+}
+
+impl SuitePlan {
+    pub fn counts(&self) -> ChildCounts {
+        let mut counts = ChildCounts {
+            total: self.slots.len() as u32,
+            ..ChildCounts::default()
+        };
+        for slot in &self.slots {
+            let counter = match slot.status {
+                ExecutionStatus::Pending => &mut counts.pending,
+                ExecutionStatus::Queued => &mut counts.queued,
+                ExecutionStatus::Running => &mut counts.running,
+                ExecutionStatus::Passed => &mut counts.passed,
+                ExecutionStatus::Failed => &mut counts.failed,
+                ExecutionStatus::Cancelled => &mut counts.cancelled,
+                ExecutionStatus::TimedOut => &mut counts.timed_out,
+                ExecutionStatus::Error => &mut counts.error,
+            };
+            *counter += 1;
+        }
+        counts
+    }
+
+    /// Pending children that may start now, in suite order, within the concurrency limit.
+    pub fn startable(&self) -> Vec<usize> {
+        let active = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s.status, ExecutionStatus::Queued | ExecutionStatus::Running))
+            .count();
+        let room = (self.concurrency as usize).saturating_sub(active);
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == ExecutionStatus::Pending)
+            .map(|(i, _)| i)
+            .take(room)
+            .collect()
+    }
+
+    /// The suite's own outcome once every child is terminal: passed only if all passed.
+    pub fn outcome(&self) -> Option<ExecutionStatus> {
+        if self.slots.iter().any(|s| !s.status.is_terminal()) {
+            return None;
+        }
+        if self
+            .slots
+            .iter()
+            .all(|s| s.status == ExecutionStatus::Passed)
+        {
+            Some(ExecutionStatus::Passed)
+        } else {
+            Some(ExecutionStatus::Failed)
+        }
+    }
+}
+
+/// The execution trace record: everything about one execution except its history entries
+/// and, when partitioned, its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    pub kind: ExecutionKind,
+    pub name: String,
+    pub test_case_id: Option<String>,
+    pub test_suite_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub owner: String,
+    pub status: ExecutionStatus,
+    pub priority: Priority,
+    pub runner: Option<RunnerKind>,
+    pub attempt: u32,
+    pub retry_of: Option<String>,
+    pub retried_by: Option<String>,
+    pub config: ExecutionConfig,
+    pub tags: Vec<String>,
+    pub timeout_s: u64,
+    pub max_retries: u32,
+    pub created_at: Timestamp,
+    pub queued_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    pub deadline_at: Option<Timestamp>,
+    pub progress: Progress,
+    pub storage: Option<StepStorage>,
+    /// Only while `storage` is inline.
+    pub steps: Vec<StepResult>,
+    /// Only for suite executions.
+    pub suite: Option<SuitePlan>,
+    /// Position of this child in its parent suite.
+    pub slot: Option<u32>,
+    /// How many history entries exist; the next entry's sequence number.
+    pub history_len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an execution that is {from} cannot become {to}")]
+pub struct InvalidTransition {
+    pub from: ExecutionStatus,
+    pub to: ExecutionStatus,
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A requested status change with who asked and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub to: ExecutionStatus,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+impl Transition {
+    pub fn new(to: ExecutionStatus, actor: impl Into<String>, reason: Option<&str>) -> Self {
+        Transition {
+            to,
+            actor: actor.into(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+}
+
+impl Execution {
+    pub fn is_partitioned(&self) -> bool {
+        self.storage == Some(StepStorage::Partitioned)
+    }
+
+    /// Applies a transition by the table, stamps the trace, and returns the audit entry
+    /// (with its sequence number) to append.
+    pub fn apply(
+        &mut self,
+        transition: &Transition,
+        at: Timestamp,
+    ) -> Result<(u32, HistoryEntry), InvalidTransition> {
+        let from = self.status;
+        if !from.can_become(transition.to) {
+            return Err(InvalidTransition {
+                from,
+                to: transition.to,
+            });
+        }
+        self.status = transition.to;
+        match transition.to {
+            ExecutionStatus::Queued => {
+                self.queued_at = Some(at);
+                self.deadline_at = Some(at.plus_millis(self.timeout_s as i64 * 1000));
+            }
+            ExecutionStatus::Running => self.started_at = Some(at),
+            _ => {}
+        }
+        if transition.to.is_terminal() {
+            self.finished_at = Some(at);
+            self.deadline_at = None;
+            self.duration_ms = self.started_at.or(self.queued_at).map(|s| at.millis_since(s));
+        }
+        Ok(self.append_history(Some(from), transition, at))
+    }
+
+    /// The first history entry, written when the trace is created.
+    pub fn creation_entry(&mut self, actor: &str, reason: &str, at: Timestamp) -> (u32, HistoryEntry) {
+        let transition = Transition::new(self.status, actor, Some(reason));
+        self.append_history(None, &transition, at)
+    }
+
+    fn append_history(
+        &mut self,
+        from: Option<ExecutionStatus>,
+        transition: &Transition,
+        at: Timestamp,
+    ) -> (u32, HistoryEntry) {
+        let seq = self.history_len;
+        self.history_len += 1;
+        (
+            seq,
+            HistoryEntry {
+                from,
+                to: transition.to,
+                at,
+                actor: transition.actor.clone(),
+                reason: transition.reason.clone(),
+            },
+        )
+    }
+
+    /// Whether ending with `status` earns an automatic retry.
+    pub fn earns_automatic_retry(&self, status: ExecutionStatus) -> bool {
+        self.kind == ExecutionKind::Case
+            && status.is_retryable_failure()
+            && self.attempt <= self.max_retries
+            && self.retried_by.is_none()
+    }
+
+    /// A fresh execution that repeats this one (`attempt` + 1, `retry_of` set). Case
+    /// executions only; the caller gives the new id, time and the step names.
+    pub fn retry(&self, id: String, at: Timestamp) -> Execution {
+        let total = self.progress.total;
+        let storage = StepStorage::for_step_count(total as usize);
+        Execution {
+            id,
+            status: ExecutionStatus::Pending,
+            attempt: self.attempt + 1,
+            retry_of: Some(self.id.clone()),
+            retried_by: None,
+            created_at: at,
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: None,
+            progress: Progress::new(total),
+            storage: Some(storage),
+            steps: Vec::new(),
+            history_len: 0,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExecutionStatus::*;
+
+    const ALLOWED: [(ExecutionStatus, ExecutionStatus); 12] = [
+        (Pending, Queued),
+        (Pending, Cancelled),
+        (Pending, Error),
+        (Queued, Running),
+        (Queued, Cancelled),
+        (Queued, TimedOut),
+        (Queued, Error),
+        (Running, Passed),
+        (Running, Failed),
+        (Running, Cancelled),
+        (Running, TimedOut),
+        (Running, Error),
+    ];
+
+    pub(crate) fn sample(status: ExecutionStatus) -> Execution {
+        Execution {
+            id: "ex_1".into(),
+            kind: ExecutionKind::Case,
+            name: "case".into(),
+            test_case_id: Some("tc_1".into()),
+            test_suite_id: None,
+            parent_id: None,
+            owner: "alice".into(),
+            status,
+            priority: Priority::Normal,
+            runner: Some(RunnerKind::External),
+            attempt: 1,
+            retry_of: None,
+            retried_by: None,
+            config: ExecutionConfig::default(),
+            tags: vec![],
+            timeout_s: 60,
+            max_retries: 0,
+            created_at: Timestamp::from_millis(1_000),
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: None,
+            progress: Progress::new(2),
+            storage: Some(StepStorage::Inline),
+            steps: vec![StepResult::pending(0, "a"), StepResult::pending(1, "b")],
+            suite: None,
+            slot: None,
+            history_len: 1,
+        }
+    }
+
+    #[test]
+    fn every_pair_follows_the_table() {
+        for from in ExecutionStatus::ALL {
+            for to in ExecutionStatus::ALL {
+                let expected = ALLOWED.contains(&(from, to));
+                assert_eq!(from.can_become(to), expected, "{from} -> {to}");
+                let mut execution = sample(from);
+                let result = execution.apply(&Transition::new(to, "test", None), Timestamp::from_millis(5_000));
+                assert_eq!(result.is_ok(), expected, "{from} -> {to}");
+                if expected {
+                    let (seq, entry) = result.unwrap();
+                    assert_eq!(seq, 1);
+                    assert_eq!(execution.history_len, 2);
+                    assert_eq!((entry.from, entry.to), (Some(from), to));
+                    assert_eq!(execution.status, to);
+                } else {
+                    assert_eq!(execution.status, from, "a refused transition changes nothing");
+                    assert_eq!(execution.history_len, 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_are_the_last_five() {
+        let terminal: Vec<_> = ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(terminal, vec![Passed, Failed, Cancelled, TimedOut, Error]);
+        for from in terminal {
+            assert!(ExecutionStatus::ALL.iter().all(|to| !from.can_become(*to)));
+        }
+    }
+
+    #[test]
+    fn transitions_stamp_times_and_deadline() {
+        let mut execution = sample(Pending);
+        execution.apply(&Transition::new(Queued, "user:alice", Some("started")), Timestamp::from_millis(2_000)).unwrap();
+        assert_eq!(execution.deadline_at, Some(Timestamp::from_millis(62_000)));
+        execution.apply(&Transition::new(Running, "runner", None), Timestamp::from_millis(3_000)).unwrap();
+        execution.apply(&Transition::new(Passed, "runner", None), Timestamp::from_millis(3_500)).unwrap();
+        assert_eq!(execution.started_at, Some(Timestamp::from_millis(3_000)));
+        assert_eq!(execution.finished_at, Some(Timestamp::from_millis(3_500)));
+        assert_eq!(execution.duration_ms, Some(500));
+        assert_eq!(execution.deadline_at, None);
+    }
+
+    #[test]
+    fn progress_arithmetic() {
+        let mut progress = Progress::new(3);
+        progress.record(StepStatus::Pending, StepStatus::Running);
+        assert_eq!(progress.completed, 0);
+        progress.record(StepStatus::Running, StepStatus::Passed);
+        progress.record(StepStatus::Pending, StepStatus::Failed);
+        assert_eq!(progress.percent, 66.7);
+        // A terminal step never counts twice.
+        progress.record(StepStatus::Failed, StepStatus::Failed);
+        progress.record(StepStatus::Pending, StepStatus::Skipped);
+        assert_eq!(
+            (progress.completed, progress.passed, progress.failed, progress.skipped, progress.errored),
+            (3, 1, 1, 1, 0)
+        );
+        assert_eq!(progress.percent, 100.0);
+        assert!(!progress.all_passed());
+        let mut errored = Progress::new(1);
+        errored.record(StepStatus::Pending, StepStatus::Error);
+        assert_eq!(errored.errored, 1);
+        assert!(!errored.all_passed());
+        assert_eq!(Progress::new(12).percent, 0.0);
+    }
+
+    #[test]
+    fn partitioning_threshold() {
+        assert_eq!(StepStorage::for_step_count(1), StepStorage::Inline);
+        assert_eq!(StepStorage::for_step_count(49), StepStorage::Inline);
+        assert_eq!(StepStorage::for_step_count(50), StepStorage::Partitioned);
+        assert_eq!(StepStorage::for_step_count(10_000), StepStorage::Partitioned);
+    }
+
+    #[test]
+    fn step_reports_are_idempotent_and_terminal_steps_are_final() {
+        let stored = StepResult::pending(3, "checkout");
+        let report = StepReport {
+            index: 3,
+            status: StepStatus::Failed,
+            name: None,
+            started_at: Some(Timestamp::from_millis(1_000)),
+            finished_at: Some(Timestamp::from_millis(1_840)),
+            duration_ms: None,
+            message: Some("expected 200, got 503".into()),
+            output: None,
+        };
+        let StepChange::Update(updated) = report.apply_to(&stored).unwrap() else {
+            panic!("a pending step takes a report");
+        };
+        assert_eq!(updated.duration_ms, Some(840));
+        assert_eq!(report.apply_to(&updated).unwrap(), StepChange::Duplicate);
+        let passed = StepReport { status: StepStatus::Passed, ..report };
+        assert!(matches!(passed.apply_to(&updated), Err(StepConflict::AlreadyTerminal { .. })));
+    }
+
+    #[test]
+    fn long_message_and_output_are_truncated_on_char_boundaries() {
+        let report = StepReport {
+            index: 0,
+            status: StepStatus::Passed,
+            name: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            message: Some("é".repeat(600)),
+            output: Some("x".repeat(100_000)),
+        };
+        let StepChange::Update(step) = report.apply_to(&StepResult::pending(0, "a")).unwrap() else {
+            panic!("expected an update");
+        };
+        assert!(step.truncated);
+        assert_eq!(step.message.unwrap().len(), 1024);
+        assert_eq!(step.output.unwrap().len(), 4096);
+    }
+
+    fn plan(statuses: &[ExecutionStatus], concurrency: u32) -> SuitePlan {
+        SuitePlan {
+            mode: SuiteMode::Parallel,
+            concurrency,
+            fail_fast: false,
+            slots: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ChildSlot {
+                    test_case_id: format!("tc_{i}"),
+                    execution_id: format!("ex_{i}"),
+                    status: *s,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn suite_roll_up_for_every_mix_of_outcomes() {
+        let terminal = [Passed, Failed, Cancelled, TimedOut, Error];
+        // Every ordered pair and triple of child outcomes.
+        for a in terminal {
+            for b in terminal {
+                for c in terminal {
+                    let outcome = plan(&[a, b, c], 10).outcome();
+                    let expected = if [a, b, c].iter().all(|s| *s == Passed) { Passed } else { Failed };
+                    assert_eq!(outcome, Some(expected), "{a} {b} {c}");
+                }
+            }
+        }
+        for unfinished in [Pending, Queued, Running] {
+            assert_eq!(plan(&[Passed, unfinished], 10).outcome(), None);
+        }
+        let counts = plan(&[Passed, Failed, Running, Pending, Queued, Cancelled, TimedOut, Error], 1).counts();
+        assert_eq!(
+            counts,
+            ChildCounts { total: 8, pending: 1, queued: 1, running: 1, passed: 1, failed: 1, cancelled: 1, timed_out: 1, error: 1 }
+        );
+    }
+
+    #[test]
+    fn suite_starts_children_within_concurrency() {
+        assert_eq!(plan(&[Pending, Pending, Pending], 2).startable(), vec![0, 1]);
+        assert_eq!(plan(&[Running, Pending, Pending], 2).startable(), vec![1]);
+        assert_eq!(plan(&[Passed, Queued, Pending], 1).startable(), Vec::<usize>::new());
+        assert_eq!(plan(&[Passed, Failed, Pending], 1).startable(), vec![2]);
+    }
+
+    #[test]
+    fn automatic_retry_lineage() {
+        let mut execution = sample(Running);
+        execution.max_retries = 1;
+        assert!(execution.earns_automatic_retry(Failed));
+        assert!(!execution.earns_automatic_retry(Passed));
+        assert!(!execution.earns_automatic_retry(Cancelled));
+        let retry = execution.retry("ex_2".into(), Timestamp::from_millis(9_000));
+        assert_eq!((retry.attempt, retry.retry_of.as_deref()), (2, Some("ex_1")));
+        assert_eq!(retry.status, Pending);
+        assert!(!retry.earns_automatic_retry(Failed), "max_retries 1 allows one retry");
+    }
+}

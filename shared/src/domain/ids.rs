@@ -1,0 +1,61 @@
+//! Identifiers: a kind prefix and a ULID, so ids sort by creation time and say what they name.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const TEST_CASE_PREFIX: &str = "tc_";
+pub const TEST_SUITE_PREFIX: &str = "ts_";
+pub const EXECUTION_PREFIX: &str = "ex_";
+
+/// Where new ids come from; tests swap in a deterministic source.
+pub trait IdSource: Send + Sync {
+    fn next_ulid(&self) -> String;
+
+    fn test_case_id(&self) -> String {
+        format!("{TEST_CASE_PREFIX}{}", self.next_ulid())
+    }
+    fn test_suite_id(&self) -> String {
+        format!("{TEST_SUITE_PREFIX}{}", self.next_ulid())
+    }
+    fn execution_id(&self) -> String {
+        format!("{EXECUTION_PREFIX}{}", self.next_ulid())
+    }
+}
+
+/// Monotonic ULIDs: ids made in the same millisecond still sort in creation order.
+#[derive(Default)]
+pub struct UlidSource {
+    generator: std::sync::Mutex<ulid::Generator>,
+}
+
+impl IdSource for UlidSource {
+    fn next_ulid(&self) -> String {
+        let mut generator = self
+            .generator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match generator.generate() {
+            Ok(id) => id.to_string(),
+            // Overflow within one millisecond (2^80 ids): fall back to a fresh random ULID.
+            Err(_) => ulid::Ulid::new().to_string(),
+        }
+    }
+}
+
+/// Predictable ids for tests: `00000000000000000000000001`, `...02`, ...
+#[derive(Default)]
+pub struct SequentialIds {
+    next: AtomicU64,
+}
+
+impl IdSource for SequentialIds {
+    fn next_ulid(&self) -> String {
+        format!("{:026}", self.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+/// Ids are used in keys and paths: accept only the shape we hand out.
+pub fn is_well_formed(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}

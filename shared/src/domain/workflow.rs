@@ -1,0 +1,598 @@
+//! The execution workflow as a unit of work: every command (start, report, complete, cancel,
+//! time out, run) is planned here against records read through a [`RecordSource`], and yields
+//! one [`ChangeSet`] that a store writes atomically. Stores never decide anything themselves,
+//! so every adapter follows exactly the same rules: suite roll-up, fail-fast, sequential
+//! scheduling and automatic retries all happen inside the same atomic change as the transition
+//! that caused them, which is what makes each of them happen exactly once.
+
+use super::catalog::{RunnerKind, TestCase};
+use super::events::{DomainEvent, EventKind, WorkItem};
+use super::execution::{
+    Execution, ExecutionKind, ExecutionStatus, HistoryEntry, InvalidTransition, StepChange,
+    StepConflict, StepReport, StepResult, StepStatus, Transition,
+};
+use super::ids::IdSource;
+use super::time::Timestamp;
+use super::validation::ValidationErrors;
+use crate::ports::StoreError;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+pub const ENGINE_ACTOR: &str = "engine";
+pub const RUNNER_ACTOR: &str = "runner";
+pub const TIMEOUT_ACTOR: &str = "engine:timeout-sweep";
+
+/// Reads a unit of work needs; a store serves them from inside its transaction (or from a
+/// consistent snapshot that its conditional writes then protect).
+pub trait RecordSource {
+    fn execution(&mut self, id: &str) -> Result<Option<Execution>, StoreError>;
+    /// One partitioned step record.
+    fn step(&mut self, execution_id: &str, index: u32) -> Result<Option<StepResult>, StoreError>;
+    /// Every partitioned step record, in index order.
+    fn steps(&mut self, execution_id: &str) -> Result<Vec<StepResult>, StoreError>;
+    /// The execution an `Idempotency-Key` already started, if any (with when).
+    fn idempotent_start(
+        &mut self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// How long an `Idempotency-Key` keeps returning the execution it started.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdempotencyRecord {
+    pub owner: String,
+    pub key: String,
+    pub execution_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("no execution with id {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    #[error(transparent)]
+    StepConflict(#[from] StepConflict),
+    #[error("invalid step report")]
+    Validation(ValidationErrors),
+    #[error("{0}")]
+    NotApplicable(String),
+    /// The `Idempotency-Key` already started this execution.
+    #[error("already started as {0}")]
+    AlreadyStarted(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a new execution's step definitions come from.
+#[derive(Debug, Clone)]
+pub enum DefinitionSource {
+    Snapshot(Arc<TestCase>),
+    CopyOf(String),
+}
+
+/// Everything one command changes, to be written atomically.
+#[derive(Debug, Default)]
+pub struct ChangeSet {
+    /// New or updated executions, in their final state.
+    pub executions: Vec<Execution>,
+    /// For each new case execution: where its definition comes from.
+    pub definitions: Vec<(String, DefinitionSource)>,
+    /// Partitioned step records to write.
+    pub steps: Vec<(String, StepResult)>,
+    /// History entries to append: execution id, sequence number, entry.
+    pub history: Vec<(String, u32, HistoryEntry)>,
+    /// Ids of executions created by this change (their records are in `executions`).
+    pub created: Vec<String>,
+    /// An `Idempotency-Key` to remember.
+    pub idempotency: Option<IdempotencyRecord>,
+    /// After commit: hand these to runners.
+    pub enqueue: Vec<WorkItem>,
+    /// After commit: publish these.
+    pub events: Vec<DomainEvent>,
+}
+
+impl ChangeSet {
+    pub fn execution(&self, id: &str) -> Option<&Execution> {
+        self.executions.iter().find(|e| e.id == id)
+    }
+}
+
+/// One command being planned.
+pub struct UnitOfWork<'a> {
+    source: &'a mut dyn RecordSource,
+    ids: &'a dyn IdSource,
+    now: Timestamp,
+    loaded: HashMap<String, Execution>,
+    /// Ids in first-touched order, so writes and events come out in a stable order.
+    touched: Vec<String>,
+    changes: ChangeSet,
+    partitioned_steps: BTreeMap<(String, u32), StepResult>,
+    suites_to_settle: VecDeque<String>,
+}
+
+impl<'a> UnitOfWork<'a> {
+    pub fn new(source: &'a mut dyn RecordSource, ids: &'a dyn IdSource, now: Timestamp) -> Self {
+        UnitOfWork {
+            source,
+            ids,
+            now,
+            loaded: HashMap::new(),
+            touched: Vec::new(),
+            changes: ChangeSet::default(),
+            partitioned_steps: BTreeMap::new(),
+            suites_to_settle: VecDeque::new(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The execution as this unit of work currently sees it.
+    pub fn execution(&mut self, id: &str) -> Result<&mut Execution, WorkflowError> {
+        if !self.loaded.contains_key(id) {
+            let record = self
+                .source
+                .execution(id)?
+                .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?;
+            self.loaded.insert(id.to_owned(), record);
+        }
+        if !self.touched.iter().any(|t| t == id) {
+            self.touched.push(id.to_owned());
+        }
+        Ok(self.loaded.get_mut(id).expect("loaded just above"))
+    }
+
+    /// Finishes planning: the change set to write.
+    pub fn finish(mut self) -> ChangeSet {
+        for id in &self.touched {
+            if let Some(record) = self.loaded.remove(id) {
+                self.changes.executions.push(record);
+            }
+        }
+        self.changes.steps = self
+            .partitioned_steps
+            .into_iter()
+            .map(|((id, _), step)| (id, step))
+            .collect();
+        self.changes
+    }
+
+    // ----- starting -------------------------------------------------------------------
+
+    /// Claims an `Idempotency-Key` for the execution about to start, or fails with
+    /// [`WorkflowError::AlreadyStarted`] when the key started one within the window.
+    pub fn claim_idempotency_key(
+        &mut self,
+        owner: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<(), WorkflowError> {
+        if let Some(existing) = self.source.idempotent_start(owner, key)?
+            && self.now.millis() - existing.created_at.millis() < IDEMPOTENCY_WINDOW_MS
+        {
+            return Err(WorkflowError::AlreadyStarted(existing.execution_id));
+        }
+        self.changes.idempotency = Some(IdempotencyRecord {
+            owner: owner.to_owned(),
+            key: key.to_owned(),
+            execution_id: execution_id.to_owned(),
+            created_at: self.now,
+        });
+        Ok(())
+    }
+
+    /// Adds a brand-new case or suite execution (with suite children already added through
+    /// [`Self::add_child`]) and moves it to `queued`.
+    pub fn start(
+        &mut self,
+        mut execution: Execution,
+        definition: Option<DefinitionSource>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), WorkflowError> {
+        execution.status = ExecutionStatus::Queued;
+        execution.queued_at = Some(self.now);
+        execution.deadline_at = Some(self.now.plus_millis(execution.timeout_s as i64 * 1000));
+        let id = execution.id.clone();
+        self.insert_new(execution, definition, actor, reason)?;
+        self.after_status_change(&id)?;
+        self.settle_suites()
+    }
+
+    /// Adds a suite's child as `pending`; the suite starts it when its turn comes.
+    pub fn add_child(
+        &mut self,
+        mut child: Execution,
+        definition: DefinitionSource,
+        actor: &str,
+    ) -> Result<(), WorkflowError> {
+        child.status = ExecutionStatus::Pending;
+        self.insert_new(child, Some(definition), actor, "waiting for its turn in the suite")
+    }
+
+    fn insert_new(
+        &mut self,
+        mut execution: Execution,
+        definition: Option<DefinitionSource>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), WorkflowError> {
+        let id = execution.id.clone();
+        let (seq, entry) = execution.creation_entry(actor, reason, self.now);
+        self.changes.history.push((id.clone(), seq, entry));
+        if execution.is_partitioned() {
+            for step in std::mem::take(&mut execution.steps) {
+                self.partitioned_steps.insert((id.clone(), step.index), step);
+            }
+        }
+        if let Some(definition) = definition {
+            self.changes.definitions.push((id.clone(), definition));
+        }
+        self.changes.created.push(id.clone());
+        self.loaded.insert(id.clone(), execution);
+        self.touched.push(id);
+        Ok(())
+    }
+
+    // ----- transitions ----------------------------------------------------------------
+
+    /// Applies a transition and everything that follows from it in the same change.
+    pub fn transition(&mut self, id: &str, transition: Transition) -> Result<(), WorkflowError> {
+        self.apply_transition(id, &transition)?;
+        self.settle_suites()
+    }
+
+    fn apply_transition(&mut self, id: &str, transition: &Transition) -> Result<(), WorkflowError> {
+        let now = self.now;
+        let execution = self.execution(id)?;
+        let (seq, entry) = execution.apply(transition, now)?;
+        self.changes.history.push((id.to_owned(), seq, entry));
+        self.after_status_change(id)?;
+        let status = self.execution(id)?.status;
+        if status.is_terminal() && self.execution(id)?.kind == ExecutionKind::Suite {
+            self.cancel_children(id, status)?;
+        }
+        Ok(())
+    }
+
+    /// Work, events, retries and the parent's view after an execution's status changed.
+    fn after_status_change(&mut self, id: &str) -> Result<(), WorkflowError> {
+        let execution = self.execution(id)?.clone();
+        let status = execution.status;
+        match status {
+            ExecutionStatus::Queued => {
+                self.event(&execution, EventKind::ExecutionQueued);
+                if execution.runner == Some(RunnerKind::Builtin) {
+                    self.changes.enqueue.push(WorkItem {
+                        execution_id: execution.id.clone(),
+                        priority: execution.priority,
+                    });
+                }
+                if execution.kind == ExecutionKind::Suite {
+                    self.suites_to_settle.push_back(execution.id.clone());
+                }
+            }
+            ExecutionStatus::Running => self.event(&execution, EventKind::ExecutionStarted),
+            s if s.is_terminal() => {
+                let kind = match execution.kind {
+                    ExecutionKind::Suite => EventKind::SuiteFinished,
+                    ExecutionKind::Case => EventKind::ExecutionFinished,
+                };
+                self.event(&execution, kind);
+            }
+            _ => {}
+        }
+        let parent_active = match &execution.parent_id {
+            Some(parent) => !self.execution(parent)?.status.is_terminal(),
+            None => true,
+        };
+        let mut slot_view = (execution.id.clone(), status);
+        if status.is_terminal() && parent_active && execution.earns_automatic_retry(status) {
+            let retry_id = self.retry(id, ENGINE_ACTOR, &format!("automatic retry after {status}"))?;
+            slot_view = (retry_id, ExecutionStatus::Queued);
+        }
+        if let (Some(parent_id), Some(slot)) = (&execution.parent_id, execution.slot) {
+            let parent = self.execution(parent_id)?;
+            if let Some(plan) = parent.suite.as_mut()
+                && let Some(entry) = plan.slots.get_mut(slot as usize)
+                && entry.execution_id == execution.id
+            {
+                entry.execution_id = slot_view.0;
+                entry.status = slot_view.1;
+            }
+            self.suites_to_settle.push_back(parent_id.clone());
+        }
+        Ok(())
+    }
+
+    /// Creates and queues a new attempt of a finished case execution; returns its id.
+    pub fn retry(&mut self, id: &str, actor: &str, reason: &str) -> Result<String, WorkflowError> {
+        let original = self.execution(id)?.clone();
+        if original.kind != ExecutionKind::Case {
+            return Err(WorkflowError::NotApplicable(
+                "only case executions are retried; start the suite again".into(),
+            ));
+        }
+        if !original.status.is_terminal() {
+            return Err(InvalidTransition {
+                from: original.status,
+                to: ExecutionStatus::Queued,
+            }
+            .into());
+        }
+        let retry_id = self.ids.execution_id();
+        let mut retry = original.retry(retry_id.clone(), self.now);
+        let names: Vec<StepResult> = if original.is_partitioned() {
+            self.source.steps(id)?
+        } else {
+            original.steps.clone()
+        };
+        retry.steps = names
+            .iter()
+            .map(|s| StepResult::pending(s.index, &s.name))
+            .collect();
+        self.execution(id)?.retried_by = Some(retry_id.clone());
+        let definition = DefinitionSource::CopyOf(id.to_owned());
+        retry.status = ExecutionStatus::Queued;
+        retry.queued_at = Some(self.now);
+        retry.deadline_at = Some(self.now.plus_millis(retry.timeout_s as i64 * 1000));
+        let reason = format!("{reason} (retry of {id}, attempt {})", retry.attempt);
+        self.insert_new(retry, Some(definition), actor, &reason)?;
+        let queued = self.execution(&retry_id)?.clone();
+        self.event(&queued, EventKind::ExecutionQueued);
+        if queued.runner == Some(RunnerKind::Builtin) {
+            self.changes.enqueue.push(WorkItem {
+                execution_id: retry_id.clone(),
+                priority: queued.priority,
+            });
+        }
+        Ok(retry_id)
+    }
+
+    /// A manual retry of a top-level or child execution (the new one is top-level).
+    pub fn manual_retry(&mut self, id: &str, actor: &str) -> Result<String, WorkflowError> {
+        let retry_id = self.retry(id, actor, "retry requested")?;
+        // A manual retry stands on its own: it does not reopen a finished suite.
+        let retry = self.execution(&retry_id)?;
+        retry.parent_id = None;
+        retry.slot = None;
+        Ok(retry_id)
+    }
+
+    fn cancel_children(&mut self, suite_id: &str, suite_status: ExecutionStatus) -> Result<(), WorkflowError> {
+        let children: Vec<String> = match &self.execution(suite_id)?.suite {
+            Some(plan) => plan.slots.iter().map(|s| s.execution_id.clone()).collect(),
+            None => return Ok(()),
+        };
+        let reason = format!("suite {suite_id} ended {suite_status}");
+        for child in children {
+            if !self.execution(&child)?.status.is_terminal() {
+                let transition = Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
+                self.apply_transition(&child, &transition)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings suites up to date with their children: fail-fast, scheduling, roll-up.
+    /// Settling is idempotent, so a suite may be queued for it any number of times.
+    fn settle_suites(&mut self) -> Result<(), WorkflowError> {
+        while let Some(suite_id) = self.suites_to_settle.pop_front() {
+            self.settle_suite(&suite_id)?;
+        }
+        Ok(())
+    }
+
+    fn settle_suite(&mut self, suite_id: &str) -> Result<(), WorkflowError> {
+        let suite = self.execution(suite_id)?;
+        if suite.status.is_terminal() || suite.status == ExecutionStatus::Pending {
+            return Ok(());
+        }
+        let Some(plan) = suite.suite.clone() else {
+            return Ok(());
+        };
+        let suite_status = suite.status;
+        let any_started = plan
+            .slots
+            .iter()
+            .any(|s| !matches!(s.status, ExecutionStatus::Pending | ExecutionStatus::Queued));
+        if suite_status == ExecutionStatus::Queued && any_started {
+            let t = Transition::new(ExecutionStatus::Running, ENGINE_ACTOR, Some("a child started"));
+            self.apply_transition(suite_id, &t)?;
+        }
+        let failing = plan.slots.iter().find(|s| {
+            matches!(
+                s.status,
+                ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
+            )
+        });
+        if plan.fail_fast && let Some(failed) = failing {
+            let reason = format!("fail_fast: {} ended {}", failed.execution_id, failed.status);
+            for slot in &plan.slots {
+                if !self.execution(&slot.execution_id)?.status.is_terminal() {
+                    let t = Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
+                    self.apply_transition(&slot.execution_id, &t)?;
+                }
+            }
+        } else {
+            for index in plan.startable() {
+                let child = &plan.slots[index].execution_id;
+                let t = Transition::new(ExecutionStatus::Queued, ENGINE_ACTOR, Some("its turn in the suite"));
+                self.apply_transition(child, &t)?;
+            }
+        }
+        let outcome = self.execution(suite_id)?.suite.as_ref().and_then(|p| p.outcome());
+        if let Some(outcome) = outcome {
+            if self.execution(suite_id)?.status == ExecutionStatus::Queued {
+                let t = Transition::new(ExecutionStatus::Running, ENGINE_ACTOR, Some("children finished"));
+                self.apply_transition(suite_id, &t)?;
+            }
+            let t = Transition::new(outcome, ENGINE_ACTOR, Some("every child finished"));
+            self.apply_transition(suite_id, &t)?;
+        }
+        Ok(())
+    }
+
+    // ----- steps ----------------------------------------------------------------------
+
+    /// Records step results; the whole batch applies or nothing does. Returns how many
+    /// steps changed (redeliveries of the same result change nothing).
+    pub fn report_steps(
+        &mut self,
+        id: &str,
+        reports: &[StepReport],
+        actor: &str,
+    ) -> Result<usize, WorkflowError> {
+        let execution = self.execution(id)?;
+        if execution.kind == ExecutionKind::Suite {
+            return Err(WorkflowError::NotApplicable(
+                "a suite execution has no steps of its own; report on its child executions".into(),
+            ));
+        }
+        let total = execution.progress.total;
+        let mut errors = ValidationErrors::default();
+        for (i, report) in reports.iter().enumerate() {
+            if report.index >= total {
+                errors.add(
+                    format!("steps[{i}].index"),
+                    format!("must be below the execution's step count ({total})"),
+                );
+            }
+            if report.status == StepStatus::Pending {
+                errors.add(format!("steps[{i}].status"), "a report cannot set a step back to pending");
+            }
+        }
+        if !errors.is_empty() {
+            return Err(WorkflowError::Validation(errors));
+        }
+        let status = execution.status;
+        if status.is_terminal() || status == ExecutionStatus::Pending {
+            return Err(InvalidTransition { from: status, to: ExecutionStatus::Running }.into());
+        }
+        if status == ExecutionStatus::Queued {
+            let t = Transition::new(ExecutionStatus::Running, actor, Some("first step reported"));
+            self.apply_transition(id, &t)?;
+        }
+        let mut changed = 0;
+        for report in reports {
+            let stored = self.stored_step(id, report.index)?;
+            if let StepChange::Update(step) = report.apply_to(&stored)? {
+                changed += 1;
+                self.write_step(id, stored.status, step)?;
+            }
+        }
+        self.settle_suites()?;
+        Ok(changed)
+    }
+
+    /// Marks every step that never reported as skipped.
+    pub fn skip_unreported(&mut self, id: &str) -> Result<(), WorkflowError> {
+        let execution = self.execution(id)?;
+        let unreported: Vec<StepResult> = if execution.is_partitioned() {
+            let mut all = self.source.steps(id)?;
+            for step in &mut all {
+                if let Some(newer) = self.partitioned_steps.get(&(id.to_owned(), step.index)) {
+                    *step = newer.clone();
+                }
+            }
+            all
+        } else {
+            execution.steps.clone()
+        };
+        for stored in unreported.into_iter().filter(|s| !s.status.is_terminal()) {
+            let from = stored.status;
+            let skipped = StepResult {
+                status: StepStatus::Skipped,
+                finished_at: Some(self.now),
+                ..stored
+            };
+            self.write_step(id, from, skipped)?;
+        }
+        Ok(())
+    }
+
+    fn stored_step(&mut self, id: &str, index: u32) -> Result<StepResult, WorkflowError> {
+        if let Some(step) = self.partitioned_steps.get(&(id.to_owned(), index)) {
+            return Ok(step.clone());
+        }
+        let execution = self.execution(id)?;
+        let found = if execution.is_partitioned() {
+            self.source.step(id, index)?
+        } else {
+            execution.steps.get(index as usize).cloned()
+        };
+        found.ok_or_else(|| StoreError::Corrupt(format!("step {index} of {id} is missing")).into())
+    }
+
+    fn write_step(&mut self, id: &str, from: StepStatus, step: StepResult) -> Result<(), WorkflowError> {
+        let now = self.now;
+        let execution = self.execution(id)?;
+        execution.progress.record(from, step.status);
+        if !from.is_terminal() && matches!(step.status, StepStatus::Failed | StepStatus::Error) {
+            let mut event = event_for(execution, EventKind::StepFailed, now);
+            event.step_index = Some(step.index);
+            event.message = step.message.clone();
+            self.changes.events.push(event);
+        }
+        let execution = self.execution(id)?;
+        if execution.is_partitioned() {
+            self.partitioned_steps.insert((id.to_owned(), step.index), step);
+        } else if let Some(slot) = execution.steps.get_mut(step.index as usize) {
+            *slot = step;
+        }
+        Ok(())
+    }
+
+    /// The reporter says it is done: unreported steps are skipped, and the execution
+    /// passes if no step failed or errored.
+    pub fn complete(&mut self, id: &str, actor: &str) -> Result<(), WorkflowError> {
+        let execution = self.execution(id)?;
+        if execution.kind == ExecutionKind::Suite {
+            return Err(WorkflowError::NotApplicable(
+                "a suite execution completes when its children do".into(),
+            ));
+        }
+        let status = execution.status;
+        if status.is_terminal() || status == ExecutionStatus::Pending {
+            return Err(InvalidTransition { from: status, to: ExecutionStatus::Passed }.into());
+        }
+        if status == ExecutionStatus::Queued {
+            let t = Transition::new(ExecutionStatus::Running, actor, Some("completed before any step report"));
+            self.apply_transition(id, &t)?;
+        }
+        self.skip_unreported(id)?;
+        let outcome = if self.execution(id)?.progress.all_passed() {
+            ExecutionStatus::Passed
+        } else {
+            ExecutionStatus::Failed
+        };
+        self.transition(id, Transition::new(outcome, actor, Some("completed")))
+    }
+
+    fn event(&mut self, execution: &Execution, kind: EventKind) {
+        self.changes.events.push(event_for(execution, kind, self.now));
+    }
+}
+
+fn event_for(execution: &Execution, kind: EventKind, at: Timestamp) -> DomainEvent {
+    DomainEvent {
+        kind,
+        execution_id: execution.id.clone(),
+        execution_kind: execution.kind,
+        owner: execution.owner.clone(),
+        status: execution.status,
+        parent_id: execution.parent_id.clone(),
+        test_case_id: execution.test_case_id.clone(),
+        test_suite_id: execution.test_suite_id.clone(),
+        attempt: execution.attempt,
+        step_index: None,
+        message: None,
+        at,
+    }
+}

@@ -1,0 +1,463 @@
+//! Execution use cases: start, read, report, complete, cancel, retry, time out.
+
+use super::{Caller, Engine, EngineError};
+use crate::domain::catalog::{TestCase, check_timeout, is_variable_name};
+use crate::domain::execution::{
+    ChildSlot, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
+    HistoryEntry, MAX_RETRIES_LIMIT, Progress, StepReport, StepResult, StepStorage, SuitePlan,
+    Transition,
+};
+use crate::domain::time::Timestamp;
+use crate::domain::validation::ValidationErrors;
+use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
+use crate::ports::{ExecutionQuery, Page};
+use std::sync::Arc;
+
+pub const MAX_STEPS_PER_REPORT: usize = 500;
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// A start request, after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub config: ExecutionConfig,
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of a start: the execution, and whether this call created it.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub execution: Execution,
+    pub created: bool,
+}
+
+impl Engine {
+    pub async fn start_case(
+        &self,
+        caller: &Caller,
+        test_case_id: &str,
+        request: StartRequest,
+    ) -> Result<Started, EngineError> {
+        validate_start(&request)?;
+        let case = self
+            .store
+            .get_test_case(test_case_id)
+            .await?
+            .filter(|c| caller.can_see(&c.owner))
+            .ok_or_else(|| EngineError::not_found("test case", test_case_id))?;
+        let now = self.clock.now();
+        let id = self.ids.execution_id();
+        let execution = case_execution(id.clone(), &case, &caller.user, &request.config, now);
+        let case = Arc::new(case);
+        let (owner, actor, key) = (caller.user.clone(), caller.actor(), request.idempotency_key);
+        let root = id.clone();
+        let result = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                if let Some(key) = &key {
+                    unit.claim_idempotency_key(&owner, key, &root)?;
+                }
+                let definition = DefinitionSource::Snapshot(Arc::clone(&case));
+                unit.start(execution.clone(), Some(definition), &actor, "started")
+            }))
+            .await;
+        self.started(caller, &id, result).await
+    }
+
+    pub async fn start_suite(
+        &self,
+        caller: &Caller,
+        test_suite_id: &str,
+        request: StartRequest,
+    ) -> Result<Started, EngineError> {
+        validate_start(&request)?;
+        let suite = self
+            .store
+            .get_test_suite(test_suite_id)
+            .await?
+            .filter(|s| caller.can_see(&s.owner))
+            .ok_or_else(|| EngineError::not_found("test suite", test_suite_id))?;
+        let mut cases = Vec::with_capacity(suite.test_case_ids.len());
+        let mut errors = ValidationErrors::default();
+        for (i, case_id) in suite.test_case_ids.iter().enumerate() {
+            match self.store.get_test_case(case_id).await? {
+                Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
+                _ => errors.add(
+                    format!("test_case_ids[{i}]"),
+                    format!("test case {case_id} no longer exists"),
+                ),
+            }
+        }
+        errors.into_result().map_err(EngineError::Validation)?;
+
+        let now = self.clock.now();
+        let config = request.config;
+        let suite_id = self.ids.execution_id();
+        let mut children = Vec::with_capacity(cases.len());
+        for (slot, case) in cases.iter().enumerate() {
+            let mut child = case_execution(self.ids.execution_id(), case, &caller.user, &config, now);
+            child.parent_id = Some(suite_id.clone());
+            child.test_suite_id = Some(suite.id.clone());
+            child.slot = Some(slot as u32);
+            children.push((child, Arc::clone(case)));
+        }
+        let plan = SuitePlan {
+            mode: suite.mode,
+            concurrency: suite.concurrency(),
+            fail_fast: suite.fail_fast,
+            slots: children
+                .iter()
+                .map(|(child, case)| ChildSlot {
+                    test_case_id: case.id.clone(),
+                    execution_id: child.id.clone(),
+                    status: ExecutionStatus::Pending,
+                })
+                .collect(),
+        };
+        let execution = Execution {
+            id: suite_id.clone(),
+            kind: ExecutionKind::Suite,
+            name: suite.name.clone(),
+            test_case_id: None,
+            test_suite_id: Some(suite.id.clone()),
+            parent_id: None,
+            owner: caller.user.clone(),
+            status: ExecutionStatus::Pending,
+            priority: config.priority.unwrap_or_default(),
+            runner: None,
+            attempt: 1,
+            retry_of: None,
+            retried_by: None,
+            tags: merged_tags(&config.tags, &suite.tags),
+            timeout_s: config.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+            max_retries: 0,
+            config,
+            created_at: now,
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: None,
+            progress: Progress::new(children.len() as u32),
+            storage: None,
+            steps: Vec::new(),
+            suite: Some(plan),
+            slot: None,
+            history_len: 0,
+        };
+        let (owner, actor, key) = (caller.user.clone(), caller.actor(), request.idempotency_key);
+        let root = suite_id.clone();
+        let result = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                if let Some(key) = &key {
+                    unit.claim_idempotency_key(&owner, key, &root)?;
+                }
+                for (child, case) in &children {
+                    let definition = DefinitionSource::Snapshot(Arc::clone(case));
+                    unit.add_child(child.clone(), definition, &actor)?;
+                }
+                unit.start(execution.clone(), None, &actor, "started")
+            }))
+            .await;
+        self.started(caller, &suite_id, result).await
+    }
+
+    /// Turns a start's outcome into the execution to return, honouring idempotency.
+    async fn started(
+        &self,
+        caller: &Caller,
+        id: &str,
+        result: Result<crate::domain::workflow::ChangeSet, WorkflowError>,
+    ) -> Result<Started, EngineError> {
+        match result {
+            Ok(changes) => {
+                let execution = changes
+                    .execution(id)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Unavailable("start wrote no execution".into()))?;
+                Ok(Started {
+                    execution,
+                    created: true,
+                })
+            }
+            Err(WorkflowError::AlreadyStarted(existing)) => Ok(Started {
+                execution: self.get_execution(caller, &existing).await?,
+                created: false,
+            }),
+            Err(e) => Err(EngineError::from_workflow(e)),
+        }
+    }
+
+    pub async fn get_execution(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
+        match self.store.get_execution(id).await? {
+            Some(execution) if caller.can_see(&execution.owner) => Ok(execution),
+            _ => Err(EngineError::not_found("execution", id)),
+        }
+    }
+
+    pub async fn list_executions(
+        &self,
+        caller: &Caller,
+        mut query: ExecutionQuery,
+    ) -> Result<Page<Execution>, EngineError> {
+        query.owner = caller.scope();
+        Ok(self.store.list_executions(&query).await?)
+    }
+
+    pub async fn list_steps(
+        &self,
+        caller: &Caller,
+        id: &str,
+        after_index: Option<u32>,
+        limit: usize,
+    ) -> Result<Page<StepResult>, EngineError> {
+        let execution = self.get_execution(caller, id).await?;
+        let items = self.store.list_steps(id, after_index, limit).await?;
+        let next_cursor = match items.last() {
+            Some(last) if last.index + 1 < execution.progress.total && items.len() == limit => {
+                Some(last.index.to_string())
+            }
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn list_children(
+        &self,
+        caller: &Caller,
+        id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Execution>, EngineError> {
+        self.get_execution(caller, id).await?;
+        Ok(self.store.list_children(id, after, limit).await?)
+    }
+
+    pub async fn history(&self, caller: &Caller, id: &str) -> Result<Vec<HistoryEntry>, EngineError> {
+        self.get_execution(caller, id).await?;
+        Ok(self.store.history(id).await?)
+    }
+
+    /// Records step results from an outside reporter; returns the updated progress.
+    pub async fn report_steps(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reports: Vec<StepReport>,
+    ) -> Result<Execution, EngineError> {
+        if reports.is_empty() || reports.len() > MAX_STEPS_PER_REPORT {
+            return Err(EngineError::invalid(
+                "steps",
+                format!("must hold 1..{MAX_STEPS_PER_REPORT} step results"),
+            ));
+        }
+        self.get_execution(caller, id).await?;
+        let actor = caller.actor();
+        self.record_steps(id, reports, actor).await
+    }
+
+    /// Records step results for any reporter, the built-in runner included.
+    pub(crate) async fn record_steps(
+        &self,
+        id: &str,
+        reports: Vec<StepReport>,
+        actor: String,
+    ) -> Result<Execution, EngineError> {
+        let target = id.to_owned();
+        let changes = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                unit.report_steps(&target, &reports, &actor).map(|_| ())
+            }))
+            .await
+            .map_err(EngineError::from_workflow)?;
+        self.execution_in(changes, id).await
+    }
+
+    pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
+        self.get_execution(caller, id).await?;
+        self.complete_as(id, caller.actor()).await
+    }
+
+    pub(crate) async fn complete_as(&self, id: &str, actor: String) -> Result<Execution, EngineError> {
+        let target = id.to_owned();
+        let changes = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| unit.complete(&target, &actor)))
+            .await
+            .map_err(EngineError::from_workflow)?;
+        self.execution_in(changes, id).await
+    }
+
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Execution, EngineError> {
+        self.get_execution(caller, id).await?;
+        let reason = reason.unwrap_or_else(|| "cancelled".into());
+        self.transition(id, Transition::new(ExecutionStatus::Cancelled, caller.actor(), Some(&reason)))
+            .await
+    }
+
+    pub(crate) async fn transition(&self, id: &str, transition: Transition) -> Result<Execution, EngineError> {
+        let target = id.to_owned();
+        let changes = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                unit.transition(&target, transition.clone())
+            }))
+            .await
+            .map_err(EngineError::from_workflow)?;
+        self.execution_in(changes, id).await
+    }
+
+    pub async fn retry(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
+        self.get_execution(caller, id).await?;
+        let (target, actor) = (id.to_owned(), caller.actor());
+        let changes = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                unit.manual_retry(&target, &actor).map(|_| ())
+            }))
+            .await
+            .map_err(EngineError::from_workflow)?;
+        let new_id = changes
+            .created
+            .first()
+            .cloned()
+            .ok_or_else(|| EngineError::Unavailable("retry created nothing".into()))?;
+        self.execution_in(changes, &new_id).await
+    }
+
+    /// Times out every execution past its deadline; returns how many it ended.
+    pub async fn sweep_timeouts(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let mut ended = 0;
+        for id in self.store.overdue(now, 500).await? {
+            let target = id.clone();
+            let result = self
+                .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                    let now = unit.now();
+                    let execution = unit.execution(&target)?;
+                    // Re-checked inside the unit of work: it may have finished meanwhile.
+                    if execution.status.is_terminal() || execution.deadline_at.is_none_or(|d| d > now) {
+                        return Ok(());
+                    }
+                    let reason = format!("no result within {} s", execution.timeout_s);
+                    unit.transition(&target, Transition::new(ExecutionStatus::TimedOut, TIMEOUT_ACTOR, Some(&reason)))
+                }))
+                .await;
+            match result {
+                Ok(changes) if changes.execution(&id).is_some_and(|e| e.status == ExecutionStatus::TimedOut) => {
+                    ended += 1;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(execution_id = %id, error = %e, "timeout sweep skipped an execution"),
+            }
+        }
+        Ok(ended)
+    }
+
+    /// The current record of `id`, preferring the copy a change set already holds.
+    async fn execution_in(
+        &self,
+        changes: crate::domain::workflow::ChangeSet,
+        id: &str,
+    ) -> Result<Execution, EngineError> {
+        match changes.execution(id) {
+            Some(execution) => Ok(execution.clone()),
+            None => self
+                .store
+                .get_execution(id)
+                .await?
+                .ok_or_else(|| EngineError::not_found("execution", id)),
+        }
+    }
+}
+
+fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
+    let mut errors = ValidationErrors::default();
+    let config = &request.config;
+    if let Some(timeout) = config.timeout_s {
+        check_timeout(&mut errors, "config.timeout_s", timeout);
+    }
+    if config.max_retries.is_some_and(|r| r > MAX_RETRIES_LIMIT) {
+        errors.add("config.max_retries", format!("must be 0..{MAX_RETRIES_LIMIT}"));
+    }
+    if config.environment.as_ref().is_some_and(|e| e.is_empty() || e.chars().count() > 100) {
+        errors.add("config.environment", "must be 1..100 characters");
+    }
+    for name in config.variables.keys() {
+        if !is_variable_name(name) {
+            errors.add(
+                format!("config.variables.{name}"),
+                "variable names are letters, digits, '_', '-' and '.'",
+            );
+        }
+    }
+    errors.check_tags("config.tags", &config.tags);
+    if let Some(key) = &request.idempotency_key
+        && (key.is_empty()
+            || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+            || key.chars().any(|c| c.is_control()))
+    {
+        errors.add(
+            "Idempotency-Key",
+            format!("must be 1..{MAX_IDEMPOTENCY_KEY_CHARS} printable characters"),
+        );
+    }
+    errors.into_result().map_err(EngineError::Validation)
+}
+
+fn merged_tags(first: &[String], second: &[String]) -> Vec<String> {
+    let mut tags = first.to_vec();
+    for tag in second {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}
+
+/// A new case execution (status `pending`) for `case` under `config`.
+pub fn case_execution(
+    id: String,
+    case: &TestCase,
+    owner: &str,
+    config: &ExecutionConfig,
+    now: Timestamp,
+) -> Execution {
+    let total = case.steps.len() as u32;
+    Execution {
+        id,
+        kind: ExecutionKind::Case,
+        name: case.name.clone(),
+        test_case_id: Some(case.id.clone()),
+        test_suite_id: None,
+        parent_id: None,
+        owner: owner.to_owned(),
+        status: ExecutionStatus::Pending,
+        priority: config.priority.unwrap_or_default(),
+        runner: Some(case.runner()),
+        attempt: 1,
+        retry_of: None,
+        retried_by: None,
+        config: config.clone(),
+        tags: merged_tags(&config.tags, &case.tags),
+        timeout_s: config.timeout_s.or(case.timeout_s).unwrap_or(DEFAULT_TIMEOUT_S),
+        max_retries: config.max_retries.unwrap_or(0),
+        created_at: now,
+        queued_at: None,
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+        deadline_at: None,
+        progress: Progress::new(total),
+        storage: Some(StepStorage::for_step_count(case.steps.len())),
+        steps: case
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepResult::pending(i as u32, &s.name))
+            .collect(),
+        suite: None,
+        slot: None,
+        history_len: 0,
+    }
+}

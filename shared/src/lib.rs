@@ -1,0 +1,11 @@
+//! runledger: a test execution engine. This crate holds everything that is not a process
+//! entry point: the domain, the use cases, the ports and their embedded adapters, the
+//! built-in HTTP runner, authentication and the one HTTP router every host mounts.
+
+pub mod bus;
+pub mod domain;
+pub mod engine;
+pub mod ports;
+pub mod queue;
+pub mod runner;
+pub mod store;

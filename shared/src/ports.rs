@@ -1,0 +1,133 @@
+//! The ports: what the use cases need from the outside world. Adapters live in `store`,
+//! `queue` and `events` (embedded) and, on AWS, in their own modules.
+
+use crate::domain::catalog::{TestCase, TestSuite};
+use crate::domain::events::{DomainEvent, WorkItem};
+use crate::domain::execution::{Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult};
+use crate::domain::time::Timestamp;
+use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store could not be reached or failed; retrying may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A record could not be decoded: a bug or a damaged database.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A conditional write lost a race (a version or status changed underneath).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// A page of results and the opaque cursor of the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Who may see what: `None` is an administrator, who sees everyone's records.
+pub type OwnerScope<'a> = Option<&'a str>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogQuery {
+    pub owner: Option<String>,
+    pub tag: Option<String>,
+    pub limit: usize,
+    /// The id after which to continue (decoded from the client's cursor).
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionQuery {
+    pub owner: Option<String>,
+    pub status: Option<ExecutionStatus>,
+    pub kind: Option<ExecutionKind>,
+    pub test_case_id: Option<String>,
+    pub test_suite_id: Option<String>,
+    pub tag: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub limit: usize,
+    /// The id after which to continue, newest first.
+    pub after: Option<String>,
+}
+
+impl ExecutionQuery {
+    pub fn matches(&self, e: &Execution) -> bool {
+        self.owner.as_ref().is_none_or(|o| *o == e.owner)
+            && self.status.is_none_or(|s| s == e.status)
+            && self.kind.is_none_or(|k| k == e.kind)
+            && self.test_case_id.as_ref().is_none_or(|t| Some(t) == e.test_case_id.as_ref())
+            && self.test_suite_id.as_ref().is_none_or(|t| Some(t) == e.test_suite_id.as_ref())
+            && self.tag.as_ref().is_none_or(|t| e.tags.contains(t))
+            && self.since.is_none_or(|s| e.created_at >= s)
+            && self.until.is_none_or(|u| e.created_at < u)
+    }
+}
+
+/// A command planned as a unit of work; a store may run it more than once (optimistic
+/// concurrency), so it must only touch the unit of work.
+pub type Plan = Box<dyn FnMut(&mut UnitOfWork<'_>) -> Result<(), WorkflowError> + Send>;
+
+/// Traces, steps, history and the catalog, with atomic multi-record changes.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    // --- catalog ---
+    async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError>;
+    /// Replaces a test case whose stored version is `expected_version`, else `Conflict`.
+    async fn replace_test_case(&self, case: &TestCase, expected_version: u64) -> Result<(), StoreError>;
+    async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError>;
+    async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError>;
+    async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError>;
+
+    async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError>;
+    async fn replace_test_suite(&self, suite: &TestSuite, expected_version: u64) -> Result<(), StoreError>;
+    async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError>;
+    async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError>;
+    async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError>;
+
+    // --- executions ---
+    /// Plans `plan` against current records and writes its change set atomically.
+    /// `now` stamps every change.
+    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError>;
+
+    async fn get_execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
+    /// The step definitions an execution runs (a snapshot taken when it started).
+    async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError>;
+    /// Steps in index order, from `after_index` (exclusive) on, inline or partitioned alike.
+    async fn list_steps(
+        &self,
+        execution_id: &str,
+        after_index: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<StepResult>, StoreError>;
+    async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Newest first.
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError>;
+    /// A suite's children in suite order (every attempt), after the given child id.
+    async fn list_children(
+        &self,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Execution>, StoreError>;
+    /// Ids of non-terminal executions whose deadline is at or before `now`.
+    async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Queued and running executions, for recovery after a restart.
+    async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError>;
+}
+
+/// Hands queued executions to runners.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    async fn enqueue(&self, items: &[WorkItem]) -> Result<(), StoreError>;
+}
+
+/// Publishes domain events.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError>;
+}

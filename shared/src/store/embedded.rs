@@ -1,0 +1,837 @@
+//! The embedded store: one redb database file (or memory, for tests).
+//!
+//! Writes go through a single writer thread that commits in groups: every job waiting when a
+//! transaction starts runs inside it, one after another, and all of them are acknowledged
+//! after one durable commit. Each job sees the writes of the jobs before it, so the result is
+//! exactly as if they had committed one by one, at a fraction of the fsyncs.
+
+use crate::domain::catalog::{TestCase, TestSuite};
+use crate::domain::execution::{Execution, HistoryEntry, StepResult};
+use crate::domain::ids::IdSource;
+use crate::domain::time::Timestamp;
+use crate::domain::workflow::{
+    ChangeSet, DefinitionSource, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
+};
+use crate::ports::{CatalogQuery, ExecutionQuery, ExecutionStore, Page, Plan, StoreError};
+use async_trait::async_trait;
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const EXECUTIONS: Table = TableDefinition::new("executions");
+const EXECUTIONS_BY_OWNER: Table = TableDefinition::new("executions_by_owner");
+const CHILDREN: Table = TableDefinition::new("children");
+const STEPS: Table = TableDefinition::new("steps");
+const HISTORY: Table = TableDefinition::new("history");
+const DEFINITIONS: Table = TableDefinition::new("definitions");
+const DEADLINES: Table = TableDefinition::new("deadlines");
+const ACTIVE: Table = TableDefinition::new("active");
+const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
+const TEST_CASES: Table = TableDefinition::new("test_cases");
+const TEST_CASES_BY_OWNER: Table = TableDefinition::new("test_cases_by_owner");
+const TEST_SUITES: Table = TableDefinition::new("test_suites");
+const TEST_SUITES_BY_OWNER: Table = TableDefinition::new("test_suites_by_owner");
+
+const ALL_TABLES: [Table; 13] = [
+    EXECUTIONS,
+    EXECUTIONS_BY_OWNER,
+    CHILDREN,
+    STEPS,
+    HISTORY,
+    DEFINITIONS,
+    DEADLINES,
+    ACTIVE,
+    IDEMPOTENCY,
+    TEST_CASES,
+    TEST_CASES_BY_OWNER,
+    TEST_SUITES,
+    TEST_SUITES_BY_OWNER,
+];
+
+/// The most jobs one commit carries; bounds the latency one group adds.
+const MAX_GROUP: usize = 256;
+/// A list request reads at most this many records before it returns a short page with a
+/// cursor, so a selective filter cannot turn one request into a full scan.
+const MAX_SCAN: usize = 5_000;
+/// Separates the parts of composite keys; never appears in ids or owners.
+const SEP: char = '\u{0}';
+
+/// A job runs inside the group's write transaction and returns what to do once the
+/// transaction's fate is known. An `Err` means the transaction may hold partial writes and
+/// must be abandoned.
+type Job = Box<dyn FnOnce(&WriteTransaction) -> Result<AfterCommit, redb::Error> + Send>;
+type AfterCommit = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: mpsc::UnboundedSender<Job>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file at `path`.
+    pub fn open(path: &Path, ids: Arc<dyn IdSource>) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(unavailable)?;
+        Self::start(db, ids)
+    }
+
+    /// A store that lives in memory only: for tests.
+    pub fn in_memory(ids: Arc<dyn IdSource>) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(unavailable)?;
+        Self::start(db, ids)
+    }
+
+    fn start(db: Database, ids: Arc<dyn IdSource>) -> Result<Self, StoreError> {
+        // Create every table up front so readers never meet a missing one.
+        let txn = db.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            txn.open_table(table).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let (writer, jobs) = mpsc::unbounded_channel();
+        let writer_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("runledger-store-writer".into())
+            .spawn(move || write_loop(&writer_db, jobs))
+            .map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writer, ids })
+    }
+
+    /// Runs `work` in the next group commit and waits for the durable result.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<Result<T, WorkflowError>, redb::Error>
+        + Send
+        + 'static,
+    ) -> Result<T, WorkflowError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |txn| {
+            let outcome = work(txn)?;
+            Ok(Box::new(move |committed: Result<(), StoreError>| {
+                let result = match (committed, outcome) {
+                    (Ok(()), outcome) => outcome,
+                    // A refusal wrote nothing, so it stands even if the group failed.
+                    (Err(_), Err(refusal)) if !matches!(refusal, WorkflowError::Store(_)) => {
+                        Err(refusal)
+                    }
+                    (Err(e), _) => Err(WorkflowError::Store(e)),
+                };
+                let _ = reply.send(result);
+            }) as AfterCommit)
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(WorkflowError::Store(StoreError::Unavailable(
+                "the write was abandoned".into(),
+            )))
+        })
+    }
+
+    async fn write_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<Result<T, StoreError>, redb::Error>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        let result = self
+            .write(move |txn| Ok(work(txn)?.map_err(WorkflowError::Store)))
+            .await;
+        result.map_err(|e| match e {
+            WorkflowError::Store(e) => e,
+            other => StoreError::Unavailable(other.to_string()),
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(unavailable)?;
+            work(&txn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    async fn insert_catalog<T: Serialize>(
+        &self,
+        records: Table,
+        by_owner: Table,
+        id: &str,
+        owner: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(record)?;
+        let (id, owner_key) = (id.to_owned(), key2(owner, id));
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            if table.get(id.as_str())?.is_some() {
+                return Ok(Err(StoreError::Conflict(format!("{id} already exists"))));
+            }
+            table.insert(id.as_str(), bytes.as_slice())?;
+            txn.open_table(by_owner)?
+                .insert(owner_key.as_str(), [].as_slice())?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn replace_catalog<T: Serialize + DeserializeOwned + Versioned>(
+        &self,
+        records: Table,
+        id: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(record)?;
+        let id = id.to_owned();
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            let current: Option<T> = match table.get(id.as_str())? {
+                Some(raw) => Some(match decode(raw.value()) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                }),
+                None => None,
+            };
+            match current {
+                None => Ok(Err(StoreError::Conflict(format!("{id} does not exist")))),
+                Some(c) if c.version() != expected_version => Ok(Err(StoreError::Conflict(
+                    format!("{id} changed meanwhile (version {})", c.version()),
+                ))),
+                Some(_) => {
+                    table.insert(id.as_str(), bytes.as_slice())?;
+                    Ok(Ok(()))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn delete_catalog(&self, records: Table, by_owner: Table, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            let owner = match table.remove(id.as_str())? {
+                Some(raw) => match serde_json::from_slice::<OwnedRecord>(raw.value()) {
+                    Ok(r) => r.owner,
+                    Err(e) => return Ok(Err(StoreError::Corrupt(e.to_string()))),
+                },
+                None => return Ok(Ok(false)),
+            };
+            txn.open_table(by_owner)?.remove(key2(&owner, &id).as_str())?;
+            Ok(Ok(true))
+        })
+        .await
+    }
+
+    async fn get_record<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(table).map_err(unavailable)?;
+            match table.get(id.as_str()).map_err(unavailable)? {
+                Some(raw) => decode(raw.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list_catalog<T>(
+        &self,
+        records: Table,
+        by_owner: Table,
+        query: &CatalogQuery,
+        tags: fn(&T) -> &[String],
+        id_of: fn(&T) -> &str,
+    ) -> Result<Page<T>, StoreError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let query = query.clone();
+        self.read(move |txn| {
+            let records = txn.open_table(records).map_err(unavailable)?;
+            let ids: Vec<String> = match &query.owner {
+                Some(owner) => {
+                    let prefix = key2(owner, "");
+                    let start = match &query.after {
+                        Some(after) => key2(owner, after) + "\u{1}",
+                        None => prefix.clone(),
+                    };
+                    let index = txn.open_table(by_owner).map_err(unavailable)?;
+                    collect_keys(&index, &start, &prefix, MAX_SCAN)?
+                        .into_iter()
+                        .map(|k| k[prefix.len()..].to_owned())
+                        .collect()
+                }
+                None => {
+                    let start = query.after.clone().map(|a| a + "\u{1}").unwrap_or_default();
+                    collect_keys(&records, &start, "", MAX_SCAN)?
+                }
+            };
+            let scanned_all = ids.len() < MAX_SCAN;
+            let mut items = Vec::new();
+            let mut last_seen = None;
+            for id in ids {
+                let Some(raw) = records.get(id.as_str()).map_err(unavailable)? else {
+                    continue;
+                };
+                last_seen = Some(id);
+                let record: T = decode(raw.value())?;
+                if query.tag.as_ref().is_none_or(|t| tags(&record).contains(t)) {
+                    items.push(record);
+                    if items.len() == query.limit {
+                        break;
+                    }
+                }
+            }
+            let next_cursor = if items.len() == query.limit {
+                items.last().map(|r| id_of(r).to_owned())
+            } else if !scanned_all {
+                // The scan stopped early: continue where it stopped.
+                last_seen
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+}
+
+trait Versioned {
+    fn version(&self) -> u64;
+}
+impl Versioned for TestCase {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+impl Versioned for TestSuite {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct OwnedRecord {
+    owner: String,
+}
+
+fn write_loop(db: &Database, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                continue; // dropping the jobs tells their callers the write was abandoned
+            }
+        };
+        let mut after_commit = Vec::with_capacity(group.len());
+        let mut failed = None;
+        for job in group {
+            match job(&txn) {
+                Ok(then) => after_commit.push(then),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let committed = match failed {
+            Some(e) => {
+                tracing::error!(error = %e, "write failed; abandoning its group");
+                Err(StoreError::Unavailable("the write failed".into()))
+            }
+            None => txn.commit().map_err(|e| {
+                tracing::error!(error = %e, "commit failed");
+                StoreError::Unavailable("the commit failed".into())
+            }),
+        };
+        for then in after_commit {
+            then(committed.clone());
+        }
+    }
+}
+
+/// Reads for a unit of work, inside the group's write transaction.
+struct TxnSource<'t> {
+    txn: &'t WriteTransaction,
+    failure: Option<redb::Error>,
+}
+
+impl TxnSource<'_> {
+    fn read<T: DeserializeOwned>(&mut self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+        let found = self
+            .txn
+            .open_table(table)
+            .map_err(redb::Error::from)
+            .and_then(|t| Ok(t.get(key)?.map(|raw| raw.value().to_vec())));
+        match found {
+            Ok(Some(bytes)) => decode(&bytes).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let message = e.to_string();
+                self.failure = Some(e);
+                Err(StoreError::Unavailable(message))
+            }
+        }
+    }
+}
+
+impl RecordSource for TxnSource<'_> {
+    fn execution(&mut self, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.read(EXECUTIONS, id)
+    }
+
+    fn step(&mut self, execution_id: &str, index: u32) -> Result<Option<StepResult>, StoreError> {
+        self.read(STEPS, &step_key(execution_id, index))
+    }
+
+    fn steps(&mut self, execution_id: &str) -> Result<Vec<StepResult>, StoreError> {
+        let prefix = key2(execution_id, "");
+        let table = self.txn.open_table(STEPS).map_err(unavailable)?;
+        let mut steps = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
+            let (key, value) = entry.map_err(unavailable)?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            steps.push(decode(value.value())?);
+        }
+        Ok(steps)
+    }
+
+    fn idempotent_start(&mut self, owner: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(IDEMPOTENCY, &key2(owner, key))
+    }
+}
+
+/// Writes a planned change set into the transaction.
+fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<Result<(), StoreError>, redb::Error> {
+    let mut executions = txn.open_table(EXECUTIONS)?;
+    let mut deadlines = txn.open_table(DEADLINES)?;
+    let mut active = txn.open_table(ACTIVE)?;
+    let mut by_owner = txn.open_table(EXECUTIONS_BY_OWNER)?;
+    let mut children = txn.open_table(CHILDREN)?;
+    for execution in &changes.executions {
+        let previous: Option<Execution> = match executions.get(execution.id.as_str())? {
+            Some(raw) => match decode(raw.value()) {
+                Ok(e) => Some(e),
+                Err(e) => return Ok(Err(e)),
+            },
+            None => None,
+        };
+        if let Some(old) = previous.as_ref().and_then(|p| p.deadline_at) {
+            deadlines.remove(deadline_key(old, &execution.id).as_str())?;
+        }
+        if let Some(new) = execution.deadline_at {
+            deadlines.insert(deadline_key(new, &execution.id).as_str(), [].as_slice())?;
+        }
+        if execution.status.is_terminal() || execution.status == crate::domain::execution::ExecutionStatus::Pending {
+            active.remove(execution.id.as_str())?;
+        } else {
+            active.insert(execution.id.as_str(), [].as_slice())?;
+        }
+        if previous.is_none() {
+            by_owner.insert(key2(&execution.owner, &execution.id).as_str(), [].as_slice())?;
+            if let Some(parent) = &execution.parent_id {
+                children.insert(key2(parent, &execution.id).as_str(), [].as_slice())?;
+            }
+        }
+        let bytes = match encode(execution) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        executions.insert(execution.id.as_str(), bytes.as_slice())?;
+    }
+    let mut steps = txn.open_table(STEPS)?;
+    for (id, step) in &changes.steps {
+        let bytes = match encode(step) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        steps.insert(step_key(id, step.index).as_str(), bytes.as_slice())?;
+    }
+    let mut history = txn.open_table(HISTORY)?;
+    for (id, seq, entry) in &changes.history {
+        let bytes = match encode(entry) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        history.insert(seq_key(id, *seq).as_str(), bytes.as_slice())?;
+    }
+    let mut definitions = txn.open_table(DEFINITIONS)?;
+    let test_cases = txn.open_table(TEST_CASES)?;
+    for (id, source) in &changes.definitions {
+        let bytes = match source {
+            DefinitionSource::Snapshot(case) => match encode(case.as_ref()) {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e)),
+            },
+            DefinitionSource::CopyOf(original) => match definitions.get(original.as_str())? {
+                Some(raw) => raw.value().to_vec(),
+                // An execution started before definitions were kept: fall back to the case.
+                None => match changes.execution(id).and_then(|e| e.test_case_id.clone()) {
+                    Some(case_id) => match test_cases.get(case_id.as_str())? {
+                        Some(raw) => raw.value().to_vec(),
+                        None => continue,
+                    },
+                    None => continue,
+                },
+            },
+        };
+        definitions.insert(id.as_str(), bytes.as_slice())?;
+    }
+    drop(test_cases);
+    if let Some(record) = &changes.idempotency {
+        let bytes = match encode(record) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        txn.open_table(IDEMPOTENCY)?
+            .insert(key2(&record.owner, &record.key).as_str(), bytes.as_slice())?;
+    }
+    Ok(Ok(()))
+}
+
+#[async_trait]
+impl ExecutionStore for EmbeddedStore {
+    async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError> {
+        self.insert_catalog(TEST_CASES, TEST_CASES_BY_OWNER, &case.id, &case.owner, case)
+            .await
+    }
+
+    async fn replace_test_case(&self, case: &TestCase, expected_version: u64) -> Result<(), StoreError> {
+        self.replace_catalog(TEST_CASES, &case.id, case, expected_version).await
+    }
+
+    async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError> {
+        self.get_record(TEST_CASES, id).await
+    }
+
+    async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_catalog(TEST_CASES, TEST_CASES_BY_OWNER, id).await
+    }
+
+    async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError> {
+        self.list_catalog(TEST_CASES, TEST_CASES_BY_OWNER, query, |c: &TestCase| &c.tags, |c| &c.id)
+            .await
+    }
+
+    async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError> {
+        self.insert_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, &suite.id, &suite.owner, suite)
+            .await
+    }
+
+    async fn replace_test_suite(&self, suite: &TestSuite, expected_version: u64) -> Result<(), StoreError> {
+        self.replace_catalog(TEST_SUITES, &suite.id, suite, expected_version).await
+    }
+
+    async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError> {
+        self.get_record(TEST_SUITES, id).await
+    }
+
+    async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, id).await
+    }
+
+    async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError> {
+        self.list_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, query, |s: &TestSuite| &s.tags, |s| &s.id)
+            .await
+    }
+
+    async fn apply(&self, now: Timestamp, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
+        let ids = Arc::clone(&self.ids);
+        self.write(move |txn| {
+            let mut source = TxnSource { txn, failure: None };
+            let planned = {
+                let mut unit = UnitOfWork::new(&mut source, ids.as_ref(), now);
+                plan(&mut unit).map(|()| unit.finish())
+            };
+            if let Some(e) = source.failure {
+                return Err(e);
+            }
+            let changes = match planned {
+                Ok(changes) => changes,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            Ok(write_changes(txn, &changes)?
+                .map(|()| changes)
+                .map_err(WorkflowError::Store))
+        })
+        .await
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.get_record(EXECUTIONS, id).await
+    }
+
+    async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError> {
+        self.get_record(DEFINITIONS, execution_id).await
+    }
+
+    async fn list_steps(
+        &self,
+        execution_id: &str,
+        after_index: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<StepResult>, StoreError> {
+        let id = execution_id.to_owned();
+        self.read(move |txn| {
+            let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
+            let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
+                return Ok(Vec::new());
+            };
+            let execution: Execution = decode(raw.value())?;
+            let first = after_index.map_or(0, |i| i.saturating_add(1));
+            if !execution.is_partitioned() {
+                return Ok(execution
+                    .steps
+                    .into_iter()
+                    .skip(first as usize)
+                    .take(limit)
+                    .collect());
+            }
+            let prefix = key2(&id, "");
+            let steps = txn.open_table(STEPS).map_err(unavailable)?;
+            let mut page = Vec::new();
+            for entry in steps.range(step_key(&id, first).as_str()..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if !key.value().starts_with(&prefix) || page.len() == limit {
+                    break;
+                }
+                page.push(decode(value.value())?);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let prefix = key2(execution_id, "");
+        self.read(move |txn| {
+            let table = txn.open_table(HISTORY).map_err(unavailable)?;
+            let mut entries = Vec::new();
+            for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if !key.value().starts_with(&prefix) {
+                    break;
+                }
+                entries.push(decode(value.value())?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError> {
+        let query = query.clone();
+        self.read(move |txn| {
+            let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
+            // Ids are ULIDs: reverse key order is newest first.
+            let ids: Vec<String> = match &query.owner {
+                Some(owner) => {
+                    let index = txn.open_table(EXECUTIONS_BY_OWNER).map_err(unavailable)?;
+                    let prefix = key2(owner, "");
+                    let end = match &query.after {
+                        Some(after) => key2(owner, after),
+                        None => key2(owner, "\u{7f}"),
+                    };
+                    collect_keys_rev(&index, &prefix, &end, MAX_SCAN)?
+                        .into_iter()
+                        .map(|k| k[prefix.len()..].to_owned())
+                        .collect()
+                }
+                None => {
+                    let end = query.after.clone().unwrap_or_else(|| "\u{7f}".into());
+                    collect_keys_rev(&executions, "", &end, MAX_SCAN)?
+                }
+            };
+            let scanned_all = ids.len() < MAX_SCAN;
+            let mut items = Vec::new();
+            let mut last_seen = None;
+            for id in &ids {
+                last_seen = Some(id.clone());
+                let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
+                    continue;
+                };
+                let execution: Execution = decode(raw.value())?;
+                if query.matches(&execution) {
+                    items.push(execution);
+                    if items.len() == query.limit {
+                        break;
+                    }
+                }
+            }
+            let next_cursor = if items.len() == query.limit {
+                items.last().map(|e| e.id.clone())
+            } else if !scanned_all {
+                last_seen
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn list_children(
+        &self,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Execution>, StoreError> {
+        let prefix = key2(parent_id, "");
+        let start = match after {
+            Some(after) => key2(parent_id, after) + "\u{1}",
+            None => prefix.clone(),
+        };
+        self.read(move |txn| {
+            let index = txn.open_table(CHILDREN).map_err(unavailable)?;
+            let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
+            let keys = collect_keys(&index, &start, &prefix, limit + 1)?;
+            let mut items = Vec::new();
+            for key in keys.iter().take(limit) {
+                if let Some(raw) = executions.get(&key[prefix.len()..]).map_err(unavailable)? {
+                    items.push(decode::<Execution>(raw.value())?);
+                }
+            }
+            let next_cursor = if keys.len() > limit {
+                items.last().map(|e| e.id.clone())
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        let end = deadline_key(now, "\u{7f}");
+        self.read(move |txn| {
+            let table = txn.open_table(DEADLINES).map_err(unavailable)?;
+            let mut ids = Vec::new();
+            for entry in table.range(..end.as_str()).map_err(unavailable)? {
+                let (key, _) = entry.map_err(unavailable)?;
+                if let Some((_, id)) = key.value().split_once(SEP) {
+                    ids.push(id.to_owned());
+                }
+                if ids.len() == limit {
+                    break;
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        self.read(move |txn| {
+            let table = txn.open_table(ACTIVE).map_err(unavailable)?;
+            let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
+            let mut found = Vec::new();
+            for entry in table.iter().map_err(unavailable)? {
+                let (key, _) = entry.map_err(unavailable)?;
+                if let Some(raw) = executions.get(key.value()).map_err(unavailable)? {
+                    found.push(decode(raw.value())?);
+                }
+                if found.len() == limit {
+                    break;
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+/// Keys from `start` (inclusive) while they begin with `prefix`, ascending.
+fn collect_keys(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    start: &str,
+    prefix: &str,
+    max: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    for entry in table.range(start..).map_err(unavailable)? {
+        let (key, _) = entry.map_err(unavailable)?;
+        let key = key.value();
+        if !key.starts_with(prefix) || keys.len() == max {
+            break;
+        }
+        keys.push(key.to_owned());
+    }
+    Ok(keys)
+}
+
+/// Keys in `[start, end)`, descending.
+fn collect_keys_rev(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    start: &str,
+    end: &str,
+    max: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    for entry in table.range(start..end).map_err(unavailable)?.rev() {
+        let (key, _) = entry.map_err(unavailable)?;
+        keys.push(key.value().to_owned());
+        if keys.len() == max {
+            break;
+        }
+    }
+    Ok(keys)
+}
+
+fn key2(a: &str, b: &str) -> String {
+    format!("{a}{SEP}{b}")
+}
+
+fn step_key(execution_id: &str, index: u32) -> String {
+    format!("{execution_id}{SEP}{index:010}")
+}
+
+fn seq_key(execution_id: &str, seq: u32) -> String {
+    format!("{execution_id}{SEP}{seq:010}")
+}
+
+fn deadline_key(at: Timestamp, id: &str) -> String {
+    format!("{:020}{SEP}{id}", at.millis().max(0))
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
