@@ -2,6 +2,8 @@
 //! entry point: the domain, the use cases, the ports and their embedded adapters, the
 //! built-in HTTP runner, authentication and the one HTTP router every host mounts.
 
+pub mod api;
+pub mod auth;
 pub mod bus;
 pub mod domain;
 pub mod engine;

@@ -3,7 +3,9 @@
 
 use crate::domain::catalog::{TestCase, TestSuite};
 use crate::domain::events::{DomainEvent, WorkItem};
-use crate::domain::execution::{Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult};
+use crate::domain::execution::{
+    Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
+};
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use async_trait::async_trait;
@@ -60,8 +62,14 @@ impl ExecutionQuery {
         self.owner.as_ref().is_none_or(|o| *o == e.owner)
             && self.status.is_none_or(|s| s == e.status)
             && self.kind.is_none_or(|k| k == e.kind)
-            && self.test_case_id.as_ref().is_none_or(|t| Some(t) == e.test_case_id.as_ref())
-            && self.test_suite_id.as_ref().is_none_or(|t| Some(t) == e.test_suite_id.as_ref())
+            && self
+                .test_case_id
+                .as_ref()
+                .is_none_or(|t| Some(t) == e.test_case_id.as_ref())
+            && self
+                .test_suite_id
+                .as_ref()
+                .is_none_or(|t| Some(t) == e.test_suite_id.as_ref())
             && self.tag.as_ref().is_none_or(|t| e.tags.contains(t))
             && self.since.is_none_or(|s| e.created_at >= s)
             && self.until.is_none_or(|u| e.created_at < u)
@@ -78,13 +86,21 @@ pub trait ExecutionStore: Send + Sync {
     // --- catalog ---
     async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError>;
     /// Replaces a test case whose stored version is `expected_version`, else `Conflict`.
-    async fn replace_test_case(&self, case: &TestCase, expected_version: u64) -> Result<(), StoreError>;
+    async fn replace_test_case(
+        &self,
+        case: &TestCase,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
     async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError>;
     async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError>;
     async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError>;
 
     async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError>;
-    async fn replace_test_suite(&self, suite: &TestSuite, expected_version: u64) -> Result<(), StoreError>;
+    async fn replace_test_suite(
+        &self,
+        suite: &TestSuite,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
     async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError>;
     async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError>;
     async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError>;

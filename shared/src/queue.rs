@@ -36,10 +36,11 @@ impl LocalWorkQueue {
 
     pub fn try_next(&self) -> Option<WorkItem> {
         let mut heap = self.heap.lock().unwrap_or_else(|p| p.into_inner());
-        heap.pop().map(|Reverse((priority, _, execution_id))| WorkItem {
-            execution_id,
-            priority,
-        })
+        heap.pop()
+            .map(|Reverse((priority, _, execution_id))| WorkItem {
+                execution_id,
+                priority,
+            })
     }
 
     pub fn len(&self) -> usize {
@@ -93,7 +94,9 @@ mod tests {
             ])
             .await
             .unwrap();
-        let order: Vec<_> = (0..4).map(|_| queue.try_next().unwrap().execution_id).collect();
+        let order: Vec<_> = (0..4)
+            .map(|_| queue.try_next().unwrap().execution_id)
+            .collect();
         assert_eq!(order, ["high", "n1", "n2", "low"]);
         assert!(queue.try_next().is_none());
     }

@@ -1,1 +1,155 @@
-fn main() {}
+//! `runledger-local`: runledger in one process over an embedded database.
+
+use clap::{Parser, Subcommand};
+use runledger_local::config::{self, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use runledger_local::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "runledger-local",
+    version,
+    about = "runledger in one process, no AWS needed"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, run the built-in runner and the timeout sweep (the default).
+    Serve(ServeArgs),
+    /// Print a bearer token signed with the local secret.
+    Token(TokenArgs),
+    /// Measure the engine: starts, step reports, latency, visibility, memory.
+    Bench(runledger_local::bench::BenchArgs),
+}
+
+#[derive(Parser)]
+#[command(name = "serve")]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RUNLEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// Where the database and the generated JWT secret live.
+    #[arg(long, env = "RUNLEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The user the token is for (`sub`).
+    #[arg(long, default_value = "local")]
+    sub: String,
+    /// Grant the `admin` role (sees every user's data).
+    #[arg(long)]
+    admin: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    #[arg(long, env = "RUNLEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match cli
+            .command
+            .unwrap_or(Command::Serve(ServeArgs::parse_from(["serve"])))
+        {
+            Command::Serve(args) => serve(args).await,
+            Command::Token(args) => token(args),
+            Command::Bench(args) => runledger_local::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("runledger-local: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNLEDGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config::non_empty_var("RUNLEDGER_LOG_FORMAT").as_deref() == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let settings = RuntimeSettings {
+        jwt: config::jwt_settings(&args.data_dir)?,
+        workers: config::number_var("RUNLEDGER_WORKERS", 16)? as usize,
+        sweep_interval: Duration::from_millis(
+            config::number_var("RUNLEDGER_SWEEP_INTERVAL_MS", 1000)?.max(10),
+        ),
+        allow_private_targets: config::bool_var("RUNLEDGER_ALLOW_PRIVATE_TARGETS", true)?,
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let database = config::database_path(&args.data_dir);
+    let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let token = runtime.auth.issue("local", false, 12 * 3600);
+    println!(
+        "runledger-local listening on http://{address}/api/v1 (data in {})",
+        args.data_dir.display()
+    );
+    println!("token for user `local` (12 h): {token}");
+    println!("export RUNLEDGER_URL=http://{address}/api/v1 RUNLEDGER_TOKEN={token}");
+    runledger_local::server::serve(listener, runtime.router.clone(), shutdown_signal()).await;
+    runtime.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let settings = config::jwt_settings(&args.data_dir)?;
+    let auth = runledger::auth::Authenticator::new(settings).map_err(|e| e.to_string())?;
+    println!("{}", auth.issue(&args.sub, args.admin, args.ttl));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

@@ -282,10 +282,12 @@ impl StepReport {
         }
         let (message, message_cut) = cap(self.message.as_deref(), MAX_MESSAGE_BYTES);
         let (output, output_cut) = cap(self.output.as_deref(), MAX_OUTPUT_BYTES);
-        let duration_ms = self.duration_ms.or_else(|| match (self.started_at, self.finished_at) {
-            (Some(start), Some(end)) => Some(end.millis_since(start)),
-            _ => None,
-        });
+        let duration_ms = self
+            .duration_ms
+            .or_else(|| match (self.started_at, self.finished_at) {
+                (Some(start), Some(end)) => Some(end.millis_since(start)),
+                _ => None,
+            });
         Ok(StepChange::Update(StepResult {
             index: stored.index,
             name: stored.name.clone(),
@@ -511,13 +513,21 @@ impl Execution {
         if transition.to.is_terminal() {
             self.finished_at = Some(at);
             self.deadline_at = None;
-            self.duration_ms = self.started_at.or(self.queued_at).map(|s| at.millis_since(s));
+            self.duration_ms = self
+                .started_at
+                .or(self.queued_at)
+                .map(|s| at.millis_since(s));
         }
         Ok(self.append_history(Some(from), transition, at))
     }
 
     /// The first history entry, written when the trace is created.
-    pub fn creation_entry(&mut self, actor: &str, reason: &str, at: Timestamp) -> (u32, HistoryEntry) {
+    pub fn creation_entry(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> (u32, HistoryEntry) {
         let transition = Transition::new(self.status, actor, Some(reason));
         self.append_history(None, &transition, at)
     }
@@ -637,7 +647,10 @@ mod tests {
                 let expected = ALLOWED.contains(&(from, to));
                 assert_eq!(from.can_become(to), expected, "{from} -> {to}");
                 let mut execution = sample(from);
-                let result = execution.apply(&Transition::new(to, "test", None), Timestamp::from_millis(5_000));
+                let result = execution.apply(
+                    &Transition::new(to, "test", None),
+                    Timestamp::from_millis(5_000),
+                );
                 assert_eq!(result.is_ok(), expected, "{from} -> {to}");
                 if expected {
                     let (seq, entry) = result.unwrap();
@@ -646,7 +659,10 @@ mod tests {
                     assert_eq!((entry.from, entry.to), (Some(from), to));
                     assert_eq!(execution.status, to);
                 } else {
-                    assert_eq!(execution.status, from, "a refused transition changes nothing");
+                    assert_eq!(
+                        execution.status, from,
+                        "a refused transition changes nothing"
+                    );
                     assert_eq!(execution.history_len, 1);
                 }
             }
@@ -655,7 +671,10 @@ mod tests {
 
     #[test]
     fn terminal_statuses_are_the_last_five() {
-        let terminal: Vec<_> = ExecutionStatus::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        let terminal: Vec<_> = ExecutionStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(terminal, vec![Passed, Failed, Cancelled, TimedOut, Error]);
         for from in terminal {
             assert!(ExecutionStatus::ALL.iter().all(|to| !from.can_become(*to)));
@@ -665,10 +684,25 @@ mod tests {
     #[test]
     fn transitions_stamp_times_and_deadline() {
         let mut execution = sample(Pending);
-        execution.apply(&Transition::new(Queued, "user:alice", Some("started")), Timestamp::from_millis(2_000)).unwrap();
+        execution
+            .apply(
+                &Transition::new(Queued, "user:alice", Some("started")),
+                Timestamp::from_millis(2_000),
+            )
+            .unwrap();
         assert_eq!(execution.deadline_at, Some(Timestamp::from_millis(62_000)));
-        execution.apply(&Transition::new(Running, "runner", None), Timestamp::from_millis(3_000)).unwrap();
-        execution.apply(&Transition::new(Passed, "runner", None), Timestamp::from_millis(3_500)).unwrap();
+        execution
+            .apply(
+                &Transition::new(Running, "runner", None),
+                Timestamp::from_millis(3_000),
+            )
+            .unwrap();
+        execution
+            .apply(
+                &Transition::new(Passed, "runner", None),
+                Timestamp::from_millis(3_500),
+            )
+            .unwrap();
         assert_eq!(execution.started_at, Some(Timestamp::from_millis(3_000)));
         assert_eq!(execution.finished_at, Some(Timestamp::from_millis(3_500)));
         assert_eq!(execution.duration_ms, Some(500));
@@ -687,7 +721,13 @@ mod tests {
         progress.record(StepStatus::Failed, StepStatus::Failed);
         progress.record(StepStatus::Pending, StepStatus::Skipped);
         assert_eq!(
-            (progress.completed, progress.passed, progress.failed, progress.skipped, progress.errored),
+            (
+                progress.completed,
+                progress.passed,
+                progress.failed,
+                progress.skipped,
+                progress.errored
+            ),
             (3, 1, 1, 1, 0)
         );
         assert_eq!(progress.percent, 100.0);
@@ -704,7 +744,10 @@ mod tests {
         assert_eq!(StepStorage::for_step_count(1), StepStorage::Inline);
         assert_eq!(StepStorage::for_step_count(49), StepStorage::Inline);
         assert_eq!(StepStorage::for_step_count(50), StepStorage::Partitioned);
-        assert_eq!(StepStorage::for_step_count(10_000), StepStorage::Partitioned);
+        assert_eq!(
+            StepStorage::for_step_count(10_000),
+            StepStorage::Partitioned
+        );
     }
 
     #[test]
@@ -725,8 +768,14 @@ mod tests {
         };
         assert_eq!(updated.duration_ms, Some(840));
         assert_eq!(report.apply_to(&updated).unwrap(), StepChange::Duplicate);
-        let passed = StepReport { status: StepStatus::Passed, ..report };
-        assert!(matches!(passed.apply_to(&updated), Err(StepConflict::AlreadyTerminal { .. })));
+        let passed = StepReport {
+            status: StepStatus::Passed,
+            ..report
+        };
+        assert!(matches!(
+            passed.apply_to(&updated),
+            Err(StepConflict::AlreadyTerminal { .. })
+        ));
     }
 
     #[test]
@@ -741,7 +790,8 @@ mod tests {
             message: Some("é".repeat(600)),
             output: Some("x".repeat(100_000)),
         };
-        let StepChange::Update(step) = report.apply_to(&StepResult::pending(0, "a")).unwrap() else {
+        let StepChange::Update(step) = report.apply_to(&StepResult::pending(0, "a")).unwrap()
+        else {
             panic!("expected an update");
         };
         assert!(step.truncated);
@@ -774,7 +824,11 @@ mod tests {
             for b in terminal {
                 for c in terminal {
                     let outcome = plan(&[a, b, c], 10).outcome();
-                    let expected = if [a, b, c].iter().all(|s| *s == Passed) { Passed } else { Failed };
+                    let expected = if [a, b, c].iter().all(|s| *s == Passed) {
+                        Passed
+                    } else {
+                        Failed
+                    };
                     assert_eq!(outcome, Some(expected), "{a} {b} {c}");
                 }
             }
@@ -782,18 +836,40 @@ mod tests {
         for unfinished in [Pending, Queued, Running] {
             assert_eq!(plan(&[Passed, unfinished], 10).outcome(), None);
         }
-        let counts = plan(&[Passed, Failed, Running, Pending, Queued, Cancelled, TimedOut, Error], 1).counts();
+        let counts = plan(
+            &[
+                Passed, Failed, Running, Pending, Queued, Cancelled, TimedOut, Error,
+            ],
+            1,
+        )
+        .counts();
         assert_eq!(
             counts,
-            ChildCounts { total: 8, pending: 1, queued: 1, running: 1, passed: 1, failed: 1, cancelled: 1, timed_out: 1, error: 1 }
+            ChildCounts {
+                total: 8,
+                pending: 1,
+                queued: 1,
+                running: 1,
+                passed: 1,
+                failed: 1,
+                cancelled: 1,
+                timed_out: 1,
+                error: 1
+            }
         );
     }
 
     #[test]
     fn suite_starts_children_within_concurrency() {
-        assert_eq!(plan(&[Pending, Pending, Pending], 2).startable(), vec![0, 1]);
+        assert_eq!(
+            plan(&[Pending, Pending, Pending], 2).startable(),
+            vec![0, 1]
+        );
         assert_eq!(plan(&[Running, Pending, Pending], 2).startable(), vec![1]);
-        assert_eq!(plan(&[Passed, Queued, Pending], 1).startable(), Vec::<usize>::new());
+        assert_eq!(
+            plan(&[Passed, Queued, Pending], 1).startable(),
+            Vec::<usize>::new()
+        );
         assert_eq!(plan(&[Passed, Failed, Pending], 1).startable(), vec![2]);
     }
 
@@ -805,8 +881,14 @@ mod tests {
         assert!(!execution.earns_automatic_retry(Passed));
         assert!(!execution.earns_automatic_retry(Cancelled));
         let retry = execution.retry("ex_2".into(), Timestamp::from_millis(9_000));
-        assert_eq!((retry.attempt, retry.retry_of.as_deref()), (2, Some("ex_1")));
+        assert_eq!(
+            (retry.attempt, retry.retry_of.as_deref()),
+            (2, Some("ex_1"))
+        );
         assert_eq!(retry.status, Pending);
-        assert!(!retry.earns_automatic_retry(Failed), "max_retries 1 allows one retry");
+        assert!(
+            !retry.earns_automatic_retry(Failed),
+            "max_retries 1 allows one retry"
+        );
     }
 }

@@ -55,7 +55,6 @@ impl IdSource for SequentialIds {
 
 /// Ids are used in keys and paths: accept only the shape we hand out.
 pub fn is_well_formed(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    id.strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }

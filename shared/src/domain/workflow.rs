@@ -213,7 +213,12 @@ impl<'a> UnitOfWork<'a> {
         actor: &str,
     ) -> Result<(), WorkflowError> {
         child.status = ExecutionStatus::Pending;
-        self.insert_new(child, Some(definition), actor, "waiting for its turn in the suite")
+        self.insert_new(
+            child,
+            Some(definition),
+            actor,
+            "waiting for its turn in the suite",
+        )
     }
 
     fn insert_new(
@@ -228,7 +233,8 @@ impl<'a> UnitOfWork<'a> {
         self.changes.history.push((id.clone(), seq, entry));
         if execution.is_partitioned() {
             for step in std::mem::take(&mut execution.steps) {
-                self.partitioned_steps.insert((id.clone(), step.index), step);
+                self.partitioned_steps
+                    .insert((id.clone(), step.index), step);
             }
         }
         if let Some(definition) = definition {
@@ -294,7 +300,8 @@ impl<'a> UnitOfWork<'a> {
         };
         let mut slot_view = (execution.id.clone(), status);
         if status.is_terminal() && parent_active && execution.earns_automatic_retry(status) {
-            let retry_id = self.retry(id, ENGINE_ACTOR, &format!("automatic retry after {status}"))?;
+            let retry_id =
+                self.retry(id, ENGINE_ACTOR, &format!("automatic retry after {status}"))?;
             slot_view = (retry_id, ExecutionStatus::Queued);
         }
         if let (Some(parent_id), Some(slot)) = (&execution.parent_id, execution.slot) {
@@ -365,7 +372,11 @@ impl<'a> UnitOfWork<'a> {
         Ok(retry_id)
     }
 
-    fn cancel_children(&mut self, suite_id: &str, suite_status: ExecutionStatus) -> Result<(), WorkflowError> {
+    fn cancel_children(
+        &mut self,
+        suite_id: &str,
+        suite_status: ExecutionStatus,
+    ) -> Result<(), WorkflowError> {
         let children: Vec<String> = match &self.execution(suite_id)?.suite {
             Some(plan) => plan.slots.iter().map(|s| s.execution_id.clone()).collect(),
             None => return Ok(()),
@@ -373,7 +384,8 @@ impl<'a> UnitOfWork<'a> {
         let reason = format!("suite {suite_id} ended {suite_status}");
         for child in children {
             if !self.execution(&child)?.status.is_terminal() {
-                let transition = Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
+                let transition =
+                    Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
                 self.apply_transition(&child, &transition)?;
             }
         }
@@ -403,7 +415,11 @@ impl<'a> UnitOfWork<'a> {
             .iter()
             .any(|s| !matches!(s.status, ExecutionStatus::Pending | ExecutionStatus::Queued));
         if suite_status == ExecutionStatus::Queued && any_started {
-            let t = Transition::new(ExecutionStatus::Running, ENGINE_ACTOR, Some("a child started"));
+            let t = Transition::new(
+                ExecutionStatus::Running,
+                ENGINE_ACTOR,
+                Some("a child started"),
+            );
             self.apply_transition(suite_id, &t)?;
         }
         let failing = plan.slots.iter().find(|s| {
@@ -412,25 +428,40 @@ impl<'a> UnitOfWork<'a> {
                 ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
             )
         });
-        if plan.fail_fast && let Some(failed) = failing {
+        if plan.fail_fast
+            && let Some(failed) = failing
+        {
             let reason = format!("fail_fast: {} ended {}", failed.execution_id, failed.status);
             for slot in &plan.slots {
                 if !self.execution(&slot.execution_id)?.status.is_terminal() {
-                    let t = Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
+                    let t =
+                        Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
                     self.apply_transition(&slot.execution_id, &t)?;
                 }
             }
         } else {
             for index in plan.startable() {
                 let child = &plan.slots[index].execution_id;
-                let t = Transition::new(ExecutionStatus::Queued, ENGINE_ACTOR, Some("its turn in the suite"));
+                let t = Transition::new(
+                    ExecutionStatus::Queued,
+                    ENGINE_ACTOR,
+                    Some("its turn in the suite"),
+                );
                 self.apply_transition(child, &t)?;
             }
         }
-        let outcome = self.execution(suite_id)?.suite.as_ref().and_then(|p| p.outcome());
+        let outcome = self
+            .execution(suite_id)?
+            .suite
+            .as_ref()
+            .and_then(|p| p.outcome());
         if let Some(outcome) = outcome {
             if self.execution(suite_id)?.status == ExecutionStatus::Queued {
-                let t = Transition::new(ExecutionStatus::Running, ENGINE_ACTOR, Some("children finished"));
+                let t = Transition::new(
+                    ExecutionStatus::Running,
+                    ENGINE_ACTOR,
+                    Some("children finished"),
+                );
                 self.apply_transition(suite_id, &t)?;
             }
             let t = Transition::new(outcome, ENGINE_ACTOR, Some("every child finished"));
@@ -465,7 +496,10 @@ impl<'a> UnitOfWork<'a> {
                 );
             }
             if report.status == StepStatus::Pending {
-                errors.add(format!("steps[{i}].status"), "a report cannot set a step back to pending");
+                errors.add(
+                    format!("steps[{i}].status"),
+                    "a report cannot set a step back to pending",
+                );
             }
         }
         if !errors.is_empty() {
@@ -473,7 +507,11 @@ impl<'a> UnitOfWork<'a> {
         }
         let status = execution.status;
         if status.is_terminal() || status == ExecutionStatus::Pending {
-            return Err(InvalidTransition { from: status, to: ExecutionStatus::Running }.into());
+            return Err(InvalidTransition {
+                from: status,
+                to: ExecutionStatus::Running,
+            }
+            .into());
         }
         if status == ExecutionStatus::Queued {
             let t = Transition::new(ExecutionStatus::Running, actor, Some("first step reported"));
@@ -530,7 +568,12 @@ impl<'a> UnitOfWork<'a> {
         found.ok_or_else(|| StoreError::Corrupt(format!("step {index} of {id} is missing")).into())
     }
 
-    fn write_step(&mut self, id: &str, from: StepStatus, step: StepResult) -> Result<(), WorkflowError> {
+    fn write_step(
+        &mut self,
+        id: &str,
+        from: StepStatus,
+        step: StepResult,
+    ) -> Result<(), WorkflowError> {
         let now = self.now;
         let execution = self.execution(id)?;
         execution.progress.record(from, step.status);
@@ -542,7 +585,8 @@ impl<'a> UnitOfWork<'a> {
         }
         let execution = self.execution(id)?;
         if execution.is_partitioned() {
-            self.partitioned_steps.insert((id.to_owned(), step.index), step);
+            self.partitioned_steps
+                .insert((id.to_owned(), step.index), step);
         } else if let Some(slot) = execution.steps.get_mut(step.index as usize) {
             *slot = step;
         }
@@ -560,10 +604,18 @@ impl<'a> UnitOfWork<'a> {
         }
         let status = execution.status;
         if status.is_terminal() || status == ExecutionStatus::Pending {
-            return Err(InvalidTransition { from: status, to: ExecutionStatus::Passed }.into());
+            return Err(InvalidTransition {
+                from: status,
+                to: ExecutionStatus::Passed,
+            }
+            .into());
         }
         if status == ExecutionStatus::Queued {
-            let t = Transition::new(ExecutionStatus::Running, actor, Some("completed before any step report"));
+            let t = Transition::new(
+                ExecutionStatus::Running,
+                actor,
+                Some("completed before any step report"),
+            );
             self.apply_transition(id, &t)?;
         }
         self.skip_unreported(id)?;
@@ -576,7 +628,9 @@ impl<'a> UnitOfWork<'a> {
     }
 
     fn event(&mut self, execution: &Execution, kind: EventKind) {
-        self.changes.events.push(event_for(execution, kind, self.now));
+        self.changes
+            .events
+            .push(event_for(execution, kind, self.now));
     }
 }
 

@@ -110,7 +110,11 @@ impl Engine {
         Ok(suite)
     }
 
-    pub async fn get_test_suite(&self, caller: &Caller, id: &str) -> Result<TestSuite, EngineError> {
+    pub async fn get_test_suite(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<TestSuite, EngineError> {
         match self.store.get_test_suite(id).await? {
             Some(suite) if caller.can_see(&suite.owner) => Ok(suite),
             _ => Err(EngineError::not_found("test suite", id)),
@@ -153,7 +157,9 @@ impl Engine {
             version: current.version + 1,
             ..current.clone()
         };
-        self.store.replace_test_suite(&suite, current.version).await?;
+        self.store
+            .replace_test_suite(&suite, current.version)
+            .await?;
         Ok(suite)
     }
 
@@ -164,7 +170,11 @@ impl Engine {
     }
 
     /// Every listed case must exist and be visible to the caller.
-    async fn check_suite_input(&self, caller: &Caller, input: &TestSuiteInput) -> Result<(), EngineError> {
+    async fn check_suite_input(
+        &self,
+        caller: &Caller,
+        input: &TestSuiteInput,
+    ) -> Result<(), EngineError> {
         input.validate().map_err(EngineError::Validation)?;
         let mut errors = ValidationErrors::default();
         for (i, id) in input.test_case_ids.iter().enumerate() {
@@ -175,7 +185,10 @@ impl Engine {
                     .await?
                     .is_some_and(|c| caller.can_see(&c.owner));
             if !visible {
-                errors.add(format!("test_case_ids[{i}]"), format!("no test case with id {id}"));
+                errors.add(
+                    format!("test_case_ids[{i}]"),
+                    format!("no test case with id {id}"),
+                );
             }
         }
         errors.into_result().map_err(EngineError::Validation)

@@ -93,7 +93,8 @@ impl Engine {
         let suite_id = self.ids.execution_id();
         let mut children = Vec::with_capacity(cases.len());
         for (slot, case) in cases.iter().enumerate() {
-            let mut child = case_execution(self.ids.execution_id(), case, &caller.user, &config, now);
+            let mut child =
+                case_execution(self.ids.execution_id(), case, &caller.user, &config, now);
             child.parent_id = Some(suite_id.clone());
             child.test_suite_id = Some(suite.id.clone());
             child.slot = Some(slot as u32);
@@ -231,7 +232,11 @@ impl Engine {
         Ok(self.store.list_children(id, after, limit).await?)
     }
 
-    pub async fn history(&self, caller: &Caller, id: &str) -> Result<Vec<HistoryEntry>, EngineError> {
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<HistoryEntry>, EngineError> {
         self.get_execution(caller, id).await?;
         Ok(self.store.history(id).await?)
     }
@@ -276,10 +281,16 @@ impl Engine {
         self.complete_as(id, caller.actor()).await
     }
 
-    pub(crate) async fn complete_as(&self, id: &str, actor: String) -> Result<Execution, EngineError> {
+    pub(crate) async fn complete_as(
+        &self,
+        id: &str,
+        actor: String,
+    ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| unit.complete(&target, &actor)))
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                unit.complete(&target, &actor)
+            }))
             .await
             .map_err(EngineError::from_workflow)?;
         self.execution_in(changes, id).await
@@ -293,11 +304,18 @@ impl Engine {
     ) -> Result<Execution, EngineError> {
         self.get_execution(caller, id).await?;
         let reason = reason.unwrap_or_else(|| "cancelled".into());
-        self.transition(id, Transition::new(ExecutionStatus::Cancelled, caller.actor(), Some(&reason)))
-            .await
+        self.transition(
+            id,
+            Transition::new(ExecutionStatus::Cancelled, caller.actor(), Some(&reason)),
+        )
+        .await
     }
 
-    pub(crate) async fn transition(&self, id: &str, transition: Transition) -> Result<Execution, EngineError> {
+    pub(crate) async fn transition(
+        &self,
+        id: &str,
+        transition: Transition,
+    ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
@@ -336,19 +354,30 @@ impl Engine {
                     let now = unit.now();
                     let execution = unit.execution(&target)?;
                     // Re-checked inside the unit of work: it may have finished meanwhile.
-                    if execution.status.is_terminal() || execution.deadline_at.is_none_or(|d| d > now) {
+                    if execution.status.is_terminal()
+                        || execution.deadline_at.is_none_or(|d| d > now)
+                    {
                         return Ok(());
                     }
                     let reason = format!("no result within {} s", execution.timeout_s);
-                    unit.transition(&target, Transition::new(ExecutionStatus::TimedOut, TIMEOUT_ACTOR, Some(&reason)))
+                    unit.transition(
+                        &target,
+                        Transition::new(ExecutionStatus::TimedOut, TIMEOUT_ACTOR, Some(&reason)),
+                    )
                 }))
                 .await;
             match result {
-                Ok(changes) if changes.execution(&id).is_some_and(|e| e.status == ExecutionStatus::TimedOut) => {
+                Ok(changes)
+                    if changes
+                        .execution(&id)
+                        .is_some_and(|e| e.status == ExecutionStatus::TimedOut) =>
+                {
                     ended += 1;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(execution_id = %id, error = %e, "timeout sweep skipped an execution"),
+                Err(e) => {
+                    tracing::warn!(execution_id = %id, error = %e, "timeout sweep skipped an execution")
+                }
             }
         }
         Ok(ended)
@@ -378,9 +407,16 @@ fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
         check_timeout(&mut errors, "config.timeout_s", timeout);
     }
     if config.max_retries.is_some_and(|r| r > MAX_RETRIES_LIMIT) {
-        errors.add("config.max_retries", format!("must be 0..{MAX_RETRIES_LIMIT}"));
+        errors.add(
+            "config.max_retries",
+            format!("must be 0..{MAX_RETRIES_LIMIT}"),
+        );
     }
-    if config.environment.as_ref().is_some_and(|e| e.is_empty() || e.chars().count() > 100) {
+    if config
+        .environment
+        .as_ref()
+        .is_some_and(|e| e.is_empty() || e.chars().count() > 100)
+    {
         errors.add("config.environment", "must be 1..100 characters");
     }
     for name in config.variables.keys() {
@@ -440,7 +476,10 @@ pub fn case_execution(
         retried_by: None,
         config: config.clone(),
         tags: merged_tags(&config.tags, &case.tags),
-        timeout_s: config.timeout_s.or(case.timeout_s).unwrap_or(DEFAULT_TIMEOUT_S),
+        timeout_s: config
+            .timeout_s
+            .or(case.timeout_s)
+            .unwrap_or(DEFAULT_TIMEOUT_S),
         max_retries: config.max_retries.unwrap_or(0),
         created_at: now,
         queued_at: None,

@@ -4,6 +4,7 @@ mod catalog;
 mod executions;
 mod run;
 
+pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started, case_execution};
 pub use run::StepRunner;
 
 use crate::domain::clock::Clock;

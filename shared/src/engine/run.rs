@@ -12,12 +12,20 @@ use std::collections::BTreeMap;
 /// Runs one step definition; the HTTP runner in production, fakes in tests.
 #[async_trait]
 pub trait StepRunner: Send + Sync {
-    async fn run_step(&self, step: &StepDefinition, variables: &BTreeMap<String, String>) -> HttpStepOutcome;
+    async fn run_step(
+        &self,
+        step: &StepDefinition,
+        variables: &BTreeMap<String, String>,
+    ) -> HttpStepOutcome;
 }
 
 #[async_trait]
 impl StepRunner for HttpStepRunner {
-    async fn run_step(&self, step: &StepDefinition, variables: &BTreeMap<String, String>) -> HttpStepOutcome {
+    async fn run_step(
+        &self,
+        step: &StepDefinition,
+        variables: &BTreeMap<String, String>,
+    ) -> HttpStepOutcome {
         self.run(step, variables).await
     }
 }
@@ -25,15 +33,28 @@ impl StepRunner for HttpStepRunner {
 impl Engine {
     /// Runs a queued built-in execution to its end. Safe to call twice for the same item
     /// (at-least-once delivery): only the call that moves it to `running` runs it.
-    pub async fn run_execution(&self, runner: &dyn StepRunner, id: &str) -> Result<(), EngineError> {
-        let claim = Transition::new(ExecutionStatus::Running, RUNNER_ACTOR, Some("runner picked it up"));
+    pub async fn run_execution(
+        &self,
+        runner: &dyn StepRunner,
+        id: &str,
+    ) -> Result<(), EngineError> {
+        let claim = Transition::new(
+            ExecutionStatus::Running,
+            RUNNER_ACTOR,
+            Some("runner picked it up"),
+        );
         let execution = match self.transition(id, claim).await {
             Ok(execution) => execution,
             // Already claimed, cancelled or finished: nothing to do for this delivery.
-            Err(EngineError::InvalidTransition(_)) | Err(EngineError::NotFound { .. }) => return Ok(()),
+            Err(EngineError::InvalidTransition(_)) | Err(EngineError::NotFound { .. }) => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
-        match self.run_steps(runner, id, &execution.config.variables).await {
+        match self
+            .run_steps(runner, id, &execution.config.variables)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 let reason = format!("the runner could not finish: {e}");
@@ -52,11 +73,9 @@ impl Engine {
         id: &str,
         overrides: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let definition = self
-            .store
-            .get_definition(id)
-            .await?
-            .ok_or_else(|| EngineError::Unavailable(format!("no step definitions kept for {id}")))?;
+        let definition = self.store.get_definition(id).await?.ok_or_else(|| {
+            EngineError::Unavailable(format!("no step definitions kept for {id}"))
+        })?;
         let mut variables = definition.variables.clone();
         variables.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         for (index, step) in definition.steps.iter().enumerate() {
@@ -69,7 +88,11 @@ impl Engine {
             let passed = outcome.verdict == StepVerdict::Passed;
             let report = StepReport {
                 index: index as u32,
-                status: if passed { StepStatus::Passed } else { StepStatus::Failed },
+                status: if passed {
+                    StepStatus::Passed
+                } else {
+                    StepStatus::Failed
+                },
                 name: None,
                 started_at: Some(outcome.started_at),
                 finished_at: Some(outcome.finished_at),
@@ -77,7 +100,10 @@ impl Engine {
                 message: outcome.message,
                 output: outcome.output,
             };
-            match self.record_steps(id, vec![report], RUNNER_ACTOR.to_owned()).await {
+            match self
+                .record_steps(id, vec![report], RUNNER_ACTOR.to_owned())
+                .await
+            {
                 Ok(_) => {}
                 // Ended meanwhile (cancelled, timed out): stop quietly.
                 Err(EngineError::InvalidTransition(_)) => return Ok(()),

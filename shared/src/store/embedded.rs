@@ -222,7 +222,12 @@ impl EmbeddedStore {
         .await
     }
 
-    async fn delete_catalog(&self, records: Table, by_owner: Table, id: &str) -> Result<bool, StoreError> {
+    async fn delete_catalog(
+        &self,
+        records: Table,
+        by_owner: Table,
+        id: &str,
+    ) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.write_store(move |txn| {
             let mut table = txn.open_table(records)?;
@@ -233,7 +238,8 @@ impl EmbeddedStore {
                 },
                 None => return Ok(Ok(false)),
             };
-            txn.open_table(by_owner)?.remove(key2(&owner, &id).as_str())?;
+            txn.open_table(by_owner)?
+                .remove(key2(&owner, &id).as_str())?;
             Ok(Ok(true))
         })
         .await
@@ -386,7 +392,11 @@ struct TxnSource<'t> {
 }
 
 impl TxnSource<'_> {
-    fn read<T: DeserializeOwned>(&mut self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+    fn read<T: DeserializeOwned>(
+        &mut self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         let found = self
             .txn
             .open_table(table)
@@ -427,13 +437,20 @@ impl RecordSource for TxnSource<'_> {
         Ok(steps)
     }
 
-    fn idempotent_start(&mut self, owner: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    fn idempotent_start(
+        &mut self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.read(IDEMPOTENCY, &key2(owner, key))
     }
 }
 
 /// Writes a planned change set into the transaction.
-fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<Result<(), StoreError>, redb::Error> {
+fn write_changes(
+    txn: &WriteTransaction,
+    changes: &ChangeSet,
+) -> Result<Result<(), StoreError>, redb::Error> {
     let mut executions = txn.open_table(EXECUTIONS)?;
     let mut deadlines = txn.open_table(DEADLINES)?;
     let mut active = txn.open_table(ACTIVE)?;
@@ -453,13 +470,18 @@ fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<Result<(
         if let Some(new) = execution.deadline_at {
             deadlines.insert(deadline_key(new, &execution.id).as_str(), [].as_slice())?;
         }
-        if execution.status.is_terminal() || execution.status == crate::domain::execution::ExecutionStatus::Pending {
+        if execution.status.is_terminal()
+            || execution.status == crate::domain::execution::ExecutionStatus::Pending
+        {
             active.remove(execution.id.as_str())?;
         } else {
             active.insert(execution.id.as_str(), [].as_slice())?;
         }
         if previous.is_none() {
-            by_owner.insert(key2(&execution.owner, &execution.id).as_str(), [].as_slice())?;
+            by_owner.insert(
+                key2(&execution.owner, &execution.id).as_str(),
+                [].as_slice(),
+            )?;
             if let Some(parent) = &execution.parent_id {
                 children.insert(key2(parent, &execution.id).as_str(), [].as_slice())?;
             }
@@ -527,8 +549,13 @@ impl ExecutionStore for EmbeddedStore {
             .await
     }
 
-    async fn replace_test_case(&self, case: &TestCase, expected_version: u64) -> Result<(), StoreError> {
-        self.replace_catalog(TEST_CASES, &case.id, case, expected_version).await
+    async fn replace_test_case(
+        &self,
+        case: &TestCase,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.replace_catalog(TEST_CASES, &case.id, case, expected_version)
+            .await
     }
 
     async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError> {
@@ -536,21 +563,39 @@ impl ExecutionStore for EmbeddedStore {
     }
 
     async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(TEST_CASES, TEST_CASES_BY_OWNER, id).await
+        self.delete_catalog(TEST_CASES, TEST_CASES_BY_OWNER, id)
+            .await
     }
 
     async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError> {
-        self.list_catalog(TEST_CASES, TEST_CASES_BY_OWNER, query, |c: &TestCase| &c.tags, |c| &c.id)
-            .await
+        self.list_catalog(
+            TEST_CASES,
+            TEST_CASES_BY_OWNER,
+            query,
+            |c: &TestCase| &c.tags,
+            |c| &c.id,
+        )
+        .await
     }
 
     async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError> {
-        self.insert_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, &suite.id, &suite.owner, suite)
-            .await
+        self.insert_catalog(
+            TEST_SUITES,
+            TEST_SUITES_BY_OWNER,
+            &suite.id,
+            &suite.owner,
+            suite,
+        )
+        .await
     }
 
-    async fn replace_test_suite(&self, suite: &TestSuite, expected_version: u64) -> Result<(), StoreError> {
-        self.replace_catalog(TEST_SUITES, &suite.id, suite, expected_version).await
+    async fn replace_test_suite(
+        &self,
+        suite: &TestSuite,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.replace_catalog(TEST_SUITES, &suite.id, suite, expected_version)
+            .await
     }
 
     async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError> {
@@ -558,12 +603,19 @@ impl ExecutionStore for EmbeddedStore {
     }
 
     async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, id).await
+        self.delete_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, id)
+            .await
     }
 
     async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError> {
-        self.list_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, query, |s: &TestSuite| &s.tags, |s| &s.id)
-            .await
+        self.list_catalog(
+            TEST_SUITES,
+            TEST_SUITES_BY_OWNER,
+            query,
+            |s: &TestSuite| &s.tags,
+            |s| &s.id,
+        )
+        .await
     }
 
     async fn apply(&self, now: Timestamp, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
@@ -621,7 +673,10 @@ impl ExecutionStore for EmbeddedStore {
             let prefix = key2(&id, "");
             let steps = txn.open_table(STEPS).map_err(unavailable)?;
             let mut page = Vec::new();
-            for entry in steps.range(step_key(&id, first).as_str()..).map_err(unavailable)? {
+            for entry in steps
+                .range(step_key(&id, first).as_str()..)
+                .map_err(unavailable)?
+            {
                 let (key, value) = entry.map_err(unavailable)?;
                 if !key.value().starts_with(&prefix) || page.len() == limit {
                     break;

@@ -1,0 +1,200 @@
+//! Query strings, page sizes, opaque cursors and JSON bodies, all checked strictly.
+
+use super::problem::Problem;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// A request's query parameters; each may appear once, and only the ones a route knows.
+pub struct Query {
+    params: BTreeMap<String, String>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, Problem> {
+        let mut params = BTreeMap::new();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&key.as_ref()) {
+                let known = if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(Problem::field(
+                    &key,
+                    format!("unknown query parameter; this route takes: {known}"),
+                ));
+            }
+            if params.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(Problem::field(&key, "given more than once"));
+            }
+        }
+        Ok(Query { params })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `limit`, within `1..=max`, or `default` when absent.
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, Problem> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(Problem::field(
+                    "limit",
+                    format!("must be an integer 1..{max}"),
+                )),
+            },
+        }
+    }
+
+    /// The position a `cursor` encodes, checked to belong to this kind of listing.
+    pub fn cursor(&self, kind: &str) -> Result<Option<String>, Problem> {
+        self.get("cursor")
+            .map(|c| decode_cursor(kind, c))
+            .transpose()
+    }
+}
+
+/// Cursors are opaque to clients: a listing kind and a position, base64url-encoded.
+pub fn encode_cursor(kind: &str, position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
+}
+
+fn decode_cursor(kind: &str, cursor: &str) -> Result<String, Problem> {
+    let bad = || {
+        Problem::new(
+            http::StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+            "the cursor is not valid for this listing",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let position = text
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .ok_or_else(bad)?;
+    let sane = !position.is_empty()
+        && position.len() <= 64
+        && position
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if sane {
+        Ok(position.to_owned())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Parses a JSON body strictly; type errors and unknown fields name the field.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    if body.is_empty() {
+        return Err(Problem::new(
+            http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "this route needs a JSON body",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::new(
+                http::StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            )
+        } else {
+            let field = if path == "." { "body".to_owned() } else { path };
+            Problem::field(&field, strip_position(&inner.to_string()))
+        }
+    })?;
+    deserializer.end().map_err(|_| {
+        Problem::new(
+            http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body has trailing characters after the JSON value",
+        )
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_tampering() {
+        let cursor = encode_cursor("executions", "ex_01ABC");
+        let query = Query::parse(Some(&format!("cursor={cursor}")), &["cursor"]).unwrap();
+        assert_eq!(
+            query.cursor("executions").unwrap().as_deref(),
+            Some("ex_01ABC")
+        );
+        assert!(
+            query.cursor("test-cases").is_err(),
+            "a cursor belongs to its listing"
+        );
+        for bad in ["%%%", "bm9wZQ", "ZXhlY3V0aW9uczpleF8wMS8uLg"] {
+            let query = Query::parse(Some(&format!("cursor={bad}")), &["cursor"]).unwrap();
+            assert!(query.cursor("executions").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let q = |s: &str| Query::parse(Some(s), &["limit"]).unwrap();
+        assert_eq!(q("").limit(50, 200).unwrap(), 50);
+        assert_eq!(q("limit=200").limit(50, 200).unwrap(), 200);
+        for bad in [
+            "limit=0",
+            "limit=201",
+            "limit=-1",
+            "limit=ten",
+            "limit=99999999999999999999999",
+        ] {
+            assert!(q(bad).limit(50, 200).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused() {
+        assert!(Query::parse(Some("colour=red"), &["limit"]).is_err());
+        assert!(Query::parse(Some("limit=1&limit=2"), &["limit"]).is_err());
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            count: u32,
+        }
+        let problem = json_body::<Body>(br#"{"count": "three"}"#).unwrap_err();
+        assert_eq!(problem.errors[0].field, "count");
+        assert!(!problem.errors[0].message.contains("line"));
+        let problem = json_body::<Body>(br#"{"count": 3, "extra": 1}"#).unwrap_err();
+        assert!(problem.errors[0].message.contains("extra"));
+        assert_eq!(
+            json_body::<Body>(b"{not json").unwrap_err().code,
+            "malformed_json"
+        );
+    }
+}

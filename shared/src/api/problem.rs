@@ -1,0 +1,154 @@
+//! RFC 9457 problem responses. Details are written for clients: they never carry internals.
+
+use crate::auth::AuthError;
+use crate::domain::validation::{FieldError, ValidationErrors};
+use crate::engine::EngineError;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub code: &'static str,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    www_authenticate: Option<&'static str>,
+    #[serde(skip)]
+    allow: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            www_authenticate: None,
+            allow: None,
+        }
+    }
+
+    pub fn validation(errors: ValidationErrors) -> Self {
+        let count = errors.errors.len();
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            format!("the request has {count} invalid field(s)"),
+        );
+        problem.errors = errors.errors;
+        problem
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Problem::validation(ValidationErrors::single(field, message))
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        );
+        problem.allow = Some(
+            allowed
+                .iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        problem
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
+    pub fn into_response(self) -> Response<Bytes> {
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            headers.insert(header::ALLOW, allow);
+        }
+        response
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        let (code, challenge) = match error {
+            AuthError::Missing => ("unauthenticated", "Bearer"),
+            AuthError::Invalid => ("invalid_token", r#"Bearer error="invalid_token""#),
+            AuthError::Expired => (
+                "token_expired",
+                r#"Bearer error="invalid_token", error_description="the token has expired""#,
+            ),
+        };
+        let mut problem = Problem::new(StatusCode::UNAUTHORIZED, code, error.to_string());
+        problem.www_authenticate = Some(challenge);
+        problem
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::NotFound { what, id } => {
+                let code = match what {
+                    "test case" => "test_case_not_found",
+                    "test suite" => "test_suite_not_found",
+                    "execution" => "execution_not_found",
+                    _ => "not_found",
+                };
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    code,
+                    format!("no {what} with id {id}"),
+                )
+            }
+            EngineError::Validation(errors) => Problem::validation(errors),
+            EngineError::InvalidTransition(e) => {
+                Problem::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            EngineError::Conflict { code, detail } => {
+                Problem::new(StatusCode::CONFLICT, code, detail)
+            }
+            EngineError::Unavailable(internal) => {
+                tracing::error!(error = %internal, "store unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the service is temporarily unavailable; retry later",
+                )
+            }
+        }
+    }
+}
