@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bus;
 pub mod domain;
 pub mod engine;
+pub mod functions;
 pub mod ports;
 pub mod queue;
 pub mod runner;

@@ -1,8 +1,421 @@
-//! `runledger-local bench` (filled in below).
+//! `runledger-local bench`: drives the engine through the router, in process and over
+//! loopback HTTP, with the durable file store, and prints throughput, latency percentiles,
+//! read-your-write visibility and peak memory.
 
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+use crate::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use runledger::api::Router;
+use runledger::auth::JwtSettings;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 
-pub async fn run(_args: BenchArgs) -> Result<(), String> {
-    Err("bench is not built yet".into())
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Executions started and reported on.
+    #[arg(long, default_value_t = 1000)]
+    pub executions: usize,
+    /// Steps per execution (each reported in its own request).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// `in-process`, `http` or `both`.
+    #[arg(long, default_value = "both")]
+    pub transport: String,
+    /// Repeat the whole measurement this many times and also print the medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    InProcess,
+    Http,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::InProcess => "in-process",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// One run's numbers.
+#[derive(Debug, Clone, Copy)]
+struct Measurement {
+    starts_per_s: f64,
+    reports_per_s: f64,
+    report_p50_ms: f64,
+    report_p99_ms: f64,
+    visible_p99_ms: f64,
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let transports = match args.transport.as_str() {
+        "in-process" => vec![Transport::InProcess],
+        "http" => vec![Transport::Http],
+        "both" => vec![Transport::InProcess, Transport::Http],
+        other => {
+            return Err(format!(
+                "--transport must be in-process, http or both, not `{other}`"
+            ));
+        }
+    };
+    if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
+        return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
+    }
+    println!(
+        "runledger bench: {} executions x {} steps, {} in flight, durable file store, {} core(s)",
+        args.executions,
+        args.steps,
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for transport in transports {
+        let mut runs = Vec::new();
+        for run in 1..=args.runs {
+            let measurement = measure(&args, transport).await?;
+            print_row(&format!("{} run {run}", transport.name()), &measurement);
+            runs.push(measurement);
+        }
+        if runs.len() > 1 {
+            print_row(&format!("{} median", transport.name()), &median(&runs));
+        }
+    }
+    println!("peak RSS: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+    Ok(())
+}
+
+fn print_row(label: &str, m: &Measurement) {
+    println!(
+        "{label:<20} starts/s {:>8.0} | step reports/s {:>8.0} | report p50 {:>6.2} ms p99 {:>6.2} ms | visible p99 {:>6.2} ms",
+        m.starts_per_s, m.reports_per_s, m.report_p50_ms, m.report_p99_ms, m.visible_p99_ms
+    );
+}
+
+fn median(runs: &[Measurement]) -> Measurement {
+    let pick = |f: fn(&Measurement) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    Measurement {
+        starts_per_s: pick(|m| m.starts_per_s),
+        reports_per_s: pick(|m| m.reports_per_s),
+        report_p50_ms: pick(|m| m.report_p50_ms),
+        report_p99_ms: pick(|m| m.report_p99_ms),
+        visible_p99_ms: pick(|m| m.visible_p99_ms),
+    }
+}
+
+/// Sends requests either straight into the router or over a loopback socket.
+#[derive(Clone)]
+struct Client {
+    router: Arc<Router>,
+    http: Option<(reqwest::Client, String)>,
+    token: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), String> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, bytes) = match &self.http {
+            None => {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(format!("/api/v1{path}"))
+                    .header("authorization", format!("Bearer {}", self.token))
+                    .body(Bytes::from(body))
+                    .map_err(|e| e.to_string())?;
+                let response = self.router.handle(request).await;
+                (response.status(), response.into_body())
+            }
+            Some((client, base)) => {
+                let response = client
+                    .request(method, format!("{base}{path}"))
+                    .bearer_auth(&self.token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                (status, response.bytes().await.map_err(|e| e.to_string())?)
+            }
+        };
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+}
+
+async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let database = dir.path().join(crate::config::DATABASE_FILE);
+    let settings = RuntimeSettings {
+        jwt: JwtSettings {
+            secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
+            issuer: None,
+            audience: None,
+        },
+        workers: 1,
+        sweep_interval: Duration::from_secs(60),
+        allow_private_targets: true,
+    };
+    let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
+    let token = runtime.auth.issue("bench", false, 3600);
+    let mut server = None;
+    let http = match transport {
+        Transport::InProcess => None,
+        Transport::Http => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let address = listener.local_addr().map_err(|e| e.to_string())?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let router = runtime.router.clone();
+            server = Some((
+                stop,
+                tokio::spawn(crate::server::serve(listener, router, async {
+                    let _ = stopped.await;
+                })),
+            ));
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(args.concurrency)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Some((client, format!("http://{address}/api/v1")))
+        }
+    };
+    let client = Client {
+        router: runtime.router.clone(),
+        http,
+        token,
+    };
+
+    let steps: Vec<Value> = (0..args.steps)
+        .map(|i| json!({"name": format!("step {i}"), "action": "external"}))
+        .collect();
+    let (status, case) = client
+        .send(
+            Method::POST,
+            "/test-cases",
+            Some(json!({"name": "bench case", "steps": steps})),
+        )
+        .await?;
+    expect(status, StatusCode::CREATED, &case)?;
+    let case_id = case["id"].as_str().unwrap_or_default().to_owned();
+
+    // Phase 1: start every execution.
+    let started_at = Instant::now();
+    let ids = fan_out(args.executions, args.concurrency, {
+        let (client, case_id) = (client.clone(), case_id.clone());
+        move |_| {
+            let (client, case_id) = (client.clone(), case_id.clone());
+            async move {
+                let (status, body) = client
+                    .send(
+                        Method::POST,
+                        "/executions/case",
+                        Some(json!({"test_case_id": case_id})),
+                    )
+                    .await?;
+                expect(status, StatusCode::ACCEPTED, &body)?;
+                Ok((
+                    body["id"].as_str().unwrap_or_default().to_owned(),
+                    Duration::ZERO,
+                    None,
+                ))
+            }
+        }
+    })
+    .await?;
+    let starts_per_s = args.executions as f64 / started_at.elapsed().as_secs_f64();
+    let ids: Arc<Vec<String>> = Arc::new(ids.into_iter().map(|(id, _, _)| id).collect());
+
+    // Phase 2: report every step, one per request, interleaved across executions so that
+    // all of them are running at once. Every 10th report is followed by a read that must
+    // already show it (read-your-writes), timed from the report's response.
+    let total = args.executions * args.steps;
+    let executions = args.executions;
+    let reports_at = Instant::now();
+    let results = fan_out(total, args.concurrency, {
+        let (client, ids) = (client.clone(), Arc::clone(&ids));
+        move |n| {
+            let (client, ids) = (client.clone(), Arc::clone(&ids));
+            async move {
+                let (execution, step) = (n % executions, n / executions);
+                let id = &ids[execution];
+                let sent = Instant::now();
+                let report =
+                    json!({"steps": [{"index": step, "status": "passed", "duration_ms": 1}]});
+                let (status, body) = client
+                    .send(
+                        Method::POST,
+                        &format!("/executions/{id}/steps"),
+                        Some(report),
+                    )
+                    .await?;
+                expect(status, StatusCode::OK, &body)?;
+                let answered = Instant::now();
+                let latency = answered - sent;
+                let visible = if n % 10 == 0 {
+                    let (status, trace) = client
+                        .send(
+                            Method::GET,
+                            &format!("/executions/{id}?fields=steps,progress"),
+                            None,
+                        )
+                        .await?;
+                    expect(status, StatusCode::OK, &trace)?;
+                    if trace["steps"][step]["status"] != "passed" {
+                        return Err(format!(
+                            "step {step} of {id} was acknowledged but is not visible"
+                        ));
+                    }
+                    Some(answered.elapsed())
+                } else {
+                    None
+                };
+                Ok((String::new(), latency, visible))
+            }
+        }
+    })
+    .await?;
+    let reports_per_s = total as f64 / reports_at.elapsed().as_secs_f64();
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, l, _)| *l).collect();
+    let mut visibility: Vec<Duration> = results.iter().filter_map(|(_, _, v)| *v).collect();
+
+    // Phase 3: complete them all and check the outcome.
+    fan_out(args.executions, args.concurrency, {
+        let (client, ids) = (client.clone(), Arc::clone(&ids));
+        move |n| {
+            let (client, ids) = (client.clone(), Arc::clone(&ids));
+            async move {
+                let (status, body) = client
+                    .send(
+                        Method::POST,
+                        &format!("/executions/{}/complete", ids[n]),
+                        None,
+                    )
+                    .await?;
+                expect(status, StatusCode::OK, &body)?;
+                if body["status"] != "passed"
+                    || body["progress"]["passed"] != json!(executions_steps(&body))
+                {
+                    return Err(format!(
+                        "execution {} ended {} with progress {}",
+                        ids[n], body["status"], body["progress"]
+                    ));
+                }
+                Ok((String::new(), Duration::ZERO, None))
+            }
+        }
+    })
+    .await?;
+
+    if let Some((stop, handle)) = server {
+        let _ = stop.send(());
+        let _ = handle.await;
+    }
+    runtime.stop().await;
+    Ok(Measurement {
+        starts_per_s,
+        reports_per_s,
+        report_p50_ms: percentile_ms(&mut latencies, 50.0),
+        report_p99_ms: percentile_ms(&mut latencies, 99.0),
+        visible_p99_ms: percentile_ms(&mut visibility, 99.0),
+    })
+}
+
+fn executions_steps(body: &Value) -> u64 {
+    body["progress"]["total"].as_u64().unwrap_or(u64::MAX)
+}
+
+type Sample = (String, Duration, Option<Duration>);
+
+/// Runs `count` jobs with at most `concurrency` in flight; fails on the first error.
+async fn fan_out<F, Fut>(count: usize, concurrency: usize, job: F) -> Result<Vec<Sample>, String>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Sample, String>> + Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency.min(count) {
+        let (next, job) = (Arc::clone(&next), Arc::clone(&job));
+        workers.spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, String>(samples);
+                }
+                let sample = job(n).await?;
+                samples.push((n, sample));
+            }
+        });
+    }
+    let mut all = Vec::with_capacity(count);
+    while let Some(joined) = workers.join_next().await {
+        all.extend(joined.map_err(|e| e.to_string())??);
+    }
+    all.sort_by_key(|(n, _)| *n);
+    Ok(all.into_iter().map(|(_, s)| s).collect())
+}
+
+fn expect(status: StatusCode, wanted: StatusCode, body: &Value) -> Result<(), String> {
+    if status == wanted {
+        Ok(())
+    } else {
+        Err(format!("expected {wanted}, got {status}: {body}"))
+    }
+}
+
+fn percentile_ms(samples: &mut [Duration], pct: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort();
+    let rank = ((pct / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// The process's peak resident set size (VmHWM), in KiB; 0 where /proc is absent.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&mut samples, 50.0), 50.0);
+        assert_eq!(percentile_ms(&mut samples, 99.0), 99.0);
+        assert_eq!(percentile_ms(&mut [], 99.0), 0.0);
+    }
 }

@@ -56,7 +56,9 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The bench measures the engine, not the terminal: only warnings unless asked.
+    let quiet = matches!(cli.command, Some(Command::Bench(_)));
+    init_logging(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -82,9 +84,9 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNLEDGER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

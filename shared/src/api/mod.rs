@@ -21,6 +21,7 @@ use problem::Problem;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Request bodies above this get `413`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -156,12 +157,16 @@ impl Router {
             .map(str::to_owned)
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
         let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
-        let _entered = span.enter();
-        let mut response = match self.route(request).await {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(),
-        };
-        tracing::debug!(status = response.status().as_u16(), "response");
+        let mut response = async {
+            let response = match self.route(request).await {
+                Ok(response) => response,
+                Err(problem) => problem.into_response(),
+            };
+            tracing::debug!(status = response.status().as_u16(), "response");
+            response
+        }
+        .instrument(span)
+        .await;
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
         }
