@@ -75,6 +75,7 @@ conformance_tests!(
     list_executions,
     history_append_only,
     builtin_run,
+    active_and_overdue,
 );
 
 /// Every check, one after another, all on one shared file store (as the DynamoDB adapter's

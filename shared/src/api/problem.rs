@@ -9,8 +9,12 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// A problem response; boxed so `Result<_, Problem>` stays small on the happy path.
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemBody>);
+
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+pub struct ProblemBody {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: String,
@@ -27,7 +31,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
+        Problem(Box::new(ProblemBody {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -36,7 +40,7 @@ impl Problem {
             errors: Vec::new(),
             www_authenticate: None,
             allow: None,
-        }
+        }))
     }
 
     pub fn validation(errors: ValidationErrors) -> Self {
@@ -46,7 +50,7 @@ impl Problem {
             "validation_failed",
             format!("the request has {count} invalid field(s)"),
         );
-        problem.errors = errors.errors;
+        problem.0.errors = errors.errors;
         problem
     }
 
@@ -64,7 +68,7 @@ impl Problem {
             "method_not_allowed",
             "this path does not take that method",
         );
-        problem.allow = Some(
+        problem.0.allow = Some(
             allowed
                 .iter()
                 .map(http::Method::as_str)
@@ -83,22 +87,30 @@ impl Problem {
     }
 
     pub fn into_response(self) -> Response<Bytes> {
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let problem = *self.0;
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = Response::new(Bytes::from(body));
         *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(challenge) = self.www_authenticate {
+        if let Some(challenge) = problem.www_authenticate {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
         }
-        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        if let Some(allow) = problem.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             headers.insert(header::ALLOW, allow);
         }
         response
+    }
+}
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
     }
 }
 
@@ -113,7 +125,7 @@ impl From<AuthError> for Problem {
             ),
         };
         let mut problem = Problem::new(StatusCode::UNAUTHORIZED, code, error.to_string());
-        problem.www_authenticate = Some(challenge);
+        problem.0.www_authenticate = Some(challenge);
         problem
     }
 }

@@ -73,6 +73,7 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("list_executions", |s| Box::pin(list_executions(s))),
         ("history_append_only", |s| Box::pin(history_append_only(s))),
         ("builtin_run", |s| Box::pin(builtin_run(s))),
+        ("active_and_overdue", |s| Box::pin(active_and_overdue(s))),
     ]
 }
 
@@ -1962,7 +1963,7 @@ pub async fn cancel(store: Arc<dyn ExecutionStore>) {
     h.pass(&id).await;
     expect_invalid_transition(h.engine.cancel(&h.user, &id, None).await, Passed, Cancelled);
 
-    // A running suite: 4 children, 3 at a time.
+    // A running suite: 4 children, 2 at a time.
     let cases = [
         h.external_case("c0", 1).await,
         h.external_case("c1", 2).await,
@@ -1973,7 +1974,7 @@ pub async fn cancel(store: Arc<dyn ExecutionStore>) {
         .create_suite(
             &[&cases[0], &cases[1], &cases[2], &cases[3]],
             SuiteMode::Parallel,
-            Some(3),
+            Some(2),
             false,
         )
         .await;
@@ -1990,7 +1991,8 @@ pub async fn cancel(store: Arc<dyn ExecutionStore>) {
         counts(4, |c| {
             c.passed = 1;
             c.running = 1;
-            c.queued = 2;
+            c.queued = 1;
+            c.pending = 1;
         })
     );
     let finished_history = h.history(&children[0]).await;
@@ -2730,6 +2732,30 @@ pub async fn retry_manual(store: Arc<dyn ExecutionStore>) {
         "the original keeps its steps"
     );
     assert_eq!(old_steps[1].status, StepStatus::Skipped);
+
+    // Deleting the test case does not stop a retry: the definition travels with it.
+    let doomed = h.external_case("deleted later", 2).await;
+    let before_delete = h.start(&doomed).await;
+    h.fail(&before_delete.id).await;
+    h.engine
+        .delete_test_case(&h.user, &doomed.id)
+        .await
+        .expect("delete");
+    let orphan = h
+        .engine
+        .retry(&h.user, &before_delete.id)
+        .await
+        .expect("retry of a deleted case");
+    assert_eq!(orphan.progress.total, 2);
+    assert_eq!(
+        h.store.get_definition(&orphan.id).await.unwrap(),
+        Some(doomed.clone())
+    );
+    expect_not_found(
+        h.engine
+            .start_case(&h.user, &doomed.id, StartRequest::default())
+            .await,
+    );
 
     // Suites are not retried as such.
     let definition = h
@@ -3822,5 +3848,87 @@ pub async fn builtin_run(store: Arc<dyn ExecutionStore>) {
         .expect("run cancelled");
     assert!(runner.take_calls().is_empty());
     assert_eq!(h.status(&e.id).await, Cancelled);
+    h.check_histories().await;
+}
+
+// ===== recovery indexes ===================================================================
+
+/// `active` lists queued and running executions (never pending or finished ones), and
+/// `overdue` lists non-terminal executions by deadline.
+pub async fn active_and_overdue(store: Arc<dyn ExecutionStore>) {
+    let h = Harness::new(store);
+    let case = h.external_case("active", 2).await;
+    let queued = h.start(&case).await.id;
+    let running = h.start(&case).await.id;
+    h.report(&running, &[(0, StepStatus::Passed)])
+        .await
+        .expect("report");
+    let finished = h.start(&case).await.id;
+    h.pass(&finished).await;
+    let cancelled = h.start(&case).await.id;
+    h.engine
+        .cancel(&h.user, &cancelled, None)
+        .await
+        .expect("cancel");
+    let definition = h
+        .create_suite(&[&case, &case], SuiteMode::Sequential, None, false)
+        .await;
+    let suite = h.start_suite(&definition, ExecutionConfig::default()).await;
+    let slots: Vec<String> = suite
+        .suite
+        .expect("plan")
+        .slots
+        .into_iter()
+        .map(|s| s.execution_id)
+        .collect();
+    let (first_child, waiting_child) = (slots[0].clone(), slots[1].clone());
+
+    let active: BTreeMap<String, ExecutionStatus> = h
+        .store
+        .active(1_000_000)
+        .await
+        .expect("active")
+        .into_iter()
+        .map(|e| (e.id, e.status))
+        .collect();
+    for (id, status) in [
+        (&queued, Queued),
+        (&running, Running),
+        (&suite.id, Queued),
+        (&first_child, Queued),
+    ] {
+        assert_eq!(active.get(id), Some(&status), "{id} is active");
+    }
+    for id in [&finished, &cancelled, &waiting_child] {
+        assert!(!active.contains_key(id), "{id} is not active");
+    }
+
+    let due = h.store.overdue(h.now(), 1_000_000).await.expect("overdue");
+    for id in [&queued, &running, &suite.id, &first_child] {
+        assert!(!due.contains(id), "{id} is not due yet");
+    }
+    let later = h
+        .now()
+        .plus_millis(DEFAULT_TIMEOUT_S as i64 * 1000);
+    let due = h.store.overdue(later, 1_000_000).await.expect("overdue");
+    for id in [&queued, &running, &suite.id, &first_child] {
+        assert!(due.contains(id), "{id} is due at its deadline");
+    }
+    for id in [&finished, &cancelled, &waiting_child] {
+        assert!(!due.contains(id), "{id} has no deadline");
+    }
+    assert!(h.store.overdue(later, 1).await.expect("overdue").len() <= 1, "limit holds");
+
+    // Finishing leaves both indexes.
+    h.pass(&queued).await;
+    assert!(
+        !h.store
+            .active(1_000_000)
+            .await
+            .expect("active")
+            .iter()
+            .any(|e| e.id == queued)
+    );
+    assert!(!h.store.overdue(later, 1_000_000).await.expect("overdue").contains(&queued));
     h.check_histories().await;
 }
