@@ -560,11 +560,13 @@ impl Execution {
             && self.retried_by.is_none()
     }
 
-    /// A fresh execution that repeats this one (`attempt` + 1, `retry_of` set). Case
-    /// executions only; the caller gives the new id, time and the step names.
+    /// A fresh, pending execution that repeats this one (`attempt` + 1, `retry_of` set);
+    /// the caller fills in the steps (or a suite's children).
     pub fn retry(&self, id: String, at: Timestamp) -> Execution {
         let total = self.progress.total;
-        let storage = StepStorage::for_step_count(total as usize);
+        let storage = self
+            .storage
+            .map(|_| StepStorage::for_step_count(total as usize));
         Execution {
             id,
             status: ExecutionStatus::Pending,
@@ -578,7 +580,7 @@ impl Execution {
             duration_ms: None,
             deadline_at: None,
             progress: Progress::new(total),
-            storage: Some(storage),
+            storage,
             steps: Vec::new(),
             history_len: 0,
             ..self.clone()

@@ -8,8 +8,8 @@
 use super::catalog::{RunnerKind, TestCase};
 use super::events::{DomainEvent, EventKind, WorkItem};
 use super::execution::{
-    Execution, ExecutionKind, ExecutionStatus, HistoryEntry, InvalidTransition, StepChange,
-    StepConflict, StepReport, StepResult, StepStatus, Transition,
+    ChildSlot, Execution, ExecutionKind, ExecutionStatus, HistoryEntry, InvalidTransition,
+    StepChange, StepConflict, StepReport, StepResult, StepStatus, SuitePlan, Transition,
 };
 use super::ids::IdSource;
 use super::time::Timestamp;
@@ -320,56 +320,108 @@ impl<'a> UnitOfWork<'a> {
 
     /// Creates and queues a new attempt of a finished case execution; returns its id.
     pub fn retry(&mut self, id: &str, actor: &str, reason: &str) -> Result<String, WorkflowError> {
-        let original = self.execution(id)?.clone();
+        let original = self.finished(id)?;
         if original.kind != ExecutionKind::Case {
             return Err(WorkflowError::NotApplicable(
-                "only case executions are retried; start the suite again".into(),
+                "a suite is retried as a whole, not as a case".into(),
             ));
         }
-        if !original.status.is_terminal() {
-            return Err(InvalidTransition {
-                from: original.status,
-                to: ExecutionStatus::Queued,
-            }
-            .into());
-        }
         let retry_id = self.ids.execution_id();
-        let mut retry = original.retry(retry_id.clone(), self.now);
-        let names: Vec<StepResult> = if original.is_partitioned() {
-            self.source.steps(id)?
-        } else {
-            original.steps.clone()
-        };
-        retry.steps = names
-            .iter()
-            .map(|s| StepResult::pending(s.index, &s.name))
-            .collect();
+        let mut retry = self.fresh_attempt(&original, retry_id.clone())?;
         self.execution(id)?.retried_by = Some(retry_id.clone());
-        let definition = DefinitionSource::CopyOf(id.to_owned());
         retry.status = ExecutionStatus::Queued;
         retry.queued_at = Some(self.now);
         retry.deadline_at = Some(self.now.plus_millis(retry.timeout_s as i64 * 1000));
         let reason = format!("{reason} (retry of {id}, attempt {})", retry.attempt);
+        let definition = DefinitionSource::CopyOf(id.to_owned());
         self.insert_new(retry, Some(definition), actor, &reason)?;
-        let queued = self.execution(&retry_id)?.clone();
-        self.event(&queued, EventKind::ExecutionQueued);
-        if queued.runner == Some(RunnerKind::Builtin) {
-            self.changes.enqueue.push(WorkItem {
-                execution_id: retry_id.clone(),
-                priority: queued.priority,
-            });
-        }
+        self.after_status_change(&retry_id)?;
         Ok(retry_id)
     }
 
-    /// A manual retry of a top-level or child execution (the new one is top-level).
+    /// A manual retry: a case execution (the new one stands on its own, outside any suite),
+    /// or a whole suite with fresh children.
     pub fn manual_retry(&mut self, id: &str, actor: &str) -> Result<String, WorkflowError> {
-        let retry_id = self.retry(id, actor, "retry requested")?;
-        // A manual retry stands on its own: it does not reopen a finished suite.
-        let retry = self.execution(&retry_id)?;
+        if self.execution(id)?.kind == ExecutionKind::Suite {
+            return self.retry_suite(id, actor);
+        }
+        let original = self.finished(id)?;
+        let retry_id = self.ids.execution_id();
+        let mut retry = self.fresh_attempt(&original, retry_id.clone())?;
+        // Detached before it is queued, so it neither reopens nor updates a finished suite.
         retry.parent_id = None;
         retry.slot = None;
+        self.execution(id)?.retried_by = Some(retry_id.clone());
+        let reason = format!("retry requested (retry of {id}, attempt {})", retry.attempt);
+        self.start(
+            retry,
+            Some(DefinitionSource::CopyOf(id.to_owned())),
+            actor,
+            &reason,
+        )?;
         Ok(retry_id)
+    }
+
+    fn retry_suite(&mut self, id: &str, actor: &str) -> Result<String, WorkflowError> {
+        let original = self.finished(id)?;
+        let Some(plan) = original.suite.clone() else {
+            return Err(StoreError::Corrupt(format!("suite {id} has no plan")).into());
+        };
+        let suite_id = self.ids.execution_id();
+        let mut suite = self.fresh_attempt(&original, suite_id.clone())?;
+        let mut slots = Vec::with_capacity(plan.slots.len());
+        for slot in &plan.slots {
+            let child = self.execution(&slot.execution_id)?.clone();
+            let child_id = self.ids.execution_id();
+            let mut fresh = self.fresh_attempt(&child, child_id.clone())?;
+            fresh.attempt = 1;
+            fresh.retry_of = None;
+            fresh.parent_id = Some(suite_id.clone());
+            let definition = DefinitionSource::CopyOf(child.id.clone());
+            self.add_child(fresh, definition, actor)?;
+            slots.push(ChildSlot {
+                test_case_id: slot.test_case_id.clone(),
+                execution_id: child_id,
+                status: ExecutionStatus::Pending,
+            });
+        }
+        suite.suite = Some(SuitePlan { slots, ..plan });
+        self.execution(id)?.retried_by = Some(suite_id.clone());
+        let reason = format!("retry requested (retry of {id}, attempt {})", suite.attempt);
+        self.start(suite, None, actor, &reason)?;
+        Ok(suite_id)
+    }
+
+    /// The execution, which must be terminal to be retried.
+    fn finished(&mut self, id: &str) -> Result<Execution, WorkflowError> {
+        let execution = self.execution(id)?.clone();
+        if !execution.status.is_terminal() {
+            return Err(InvalidTransition {
+                from: execution.status,
+                to: ExecutionStatus::Queued,
+            }
+            .into());
+        }
+        Ok(execution)
+    }
+
+    /// A pending copy of `original` under a new id: attempt + 1, steps reset.
+    fn fresh_attempt(
+        &mut self,
+        original: &Execution,
+        id: String,
+    ) -> Result<Execution, WorkflowError> {
+        let mut fresh = original.retry(id, self.now);
+        let steps = if original.is_partitioned() {
+            self.source.steps(&original.id)?
+        } else {
+            original.steps.clone()
+        };
+        fresh.steps = steps
+            .iter()
+            .map(|s| StepResult::pending(s.index, &s.name))
+            .collect();
+        Ok(fresh)
     }
 
     fn cancel_children(

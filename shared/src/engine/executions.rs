@@ -335,9 +335,15 @@ impl Engine {
             }))
             .await
             .map_err(EngineError::from_workflow)?;
+        // The new root execution (a suite retry also creates its children).
         let new_id = changes
             .created
-            .first()
+            .iter()
+            .find(|created| {
+                changes
+                    .execution(created)
+                    .is_some_and(|e| e.parent_id.is_none())
+            })
             .cloned()
             .ok_or_else(|| EngineError::Unavailable("retry created nothing".into()))?;
         self.execution_in(changes, &new_id).await

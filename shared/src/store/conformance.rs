@@ -3907,9 +3907,7 @@ pub async fn active_and_overdue(store: Arc<dyn ExecutionStore>) {
     for id in [&queued, &running, &suite.id, &first_child] {
         assert!(!due.contains(id), "{id} is not due yet");
     }
-    let later = h
-        .now()
-        .plus_millis(DEFAULT_TIMEOUT_S as i64 * 1000);
+    let later = h.now().plus_millis(DEFAULT_TIMEOUT_S as i64 * 1000);
     let due = h.store.overdue(later, 1_000_000).await.expect("overdue");
     for id in [&queued, &running, &suite.id, &first_child] {
         assert!(due.contains(id), "{id} is due at its deadline");
@@ -3917,7 +3915,10 @@ pub async fn active_and_overdue(store: Arc<dyn ExecutionStore>) {
     for id in [&finished, &cancelled, &waiting_child] {
         assert!(!due.contains(id), "{id} has no deadline");
     }
-    assert!(h.store.overdue(later, 1).await.expect("overdue").len() <= 1, "limit holds");
+    assert!(
+        h.store.overdue(later, 1).await.expect("overdue").len() <= 1,
+        "limit holds"
+    );
 
     // Finishing leaves both indexes.
     h.pass(&queued).await;
@@ -3929,6 +3930,12 @@ pub async fn active_and_overdue(store: Arc<dyn ExecutionStore>) {
             .iter()
             .any(|e| e.id == queued)
     );
-    assert!(!h.store.overdue(later, 1_000_000).await.expect("overdue").contains(&queued));
+    assert!(
+        !h.store
+            .overdue(later, 1_000_000)
+            .await
+            .expect("overdue")
+            .contains(&queued)
+    );
     h.check_histories().await;
 }
