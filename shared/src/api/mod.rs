@@ -3,6 +3,7 @@
 //! route groups it owns; the local server mounts all of them.
 
 mod demo;
+pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod views;
@@ -59,9 +60,28 @@ impl RouteGroup {
     ];
 }
 
+/// The query parameters each listing takes (the OpenAPI document lists the same).
+mod queries {
+    pub const CATALOG: &[&str] = &["tag", "limit", "cursor"];
+    pub const EXECUTIONS: &[&str] = &[
+        "status",
+        "kind",
+        "test_case_id",
+        "test_suite_id",
+        "tag",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    ];
+    pub const EXECUTION: &[&str] = &["fields"];
+    pub const PAGE: &[&str] = &["limit", "cursor"];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Health,
+    OpenApi,
     TestCases,
     TestCase(String),
     TestSuites,
@@ -84,6 +104,7 @@ impl Route {
         let segments: Vec<&str> = rest.trim_end_matches('/').split('/').skip(1).collect();
         let route = match segments.as_slice() {
             ["health"] => Route::Health,
+            ["openapi.json"] => Route::OpenApi,
             ["test-cases"] => Route::TestCases,
             ["test-cases", id] => Route::TestCase(id.to_string()),
             ["test-suites"] => Route::TestSuites,
@@ -107,7 +128,7 @@ impl Route {
     fn methods(&self) -> &'static [(Method, RouteGroup)] {
         use RouteGroup::*;
         match self {
-            Route::Health => &[(Method::GET, Health)],
+            Route::Health | Route::OpenApi => &[(Method::GET, Health)],
             Route::TestCases | Route::TestSuites => {
                 &[(Method::GET, Catalog), (Method::POST, Catalog)]
             }
@@ -197,11 +218,15 @@ impl Router {
         if request.body().len() > MAX_BODY_BYTES {
             return Err(Problem::too_large(MAX_BODY_BYTES));
         }
-        if route == Route::Health {
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
-            ));
+        match route {
+            Route::Health => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+                ));
+            }
+            Route::OpenApi => return Ok(json_response(StatusCode::OK, &openapi::document())),
+            _ => {}
         }
         let authorization = request
             .headers()
@@ -233,7 +258,7 @@ impl Router {
                 ))
             }
             (Route::TestCases, _) => {
-                let query = Query::parse(raw_query, &["tag", "limit", "cursor"])?;
+                let query = Query::parse(raw_query, queries::CATALOG)?;
                 let page = engine
                     .list_test_cases(
                         caller,
@@ -274,7 +299,7 @@ impl Router {
                 ))
             }
             (Route::TestSuites, _) => {
-                let query = Query::parse(raw_query, &["tag", "limit", "cursor"])?;
+                let query = Query::parse(raw_query, queries::CATALOG)?;
                 let page = engine
                     .list_test_suites(
                         caller,
@@ -344,7 +369,7 @@ impl Router {
                 }))
             }
             (Route::Execution(id), _) => {
-                let query = Query::parse(raw_query, &["fields"])?;
+                let query = Query::parse(raw_query, queries::EXECUTION)?;
                 let fields = views::parse_fields(query.get("fields"))?;
                 let id = known_id(&id, EXECUTION_PREFIX, "execution")?;
                 let view = views::execution(&engine.get_execution(caller, id).await?, true);
@@ -354,7 +379,7 @@ impl Router {
                 }))
             }
             (Route::Steps(id), Method::GET) => {
-                let query = Query::parse(raw_query, &["limit", "cursor"])?;
+                let query = Query::parse(raw_query, queries::PAGE)?;
                 let id = known_id(&id, EXECUTION_PREFIX, "execution")?;
                 let after = match query.cursor("steps")? {
                     Some(position) => Some(position.parse::<u32>().map_err(|_| {
@@ -383,7 +408,7 @@ impl Router {
                 ))
             }
             (Route::Children(id), _) => {
-                let query = Query::parse(raw_query, &["limit", "cursor"])?;
+                let query = Query::parse(raw_query, queries::PAGE)?;
                 let id = known_id(&id, EXECUTION_PREFIX, "execution")?;
                 let after = query.cursor("children")?;
                 let page = engine
@@ -438,12 +463,12 @@ impl Router {
                     &views::execution(&retry, true),
                 ))
             }
-            (Route::Health, _) => unreachable!("answered before authentication"),
+            (Route::Health | Route::OpenApi, _) => unreachable!("answered before authentication"),
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StartCaseBody {
     test_case_id: String,
@@ -451,7 +476,7 @@ struct StartCaseBody {
     config: Option<ExecutionConfig>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StartSuiteBody {
     test_suite_id: String,
@@ -459,13 +484,13 @@ struct StartSuiteBody {
     config: Option<ExecutionConfig>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StepsBody {
     steps: Vec<StepReport>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
     #[serde(default)]

@@ -13,7 +13,19 @@ pub const MAX_OUTPUT_BYTES: usize = 4096;
 pub const DEFAULT_TIMEOUT_S: u64 = 3600;
 pub const MAX_RETRIES_LIMIT: u32 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Pending,
@@ -82,7 +94,7 @@ impl ExecutionStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -99,14 +111,26 @@ impl StepStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionKind {
     Case,
     Suite,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     High,
@@ -115,7 +139,7 @@ pub enum Priority {
     Low,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStorage {
     Inline,
@@ -133,7 +157,7 @@ impl StepStorage {
 }
 
 /// The optional `config` of a start request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,7 +174,7 @@ pub struct ExecutionConfig {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Progress {
     pub total: u32,
     pub completed: u32,
@@ -198,7 +222,7 @@ fn percent(part: u32, whole: u32) -> f64 {
     (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub index: u32,
     pub name: String,
@@ -228,7 +252,7 @@ impl StepResult {
 }
 
 /// One step's result as a reporter (or the built-in runner) sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
     pub index: u32,
@@ -317,7 +341,7 @@ pub fn cap(text: Option<&str>, max: usize) -> (Option<String>, bool) {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryEntry {
     pub from: Option<ExecutionStatus>,
     pub to: ExecutionStatus,
@@ -343,7 +367,9 @@ pub struct SuitePlan {
     pub slots: Vec<ChildSlot>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct ChildCounts {
     pub total: u32,
     pub pending: u32,
@@ -589,26 +615,10 @@ impl Execution {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
-    use ExecutionStatus::*;
 
-    const ALLOWED: [(ExecutionStatus, ExecutionStatus); 12] = [
-        (Pending, Queued),
-        (Pending, Cancelled),
-        (Pending, Error),
-        (Queued, Running),
-        (Queued, Cancelled),
-        (Queued, TimedOut),
-        (Queued, Error),
-        (Running, Passed),
-        (Running, Failed),
-        (Running, Cancelled),
-        (Running, TimedOut),
-        (Running, Error),
-    ];
-
-    pub(crate) fn sample(status: ExecutionStatus) -> Execution {
+    pub fn sample(status: ExecutionStatus) -> Execution {
         Execution {
             id: "ex_1".into(),
             kind: ExecutionKind::Case,
@@ -641,6 +651,28 @@ mod tests {
             history_len: 1,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::sample;
+    use super::*;
+    use ExecutionStatus::*;
+
+    const ALLOWED: [(ExecutionStatus, ExecutionStatus); 12] = [
+        (Pending, Queued),
+        (Pending, Cancelled),
+        (Pending, Error),
+        (Queued, Running),
+        (Queued, Cancelled),
+        (Queued, TimedOut),
+        (Queued, Error),
+        (Running, Passed),
+        (Running, Failed),
+        (Running, Cancelled),
+        (Running, TimedOut),
+        (Running, Error),
+    ];
 
     #[test]
     fn every_pair_follows_the_table() {

@@ -68,6 +68,7 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("retry_manual", |s| Box::pin(retry_manual(s))),
         ("retry_automatic", |s| Box::pin(retry_automatic(s))),
         ("retry_in_suite", |s| Box::pin(retry_in_suite(s))),
+        ("retry_suite", |s| Box::pin(retry_suite(s))),
         ("timeouts", |s| Box::pin(timeouts(s))),
         ("idempotency", |s| Box::pin(idempotency(s))),
         ("list_executions", |s| Box::pin(list_executions(s))),
@@ -2757,7 +2758,7 @@ pub async fn retry_manual(store: Arc<dyn ExecutionStore>) {
             .await,
     );
 
-    // Suites are not retried as such.
+    // A finished suite's child may be retried by hand; the retry stands alone.
     let definition = h
         .create_suite(&[&case], SuiteMode::Parallel, None, false)
         .await;
@@ -2765,8 +2766,6 @@ pub async fn retry_manual(store: Arc<dyn ExecutionStore>) {
     let child = h.children(&suite.id).await.remove(0);
     h.fail(&child.id).await;
     assert_eq!(h.status(&suite.id).await, Failed);
-    expect_conflict(h.engine.retry(&h.user, &suite.id).await, "not_applicable");
-    // A finished suite's child may be retried by hand; the retry stands alone.
     let lone = h
         .engine
         .retry(&h.user, &child.id)
@@ -2992,6 +2991,152 @@ pub async fn retry_in_suite(store: Arc<dyn ExecutionStore>) {
     assert_eq!(h.execution(&retry_id).await.retried_by, None);
     assert_eq!(h.execution(&c[1]).await.retried_by, None);
     assert_eq!(h.children(&suite.id).await.len(), 3);
+    h.check_histories().await;
+}
+
+/// A manual retry of a finished suite: a new suite execution with fresh children (every
+/// definition, inline or partitioned, carried over); the original and its children stay as
+/// they were.
+pub async fn retry_suite(store: Arc<dyn ExecutionStore>) {
+    let h = Harness::new(store);
+    let mut events = h.bus.subscribe();
+    let small = h.external_case("retry suite small", 3).await;
+    let big = h.external_case("retry suite big", 55).await;
+    let definition = h
+        .create_suite(&[&small, &big], SuiteMode::Parallel, None, false)
+        .await;
+    let first = h.start_suite(&definition, config(None, Some(1))).await;
+    expect_invalid_transition(h.engine.retry(&h.user, &first.id).await, Queued, Queued);
+    let slots: Vec<String> = first
+        .suite
+        .clone()
+        .expect("plan")
+        .slots
+        .into_iter()
+        .map(|s| s.execution_id)
+        .collect();
+    // Slot 0 fails twice (its automatic retry too); slot 1 passes.
+    h.fail(&slots[0]).await;
+    expect_invalid_transition(h.engine.retry(&h.user, &first.id).await, Running, Queued);
+    let auto = h
+        .execution(&slots[0])
+        .await
+        .retried_by
+        .expect("automatic retry");
+    h.fail(&auto).await;
+    h.pass(&slots[1]).await;
+    assert_eq!(h.status(&first.id).await, Failed);
+    let old_children = h.children(&first.id).await;
+    assert_eq!(old_children.len(), 3);
+    let old_history = h.history(&first.id).await;
+    drain_events(&mut events);
+
+    h.advance_secs(1);
+    let retry = h
+        .engine
+        .retry(&h.user, &first.id)
+        .await
+        .expect("retry suite");
+    assert_eq!(
+        (retry.kind, retry.status, retry.attempt),
+        (ExecutionKind::Suite, Queued, 2)
+    );
+    assert_eq!(retry.retry_of.as_deref(), Some(first.id.as_str()));
+    assert_eq!(retry.test_suite_id.as_deref(), Some(definition.id.as_str()));
+    assert_eq!((retry.parent_id.as_deref(), retry.storage), (None, None));
+    assert_eq!(retry.queued_at, Some(h.now()));
+    assert_eq!(h.execution(&retry.id).await, retry);
+    let history = h.history(&retry.id).await;
+    assert_eq!(transitions(&history), vec![(None, Queued)]);
+    assert_eq!(history[0].actor, h.actor());
+    assert!(
+        history[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(&first.id)),
+        "{history:?}"
+    );
+    let plan = retry.suite.clone().expect("a fresh plan");
+    assert_eq!(plan.counts(), counts(2, |c| c.queued = 2));
+    assert_eq!(
+        plan.slots
+            .iter()
+            .map(|s| s.test_case_id.clone())
+            .collect::<Vec<_>>(),
+        vec![small.id.clone(), big.id.clone()]
+    );
+
+    let fresh = h.children(&retry.id).await;
+    assert_eq!(fresh.len(), 2);
+    let old_slot_ids = [auto.clone(), slots[1].clone()];
+    for (slot, child) in fresh.iter().enumerate() {
+        assert_eq!(
+            child.id, plan.slots[slot].execution_id,
+            "children in suite order"
+        );
+        assert!(
+            !old_children.iter().any(|o| o.id == child.id),
+            "a fresh child"
+        );
+        assert_eq!(child.status, Queued);
+        assert_eq!(child.slot, Some(slot as u32));
+        assert_eq!(child.parent_id.as_deref(), Some(retry.id.as_str()));
+        assert_eq!((child.attempt, child.retry_of.as_deref()), (1, None));
+        assert_eq!(child.retried_by, None);
+        assert_eq!(child.max_retries, 1, "the config carries over");
+        assert_eq!(child.progress.completed, 0);
+        assert_eq!(
+            h.store.get_definition(&child.id).await.unwrap(),
+            h.store.get_definition(&old_slot_ids[slot]).await.unwrap(),
+            "the same definition runs again"
+        );
+        assert_eq!(
+            transitions(&h.history(&child.id).await),
+            vec![(None, Pending), (Some(Pending), Queued)]
+        );
+    }
+    assert_eq!(fresh[0].storage, Some(StepStorage::Inline));
+    assert_eq!(fresh[0].steps.len(), 3);
+    assert!(
+        fresh[0]
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::Pending)
+    );
+    assert_eq!(fresh[1].storage, Some(StepStorage::Partitioned));
+    assert!(fresh[1].steps.is_empty());
+    let steps = h.all_steps(&fresh[1].id, 20).await;
+    assert_eq!(steps.len(), 55);
+    assert!(steps.iter().all(|s| s.status == StepStatus::Pending));
+    let published = drain_events(&mut events);
+    assert_eq!(
+        kinds_for(&published, &retry.id),
+        vec![(EventKind::ExecutionQueued, Queued)]
+    );
+    for child in &fresh {
+        assert_eq!(
+            kinds_for(&published, &child.id),
+            vec![(EventKind::ExecutionQueued, Queued)]
+        );
+    }
+
+    // The original is untouched but for its lineage.
+    let original = h.execution(&first.id).await;
+    assert_eq!(original.status, Failed);
+    assert_eq!(original.retried_by.as_deref(), Some(retry.id.as_str()));
+    assert_eq!(h.history(&first.id).await, old_history);
+    assert_eq!(ids(&h.children(&first.id).await), ids(&old_children));
+    for old in &old_children {
+        assert_eq!(h.execution(&old.id).await.status, old.status);
+    }
+
+    // The retry runs like any suite.
+    for child in &fresh {
+        h.pass(&child.id).await;
+    }
+    assert_eq!(h.status(&retry.id).await, Passed);
+    assert_eq!(h.counts(&retry.id).await, counts(2, |c| c.passed = 2));
+    assert_eq!(h.status(&first.id).await, Failed);
     h.check_histories().await;
 }
 
