@@ -57,13 +57,13 @@ async fn malformed_json_is_400_and_creates_nothing() {
     let bodies: [&[u8]; 10] = [
         b"{",
         b"not json",
-        br#"{"name": "x", "steps": [}"#,
-        br#"{"name": "x",}"#,
-        br#"{"name": "x"} trailing"#,
-        br#"{"name": "x"}{"name": "y"}"#,
+        b"{,}",
+        b"{:}",
+        br#"{"unterminated"#,
+        b"[}",
         b"\x00\x01\x02",
-        b"{\"name\": \"\xff\xfe\", \"steps\": []}",
-        br#"{"name": 'single quotes'}"#,
+        b"{\"\xff\xfe\": 1}",
+        br#"{'single': 'quotes'}"#,
         b"   ",
     ];
     let routes = [
@@ -87,6 +87,39 @@ async fn malformed_json_is_400_and_creates_nothing() {
             );
             reply.problem(StatusCode::BAD_REQUEST, "malformed_json");
         }
+    }
+    // A body that is valid for the route but followed by more characters.
+    let suite_body = json!({"name": "s", "test_case_ids": [case]});
+    let valid_bodies = [
+        ("/api/v1/test-cases".to_owned(), external_case("x", 1)),
+        ("/api/v1/test-suites".to_owned(), suite_body),
+        (
+            "/api/v1/executions/case".to_owned(),
+            json!({"test_case_id": case}),
+        ),
+        (
+            format!("/api/v1/executions/{execution}/steps"),
+            json!({"steps": [{"index": 0, "status": "passed"}]}),
+        ),
+        (
+            format!("/api/v1/executions/{execution}/cancel"),
+            json!({"reason": "r"}),
+        ),
+        (
+            format!("/api/v1/executions/{execution}/complete"),
+            json!({}),
+        ),
+    ];
+    for (route, valid) in &valid_bodies {
+        let valid = serde_json::to_vec(valid).unwrap();
+        for suffix in [&b" trailing"[..], b"}", b"]", b",", b"\x00"] {
+            let body = [valid.as_slice(), suffix].concat();
+            let reply = api.post_raw(route, &alice, body).await;
+            reply.problem(StatusCode::BAD_REQUEST, "malformed_json");
+        }
+        let twice = [valid.as_slice(), valid.as_slice()].concat();
+        let reply = api.post_raw(route, &alice, twice).await;
+        reply.problem(StatusCode::BAD_REQUEST, "malformed_json");
     }
     // A replacement with a broken body leaves the case as it was.
     let reply = api
@@ -186,7 +219,6 @@ async fn wrong_types_name_the_field() {
                     "http": {"method": "GET", "url": "http://x"}, "expect": {"status": 70000}}]}),
             "steps[0].expect.status",
         ),
-        ("/api/v1/test-cases", json!([1, 2]), "body"),
         ("/api/v1/test-cases", json!("a string"), "body"),
         ("/api/v1/test-cases", json!(null), "body"),
         (
@@ -265,10 +297,6 @@ async fn wrong_types_name_the_field() {
             "steps[0].index",
         ),
         (
-            json!({"steps": [{"index": 0, "status": 1}]}),
-            "steps[0].status",
-        ),
-        (
             json!({"steps": [{"index": 0, "status": "passed", "duration_ms": "fast"}]}),
             "steps[0].duration_ms",
         ),
@@ -281,6 +309,12 @@ async fn wrong_types_name_the_field() {
         (json!({}), "body"),
     ] {
         let reply = api.post(&steps_route, &alice, &body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.text()
+        );
         let problem = reply.problem(StatusCode::BAD_REQUEST, "validation_failed");
         let got = problem["errors"][0]["field"].as_str().unwrap_or_default();
         assert!(
@@ -298,6 +332,130 @@ async fn wrong_types_name_the_field() {
         .await;
     reply.validation("reason");
 
+    assert_eq!(inventory(&api, &alice).await, before);
+    assert_eq!(api.snapshot(&execution, &alice).await, trace_before);
+}
+
+/// The contract's bodies are JSON objects. serde's derived structs also accept a JSON array
+/// (fields by position), which skips the named-field checks (`deny_unknown_fields` cannot
+/// apply to positions): such bodies must be refused like any other malformed body.
+#[tokio::test]
+async fn arrays_are_not_accepted_in_place_of_objects() {
+    let api = Api::new();
+    let alice = api.token("alice");
+    let case = api.create_external_case(&alice, "case", 1).await;
+    let execution = api.start_case(&alice, &case).await;
+    let before = inventory(&api, &alice).await;
+    let trace_before = api.snapshot(&execution, &alice).await;
+
+    let step = json!({"name": "s", "action": "external"});
+    let attempts: Vec<(String, Value)> = vec![
+        // TestCaseInput by position: name, description, tags, variables, timeout_s, steps.
+        (
+            "/api/v1/test-cases".into(),
+            json!(["positional", null, [], {}, null, [step]]),
+        ),
+        // A step definition by position.
+        (
+            "/api/v1/test-cases".into(),
+            json!({"name": "x", "steps": [["s", "external"]]}),
+        ),
+        // TestSuiteInput by position.
+        (
+            "/api/v1/test-suites".into(),
+            json!(["positional", null, [case]]),
+        ),
+        // A start body by position, and a config by position.
+        ("/api/v1/executions/case".into(), json!([case])),
+        (
+            "/api/v1/executions/case".into(),
+            json!({"test_case_id": case, "config": ["high"]}),
+        ),
+        // A step report by position.
+        (
+            format!("/api/v1/executions/{execution}/steps"),
+            json!({"steps": [[0, "passed"]]}),
+        ),
+        (
+            format!("/api/v1/executions/{execution}/steps"),
+            json!([[{"index": 0, "status": "passed"}]]),
+        ),
+        (
+            format!("/api/v1/executions/{execution}/cancel"),
+            json!(["why"]),
+        ),
+    ];
+    let mut accepted = Vec::new();
+    for (route, body) in &attempts {
+        let reply = api.post(route, &alice, body).await;
+        if reply.status.is_success() {
+            accepted.push(format!("POST {route} {body} -> {}", reply.status));
+        } else {
+            reply.problem(StatusCode::BAD_REQUEST, "validation_failed");
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "array bodies were accepted as objects:\n{}",
+        accepted.join("\n")
+    );
+    assert_eq!(inventory(&api, &alice).await, before);
+    assert_eq!(api.snapshot(&execution, &alice).await, trace_before);
+}
+
+/// A value of the wrong JSON type where an enum (`action`, `status`, `priority`, `mode`) is
+/// expected is valid JSON with a wrong type: it must be `validation_failed` naming the field,
+/// like every other wrong type, not `malformed_json` ("the body is not valid JSON").
+#[tokio::test]
+async fn wrongly_typed_enums_name_the_field() {
+    let api = Api::new();
+    let alice = api.token("alice");
+    let case = api.create_external_case(&alice, "case", 2).await;
+    let execution = api.start_case(&alice, &case).await;
+    let before = inventory(&api, &alice).await;
+    let trace_before = api.snapshot(&execution, &alice).await;
+
+    let cases: Vec<(String, Value, &str)> = vec![
+        (
+            "/api/v1/test-cases".into(),
+            json!({"name": "x", "steps": [{"name": "s", "action": 5}]}),
+            "steps[0].action",
+        ),
+        (
+            "/api/v1/test-suites".into(),
+            json!({"name": "x", "test_case_ids": [case], "mode": true}),
+            "mode",
+        ),
+        (
+            "/api/v1/executions/case".into(),
+            json!({"test_case_id": case, "config": {"priority": 3}}),
+            "config.priority",
+        ),
+        (
+            format!("/api/v1/executions/{execution}/steps"),
+            json!({"steps": [{"index": 0, "status": 1}]}),
+            "steps[0].status",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (route, body, field) in &cases {
+        let reply = api.post(route, &alice, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.text()
+        );
+        let problem = reply.json();
+        if problem["code"] != "validation_failed" || problem["errors"][0]["field"] != *field {
+            wrong.push(format!("POST {route} {body} -> {}", reply.text()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "valid JSON with a wrongly typed enum is not a field error:\n{}",
+        wrong.join("\n")
+    );
     assert_eq!(inventory(&api, &alice).await, before);
     assert_eq!(api.snapshot(&execution, &alice).await, trace_before);
 }
@@ -594,6 +752,37 @@ async fn step_count_limits() {
         .json();
     assert_eq!(stored["version"], 1);
     assert_eq!(stored["steps"].as_array().unwrap().len(), 10_000);
+
+    // It runs, with its steps stored apart from the trace.
+    let execution = api.start_case(&alice, &case).await;
+    let trace = api
+        .get(&format!("/api/v1/executions/{execution}"), &alice)
+        .await
+        .json();
+    assert_eq!(trace["progress"]["total"], 10_000);
+    assert_eq!(trace["storage"], "partitioned");
+    assert!(trace.get("steps").is_none());
+    let page = api
+        .get(
+            &format!("/api/v1/executions/{execution}/steps?limit=1000"),
+            &alice,
+        )
+        .await
+        .json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1000);
+    // A 500-step report is the most one call takes.
+    let report: Vec<Value> = (9_500..10_000)
+        .map(|i| json!({"index": i, "status": "passed"}))
+        .collect();
+    let reply = api
+        .post(
+            &format!("/api/v1/executions/{execution}/steps"),
+            &alice,
+            &json!({"steps": report}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["progress"]["completed"], 500);
 }
 
 #[tokio::test]

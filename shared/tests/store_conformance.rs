@@ -70,6 +70,7 @@ conformance_tests!(
     retry_manual,
     retry_automatic,
     retry_in_suite,
+    retry_suite,
     timeouts,
     idempotency,
     list_executions,

@@ -5,7 +5,8 @@ mod common;
 
 use common::{Api, Server, external_case, id_of, statuses};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The status each test reports for step `i`: mostly passed, some failed.
@@ -165,7 +166,7 @@ async fn sigterm_shuts_down_gracefully_and_keeps_everything() {
         tokio::spawn(async move {
             let client = reqwest::Client::builder().no_proxy().build().unwrap();
             let response = client
-                .get(format!("{origin}/demo/slow/1500"))
+                .get(format!("{origin}/demo/slow/2000"))
                 .send()
                 .await
                 .expect("the in-flight request is answered");
@@ -175,7 +176,8 @@ async fn sigterm_shuts_down_gracefully_and_keeps_everything() {
             )
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Give the request time to reach the server before the signal.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let status = server
         .terminate(Duration::from_secs(15))
         .await
@@ -332,4 +334,106 @@ async fn deadlines_and_idempotency_keys_survive_sigkill() {
     assert_eq!(done["status"], "timed_out", "{done:#}");
     let history = alice.history(&id).await;
     assert_eq!(history.last().unwrap()["actor"], "engine:timeout-sweep");
+}
+
+#[tokio::test]
+async fn sigkill_in_the_middle_of_concurrent_batches_keeps_them_atomic() {
+    const STEPS: usize = 400;
+    const BATCH: usize = 5;
+    const BATCHES: usize = STEPS / BATCH;
+    const REPORTERS: usize = 8;
+    const KILL_AFTER: usize = 30;
+    let dir = TempDir::new().expect("a temp data dir");
+    let mut server = Server::start(dir.path());
+    let alice = server.client("alice");
+    let case_id = alice.create_case(external_case("torn", STEPS)).await;
+    let id = id_of(&alice.start_case(&case_id, None).await);
+
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for reporter in 0..REPORTERS {
+        let (alice, id, acked) = (alice.clone(), id.clone(), Arc::clone(&acked));
+        tasks.spawn(async move {
+            for batch in (reporter..BATCHES).step_by(REPORTERS) {
+                let steps: Vec<Value> = (batch * BATCH..(batch + 1) * BATCH)
+                    .map(report_for)
+                    .collect();
+                let sent = alice
+                    .try_send(
+                        reqwest::Method::POST,
+                        &format!("/executions/{id}/steps"),
+                        Some(json!({ "steps": steps })),
+                        &[],
+                    )
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status == 200 => acked.lock().unwrap().push(batch),
+                    Ok(resp) => panic!("batch {batch}: HTTP {} {}", resp.status, resp.text),
+                    // The server was killed under this request: it was never acknowledged.
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + common::POLL_DEADLINE;
+    while acked.lock().unwrap().len() < KILL_AFTER {
+        assert!(Instant::now() < deadline, "reports are too slow");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Killed while other batches are in flight.
+    server.kill_hard();
+    let acked_at_kill: Vec<usize> = acked.lock().unwrap().clone();
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a reporter task");
+    }
+    drop(server);
+
+    let server = Server::start(dir.path());
+    let alice = server.client("alice");
+    let steps = alice.all_steps(&id, 1000).await;
+    assert_eq!(steps.len(), STEPS);
+    let mut present = 0;
+    for batch in 0..BATCHES {
+        let range = batch * BATCH..(batch + 1) * BATCH;
+        let reported = steps[range.clone()]
+            .iter()
+            .filter(|s| s["status"] != "pending")
+            .count();
+        assert!(
+            reported == 0 || reported == BATCH,
+            "batch {batch} is torn: {reported} of {BATCH} steps stored: {:#?}",
+            &steps[range]
+        );
+        if acked_at_kill.contains(&batch) {
+            assert_eq!(reported, BATCH, "acknowledged batch {batch} was lost");
+        }
+        if reported == BATCH {
+            assert_steps_as_reported_from(&steps[range], batch * BATCH);
+        }
+        present += reported;
+    }
+    eprintln!(
+        "{} batches acknowledged before the kill, {} stored after the restart",
+        acked_at_kill.len(),
+        present / BATCH
+    );
+    assert!(present >= acked_at_kill.len() * BATCH);
+    let trace = alice.execution(&id).await;
+    assert_eq!(trace["status"], "running");
+    assert_eq!(
+        trace["progress"]["completed"],
+        json!(present),
+        "progress agrees with the stored steps: {trace:#}"
+    );
+}
+
+/// Like [`assert_steps_as_reported`] for a slice starting at step `first`.
+fn assert_steps_as_reported_from(steps: &[Value], first: usize) {
+    for (offset, step) in steps.iter().enumerate() {
+        let i = first + offset;
+        assert_eq!(step["index"], json!(i), "{step}");
+        assert_eq!(step["status"], status_for(i), "step {i}: {step}");
+        assert_eq!(step["message"], json!(format!("message {i}")), "{step}");
+        assert_eq!(step["output"], json!(format!("output {i}")), "{step}");
+    }
 }

@@ -6,6 +6,7 @@ mod demo;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+mod strict;
 pub mod views;
 
 use crate::auth::Authenticator;

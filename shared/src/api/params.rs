@@ -1,6 +1,7 @@
 //! Query strings, page sizes, opaque cursors and JSON bodies, all checked strictly.
 
 use super::problem::Problem;
+use super::strict::Strict;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
@@ -103,10 +104,14 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let value = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
+        // Decided on the whole body: serde_json reports a wrongly typed enum value as a
+        // syntax error, and a type error can come before a later syntax error.
+        let not_json = std::str::from_utf8(body).is_err()
+            || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err();
+        if not_json {
             Problem::new(
                 http::StatusCode::BAD_REQUEST,
                 "malformed_json",

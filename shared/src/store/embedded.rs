@@ -234,7 +234,8 @@ impl EmbeddedStore {
             let owner = match table.remove(id.as_str())? {
                 Some(raw) => match serde_json::from_slice::<OwnedRecord>(raw.value()) {
                     Ok(r) => r.owner,
-                    Err(e) => return Ok(Err(StoreError::Corrupt(e.to_string()))),
+                    // Already removed: abandon the group rather than leave the index behind.
+                    Err(e) => return Err(redb::Error::Corrupted(e.to_string())),
                 },
                 None => return Ok(Ok(false)),
             };
@@ -361,10 +362,16 @@ fn write_loop(db: &Database, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let mut after_commit = Vec::with_capacity(group.len());
         let mut failed = None;
         for job in group {
-            match job(&txn) {
-                Ok(then) => after_commit.push(then),
-                Err(e) => {
-                    failed = Some(e);
+            // A panicking job may have written part of its change: abandon the group, but
+            // keep the writer alive for the next one.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&txn))) {
+                Ok(Ok(then)) => after_commit.push(then),
+                Ok(Err(e)) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                Err(_) => {
+                    failed = Some("a write job panicked".to_owned());
                     break;
                 }
             }
@@ -446,11 +453,9 @@ impl RecordSource for TxnSource<'_> {
     }
 }
 
-/// Writes a planned change set into the transaction.
-fn write_changes(
-    txn: &WriteTransaction,
-    changes: &ChangeSet,
-) -> Result<Result<(), StoreError>, redb::Error> {
+/// Writes a planned change set into the transaction. Any failure, a record that cannot be
+/// encoded or decoded included, abandons the whole group: nothing is ever half-written.
+fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb::Error> {
     let mut executions = txn.open_table(EXECUTIONS)?;
     let mut deadlines = txn.open_table(DEADLINES)?;
     let mut active = txn.open_table(ACTIVE)?;
@@ -458,10 +463,7 @@ fn write_changes(
     let mut children = txn.open_table(CHILDREN)?;
     for execution in &changes.executions {
         let previous: Option<Execution> = match executions.get(execution.id.as_str())? {
-            Some(raw) => match decode(raw.value()) {
-                Ok(e) => Some(e),
-                Err(e) => return Ok(Err(e)),
-            },
+            Some(raw) => Some(decode(raw.value()).map_err(abandon)?),
             None => None,
         };
         if let Some(old) = previous.as_ref().and_then(|p| p.deadline_at) {
@@ -486,36 +488,24 @@ fn write_changes(
                 children.insert(key2(parent, &execution.id).as_str(), [].as_slice())?;
             }
         }
-        let bytes = match encode(execution) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let bytes = encode(execution).map_err(abandon)?;
         executions.insert(execution.id.as_str(), bytes.as_slice())?;
     }
     let mut steps = txn.open_table(STEPS)?;
     for (id, step) in &changes.steps {
-        let bytes = match encode(step) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let bytes = encode(step).map_err(abandon)?;
         steps.insert(step_key(id, step.index).as_str(), bytes.as_slice())?;
     }
     let mut history = txn.open_table(HISTORY)?;
     for (id, seq, entry) in &changes.history {
-        let bytes = match encode(entry) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let bytes = encode(entry).map_err(abandon)?;
         history.insert(seq_key(id, *seq).as_str(), bytes.as_slice())?;
     }
     let mut definitions = txn.open_table(DEFINITIONS)?;
     let test_cases = txn.open_table(TEST_CASES)?;
     for (id, source) in &changes.definitions {
         let bytes = match source {
-            DefinitionSource::Snapshot(case) => match encode(case.as_ref()) {
-                Ok(b) => b,
-                Err(e) => return Ok(Err(e)),
-            },
+            DefinitionSource::Snapshot(case) => encode(case.as_ref()).map_err(abandon)?,
             DefinitionSource::CopyOf(original) => match definitions.get(original.as_str())? {
                 Some(raw) => raw.value().to_vec(),
                 // An execution started before definitions were kept: fall back to the case.
@@ -532,14 +522,15 @@ fn write_changes(
     }
     drop(test_cases);
     if let Some(record) = &changes.idempotency {
-        let bytes = match encode(record) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let bytes = encode(record).map_err(abandon)?;
         txn.open_table(IDEMPOTENCY)?
             .insert(key2(&record.owner, &record.key).as_str(), bytes.as_slice())?;
     }
-    Ok(Ok(()))
+    Ok(())
+}
+
+fn abandon(error: StoreError) -> redb::Error {
+    redb::Error::Corrupted(error.to_string())
 }
 
 #[async_trait]
@@ -633,9 +624,8 @@ impl ExecutionStore for EmbeddedStore {
                 Ok(changes) => changes,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            Ok(write_changes(txn, &changes)?
-                .map(|()| changes)
-                .map_err(WorkflowError::Store))
+            write_changes(txn, &changes)?;
+            Ok(Ok(changes))
         })
         .await
     }

@@ -304,6 +304,20 @@ impl Api {
         headers: &[(&str, &str)],
     ) -> Resp {
         let url = format!("{}{}", self.base, path);
+        self.try_send(method.clone(), path, body, headers)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// Like [`Api::send`], but a failed exchange (refused, reset) is an `Err`.
+    pub async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, String> {
+        let url = format!("{}{}", self.base, path);
         let mut request = self
             .http
             .request(method.clone(), &url)
@@ -316,10 +330,7 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -330,14 +341,14 @@ impl Api {
         let text = response
             .text()
             .await
-            .unwrap_or_else(|e| panic!("{method} {url}: reading the body: {e}"));
+            .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
+        Ok(Resp {
             status,
             content_type,
             text,
             body,
-        }
+        })
     }
 
     // ----- catalog and executions -------------------------------------------------------
