@@ -554,20 +554,11 @@ impl<'a> UnitOfWork<'a> {
                 );
             }
         }
+        // A finished execution refuses any report (409) before its contents are judged;
+        // a refused plan writes nothing, so moving to running first is safe.
+        self.begin_reporting(id, actor, "first step reported", ExecutionStatus::Running)?;
         if !errors.is_empty() {
             return Err(WorkflowError::Validation(errors));
-        }
-        let status = execution.status;
-        if status.is_terminal() || status == ExecutionStatus::Pending {
-            return Err(InvalidTransition {
-                from: status,
-                to: ExecutionStatus::Running,
-            }
-            .into());
-        }
-        if status == ExecutionStatus::Queued {
-            let t = Transition::new(ExecutionStatus::Running, actor, Some("first step reported"));
-            self.apply_transition(id, &t)?;
         }
         let mut changed = 0;
         for report in reports {
@@ -579,6 +570,30 @@ impl<'a> UnitOfWork<'a> {
         }
         self.settle_suites()?;
         Ok(changed)
+    }
+
+    /// Reporters act on queued or running cases only; the first act moves a queued one to
+    /// running. `requested` names what the caller was after, for the refusal.
+    fn begin_reporting(
+        &mut self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        requested: ExecutionStatus,
+    ) -> Result<(), WorkflowError> {
+        let status = self.execution(id)?.status;
+        if status.is_terminal() || status == ExecutionStatus::Pending {
+            return Err(InvalidTransition {
+                from: status,
+                to: requested,
+            }
+            .into());
+        }
+        if status == ExecutionStatus::Queued {
+            let t = Transition::new(ExecutionStatus::Running, actor, Some(reason));
+            self.apply_transition(id, &t)?;
+        }
+        Ok(())
     }
 
     /// Marks every step that never reported as skipped.
@@ -654,22 +669,12 @@ impl<'a> UnitOfWork<'a> {
                 "a suite execution completes when its children do".into(),
             ));
         }
-        let status = execution.status;
-        if status.is_terminal() || status == ExecutionStatus::Pending {
-            return Err(InvalidTransition {
-                from: status,
-                to: ExecutionStatus::Passed,
-            }
-            .into());
-        }
-        if status == ExecutionStatus::Queued {
-            let t = Transition::new(
-                ExecutionStatus::Running,
-                actor,
-                Some("completed before any step report"),
-            );
-            self.apply_transition(id, &t)?;
-        }
+        self.begin_reporting(
+            id,
+            actor,
+            "completed before any step report",
+            ExecutionStatus::Passed,
+        )?;
         self.skip_unreported(id)?;
         let outcome = if self.execution(id)?.progress.all_passed() {
             ExecutionStatus::Passed

@@ -1507,6 +1507,12 @@ pub async fn step_reports(store: Arc<dyn ExecutionStore>) {
         Failed,
         Running,
     );
+    // Finished comes first: even a report that is also invalid gets the 409.
+    expect_invalid_transition(
+        h.report(&id, &[(9_999, StepStatus::Passed)]).await,
+        Failed,
+        Running,
+    );
     assert_eq!(h.execution(&id).await, before);
     h.check_histories().await;
 }
