@@ -1,52 +1,117 @@
-//! What each Lambda function owns. The functions mount these route groups on the one router;
-//! their AWS wiring (DynamoDB, SQS, EventBridge adapters) comes with the AWS adapters, and
-//! until then a function binary says so and exits instead of pretending to serve.
+//! What each Lambda function owns: the route groups it mounts on the one router, and the
+//! other events it is invoked with. `runledger::aws::lambda` builds a function from its spec
+//! and refuses, with an error naming what arrived, any event its spec does not list.
 
 use crate::api::RouteGroup;
 
+/// A kind of invocation a function takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// API Gateway (HTTP API payload 2.0, REST API payload 1.0) and Lambda Function URL
+    /// requests, for the function's `routes`.
+    Http,
+    /// SQS batches from the work queues (one per priority): built-in executions to run.
+    WorkQueue,
+    /// SQS batches from the step-report queue: step results from high-volume reporters.
+    StepReportQueue,
+    /// runledger's own events from its EventBridge bus (`source: runledger`); an
+    /// `Execution Finished` event re-settles the execution's suite, others are ignored.
+    DomainEvents,
+    /// The timeout sweep's schedule: an EventBridge `Scheduled Event` from `aws.events`.
+    SweepSchedule,
+    /// EventBridge Scheduler (or a rule with constant input) starting a test case or suite:
+    /// `{"test_suite_id" | "test_case_id", "owner", "config"?, "idempotency_key"?}`.
+    ScheduledStart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionSpec {
     pub name: &'static str,
+    /// The route groups the function mounts (when it takes [`Trigger::Http`]).
     pub routes: &'static [RouteGroup],
-    pub triggers: &'static str,
+    pub triggers: &'static [Trigger],
+    /// One line for people: what invokes the function.
+    pub summary: &'static str,
+}
+
+impl FunctionSpec {
+    pub fn accepts(&self, trigger: Trigger) -> bool {
+        self.triggers.contains(&trigger)
+    }
 }
 
 pub const START: FunctionSpec = FunctionSpec {
     name: "start",
     routes: &[RouteGroup::Start],
-    triggers: "API Gateway (start, retry) and EventBridge Scheduler",
+    triggers: &[Trigger::Http, Trigger::ScheduledStart],
+    summary: "API Gateway (start, retry) and EventBridge Scheduler",
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
     routes: &[RouteGroup::Status, RouteGroup::Health],
-    triggers: "API Gateway (every GET on executions, health)",
+    triggers: &[Trigger::Http],
+    summary: "API Gateway (every GET on executions, health)",
 };
 pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     name: "step-report",
     routes: &[RouteGroup::StepReport],
-    triggers: "API Gateway (steps, complete) and SQS step batches",
+    triggers: &[Trigger::Http, Trigger::StepReportQueue],
+    summary: "API Gateway (steps, complete) and SQS step batches",
 };
 pub const FINALIZE: FunctionSpec = FunctionSpec {
     name: "finalize",
     routes: &[RouteGroup::Finalize],
-    triggers: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
+    triggers: &[Trigger::Http, Trigger::DomainEvents, Trigger::SweepSchedule],
+    summary: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
 };
 pub const RUNNER: FunctionSpec = FunctionSpec {
     name: "runner",
     routes: &[],
-    triggers: "SQS work queues (one per priority)",
+    triggers: &[Trigger::WorkQueue],
+    summary: "SQS work queues (one per priority)",
 };
 pub const CATALOG: FunctionSpec = FunctionSpec {
     name: "catalog",
     routes: &[RouteGroup::Catalog],
-    triggers: "API Gateway (test cases, test suites)",
+    triggers: &[Trigger::Http],
+    summary: "API Gateway (test cases, test suites)",
 };
 
-/// The entry point of a function whose AWS adapters are not built yet.
-pub fn awaiting_aws_adapters(spec: &FunctionSpec) -> std::process::ExitCode {
-    eprintln!(
-        "runledger function `{}` ({}; routes {:?}) needs the AWS adapters, which are not built yet. \
-         Run everything locally with `runledger-local serve`.",
-        spec.name, spec.triggers, spec.routes
-    );
-    std::process::ExitCode::FAILURE
+/// Every Lambda function, in the order the architecture lists them.
+pub const ALL: [FunctionSpec; 6] = [START, STATUS, STEP_REPORT, FINALIZE, RUNNER, CATALOG];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_group_but_the_demo_has_exactly_one_function() {
+        for group in RouteGroup::ALL {
+            let owners = ALL.iter().filter(|f| f.routes.contains(&group)).count();
+            let expected = usize::from(group != RouteGroup::Demo);
+            assert_eq!(owners, expected, "{group:?}");
+        }
+    }
+
+    #[test]
+    fn a_function_mounts_routes_exactly_when_it_takes_http() {
+        for function in ALL {
+            assert_eq!(
+                function.accepts(Trigger::Http),
+                !function.routes.is_empty(),
+                "{}",
+                function.name
+            );
+        }
+        // Each queue has one consumer.
+        for trigger in [
+            Trigger::WorkQueue,
+            Trigger::StepReportQueue,
+            Trigger::DomainEvents,
+            Trigger::SweepSchedule,
+            Trigger::ScheduledStart,
+        ] {
+            assert_eq!(ALL.iter().filter(|f| f.accepts(trigger)).count(), 1);
+        }
+    }
 }

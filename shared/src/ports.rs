@@ -110,6 +110,12 @@ pub trait ExecutionStore: Send + Sync {
     /// `now` stamps every change.
     async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError>;
 
+    /// The most step results one change should carry; larger reports are applied in parts
+    /// of this size, each atomic (DynamoDB transactions hold at most 100 items).
+    fn max_steps_per_change(&self) -> usize {
+        usize::MAX
+    }
+
     async fn get_execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
     /// The step definitions an execution runs (a snapshot taken when it started).
     async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError>;

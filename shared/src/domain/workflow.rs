@@ -88,6 +88,9 @@ pub struct ChangeSet {
     pub history: Vec<(String, u32, HistoryEntry)>,
     /// Ids of executions created by this change (their records are in `executions`).
     pub created: Vec<String>,
+    /// Executions the plan read but did not change: its decisions rest on them, so a store
+    /// with optimistic concurrency checks they are still as read.
+    pub unchanged: Vec<Execution>,
     /// An `Idempotency-Key` to remember.
     pub idempotency: Option<IdempotencyRecord>,
     /// After commit: hand these to runners.
@@ -97,8 +100,12 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
+    /// An execution as this change leaves it, changed or only read.
     pub fn execution(&self, id: &str) -> Option<&Execution> {
-        self.executions.iter().find(|e| e.id == id)
+        self.executions
+            .iter()
+            .chain(&self.unchanged)
+            .find(|e| e.id == id)
     }
 }
 
@@ -108,6 +115,8 @@ pub struct UnitOfWork<'a> {
     ids: &'a dyn IdSource,
     now: Timestamp,
     loaded: HashMap<String, Execution>,
+    /// Records as read, to tell changed from merely read ones at the end.
+    originals: HashMap<String, Execution>,
     /// Ids in first-touched order, so writes and events come out in a stable order.
     touched: Vec<String>,
     changes: ChangeSet,
@@ -122,6 +131,7 @@ impl<'a> UnitOfWork<'a> {
             ids,
             now,
             loaded: HashMap::new(),
+            originals: HashMap::new(),
             touched: Vec::new(),
             changes: ChangeSet::default(),
             partitioned_steps: BTreeMap::new(),
@@ -140,6 +150,7 @@ impl<'a> UnitOfWork<'a> {
                 .source
                 .execution(id)?
                 .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?;
+            self.originals.insert(id.to_owned(), record.clone());
             self.loaded.insert(id.to_owned(), record);
         }
         if !self.touched.iter().any(|t| t == id) {
@@ -148,10 +159,24 @@ impl<'a> UnitOfWork<'a> {
         Ok(self.loaded.get_mut(id).expect("loaded just above"))
     }
 
+    /// Refuses an execution the caller may not see exactly as one that does not exist.
+    /// `owner` is `None` for an administrator.
+    pub fn require_visible(&mut self, id: &str, owner: Option<&str>) -> Result<(), WorkflowError> {
+        let execution = self.execution(id)?;
+        match owner {
+            Some(owner) if execution.owner != owner => Err(WorkflowError::NotFound(id.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
     /// Finishes planning: the change set to write.
     pub fn finish(mut self) -> ChangeSet {
         for id in &self.touched {
             if let Some(record) = self.loaded.remove(id) {
+                if self.originals.get(id) == Some(&record) {
+                    self.changes.unchanged.push(record);
+                    continue;
+                }
                 self.changes.executions.push(record);
             }
         }
@@ -444,6 +469,12 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
+    /// Settles one suite now (see [`Self::settle_suites`]); a no-op on a settled suite.
+    pub fn settle(&mut self, suite_id: &str) -> Result<(), WorkflowError> {
+        self.suites_to_settle.push_back(suite_id.to_owned());
+        self.settle_suites()
+    }
+
     /// Brings suites up to date with their children: fail-fast, scheduling, roll-up.
     /// Settling is idempotent, so a suite may be queued for it any number of times.
     fn settle_suites(&mut self) -> Result<(), WorkflowError> {
@@ -455,7 +486,13 @@ impl<'a> UnitOfWork<'a> {
 
     fn settle_suite(&mut self, suite_id: &str) -> Result<(), WorkflowError> {
         let suite = self.execution(suite_id)?;
-        if suite.status.is_terminal() || suite.status == ExecutionStatus::Pending {
+        if suite.status.is_terminal() {
+            // A finished suite has no unfinished children: cancel any that a cascade cut
+            // short (a store may have to write a large cascade in parts).
+            let status = suite.status;
+            return self.cancel_children(suite_id, status);
+        }
+        if suite.status == ExecutionStatus::Pending {
             return Ok(());
         }
         let Some(plan) = suite.suite.clone() else {
@@ -538,28 +575,11 @@ impl<'a> UnitOfWork<'a> {
                 "a suite execution has no steps of its own; report on its child executions".into(),
             ));
         }
-        let total = execution.progress.total;
-        let mut errors = ValidationErrors::default();
-        for (i, report) in reports.iter().enumerate() {
-            if report.index >= total {
-                errors.add(
-                    format!("steps[{i}].index"),
-                    format!("must be below the execution's step count ({total})"),
-                );
-            }
-            if report.status == StepStatus::Pending {
-                errors.add(
-                    format!("steps[{i}].status"),
-                    "a report cannot set a step back to pending",
-                );
-            }
-        }
+        let checked = check_step_reports(execution, reports);
         // A finished execution refuses any report (409) before its contents are judged;
         // a refused plan writes nothing, so moving to running first is safe.
         self.begin_reporting(id, actor, "first step reported", ExecutionStatus::Running)?;
-        if !errors.is_empty() {
-            return Err(WorkflowError::Validation(errors));
-        }
+        checked.map_err(WorkflowError::Validation)?;
         let mut changed = 0;
         for report in reports {
             let stored = self.stored_step(id, report.index)?;
@@ -689,6 +709,30 @@ impl<'a> UnitOfWork<'a> {
             .events
             .push(event_for(execution, kind, self.now));
     }
+}
+
+/// A report's own checks: indexes within the execution's steps, no step set back to pending.
+pub fn check_step_reports(
+    execution: &Execution,
+    reports: &[StepReport],
+) -> Result<(), ValidationErrors> {
+    let total = execution.progress.total;
+    let mut errors = ValidationErrors::default();
+    for (i, report) in reports.iter().enumerate() {
+        if report.index >= total {
+            errors.add(
+                format!("steps[{i}].index"),
+                format!("must be below the execution's step count ({total})"),
+            );
+        }
+        if report.status == StepStatus::Pending {
+            errors.add(
+                format!("steps[{i}].status"),
+                "a report cannot set a step back to pending",
+            );
+        }
+    }
+    errors.into_result()
 }
 
 fn event_for(execution: &Execution, kind: EventKind, at: Timestamp) -> DomainEvent {

@@ -254,21 +254,89 @@ impl Engine {
                 format!("must hold 1..{MAX_STEPS_PER_REPORT} step results"),
             ));
         }
-        self.get_execution(caller, id).await?;
-        let actor = caller.actor();
-        self.record_steps(id, reports, actor).await
+        self.record_steps(id, reports, caller.actor(), caller.scope())
+            .await
     }
 
-    /// Records step results for any reporter, the built-in runner included.
+    /// Records step results from a trusted producer (the asynchronous step-report queue,
+    /// whose senders IAM already vetted), recorded as `reporter`.
+    pub async fn report_steps_as(
+        &self,
+        id: &str,
+        reports: Vec<StepReport>,
+        reporter: &str,
+    ) -> Result<Execution, EngineError> {
+        if reports.is_empty() || reports.len() > MAX_STEPS_PER_REPORT {
+            return Err(EngineError::invalid(
+                "steps",
+                format!("must hold 1..{MAX_STEPS_PER_REPORT} step results"),
+            ));
+        }
+        self.record_steps(id, reports, reporter.to_owned(), None)
+            .await
+    }
+
+    /// Re-checks what follows from an execution having changed (its suite's roll-up,
+    /// scheduling and fail-fast). Idempotent: on a settled suite it changes nothing, so a
+    /// finished event delivered twice is harmless. Returns whether anything changed.
+    pub async fn reconcile(&self, id: &str) -> Result<bool, EngineError> {
+        let Some(execution) = self.store.get_execution(id).await? else {
+            return Err(EngineError::not_found("execution", id));
+        };
+        let Some(parent) = execution.parent_id else {
+            return Ok(false);
+        };
+        let changes = self
+            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                unit.settle(&parent)
+            }))
+            .await
+            .map_err(EngineError::from_workflow)?;
+        Ok(!changes.executions.is_empty())
+    }
+
+    /// Records step results for any reporter, the built-in runner included. A report larger
+    /// than the store takes in one change is checked whole first, then applied in parts.
+    /// `owner` limits who may report (`None`: anyone, for trusted reporters and admins).
     pub(crate) async fn record_steps(
         &self,
         id: &str,
         reports: Vec<StepReport>,
         actor: String,
+        owner: Option<String>,
+    ) -> Result<Execution, EngineError> {
+        let part = self.store.max_steps_per_change().max(1);
+        if reports.len() <= part {
+            return self.record_steps_at_once(id, reports, actor, owner).await;
+        }
+        let execution = self
+            .store
+            .get_execution(id)
+            .await?
+            .filter(|e| owner.as_ref().is_none_or(|o| *o == e.owner))
+            .ok_or_else(|| EngineError::not_found("execution", id))?;
+        check_reports(&execution, &reports)?;
+        let mut latest = execution;
+        for chunk in reports.chunks(part) {
+            latest = self
+                .record_steps_at_once(id, chunk.to_vec(), actor.clone(), owner.clone())
+                .await?;
+        }
+        Ok(latest)
+    }
+
+    async fn record_steps_at_once(
+        &self,
+        id: &str,
+        reports: Vec<StepReport>,
+        actor: String,
+        owner: Option<String>,
     ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                // Checked inside the unit of work: one read serves both.
+                unit.require_visible(&target, owner.as_deref())?;
                 unit.report_steps(&target, &reports, &actor).map(|_| ())
             }))
             .await
@@ -277,18 +345,21 @@ impl Engine {
     }
 
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
-        self.get_execution(caller, id).await?;
-        self.complete_as(id, caller.actor()).await
+        self.complete_as(id, caller.actor(), caller.scope()).await
     }
 
+    /// `owner` limits who may complete (`None`: the runner, administrators).
     pub(crate) async fn complete_as(
         &self,
         id: &str,
         actor: String,
+        owner: Option<String>,
     ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
+                // Checked inside the unit of work: one read serves both.
+                unit.require_visible(&target, owner.as_deref())?;
                 unit.complete(&target, &actor)
             }))
             .await
@@ -404,6 +475,20 @@ impl Engine {
                 .ok_or_else(|| EngineError::not_found("execution", id)),
         }
     }
+}
+
+/// The checks the unit of work makes on a report, made up front for a report applied in
+/// parts, so that none of it applies when any of it is refused.
+fn check_reports(execution: &Execution, reports: &[StepReport]) -> Result<(), EngineError> {
+    let status = execution.status;
+    if status.is_terminal() || status == ExecutionStatus::Pending {
+        return Err(crate::domain::execution::InvalidTransition {
+            from: status,
+            to: ExecutionStatus::Running,
+        }
+        .into());
+    }
+    crate::domain::workflow::check_step_reports(execution, reports).map_err(EngineError::Validation)
 }
 
 fn validate_start(request: &StartRequest) -> Result<(), EngineError> {

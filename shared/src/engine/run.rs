@@ -101,7 +101,7 @@ impl Engine {
                 output: outcome.output,
             };
             match self
-                .record_steps(id, vec![report], RUNNER_ACTOR.to_owned())
+                .record_steps(id, vec![report], RUNNER_ACTOR.to_owned(), None)
                 .await
             {
                 Ok(_) => {}
@@ -115,7 +115,7 @@ impl Engine {
                 break;
             }
         }
-        match self.complete_as(id, RUNNER_ACTOR.to_owned()).await {
+        match self.complete_as(id, RUNNER_ACTOR.to_owned(), None).await {
             Ok(_) | Err(EngineError::InvalidTransition(_)) => Ok(()),
             Err(e) => Err(e),
         }

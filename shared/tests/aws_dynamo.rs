@@ -1,0 +1,249 @@
+//! What is particular to the DynamoDB store, on the AWS emulator: concurrent and repeated
+//! deliveries stay exact, suites roll up once, and no item comes near DynamoDB's 400 KB.
+
+use runledger::aws::dynamo::DynamoStore;
+use runledger::aws::testkit::{Emulator, unique_name};
+use runledger::domain::catalog::SuiteMode;
+use runledger::domain::events::EventKind;
+use runledger::domain::execution::{ExecutionConfig, ExecutionStatus, StepReport, StepStatus};
+use runledger::domain::ids::UlidSource;
+use runledger::store::conformance::Harness;
+use std::sync::Arc;
+
+async fn table() -> (aws_sdk_dynamodb::Client, String, Arc<DynamoStore>) {
+    let config = Emulator::get().sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique_name("dynamo");
+    DynamoStore::create_table(&client, &table)
+        .await
+        .expect("table");
+    let store = Arc::new(DynamoStore::new(
+        client.clone(),
+        table.clone(),
+        Arc::new(UlidSource::default()),
+    ));
+    (client, table, store)
+}
+
+fn step(index: u32, status: StepStatus) -> StepReport {
+    StepReport {
+        index,
+        status,
+        name: None,
+        started_at: None,
+        finished_at: None,
+        duration_ms: Some(1),
+        message: None,
+        output: None,
+    }
+}
+
+/// Many reporters, every step three times in a shuffled order: counts exact, one
+/// queued→running, each failed step announced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_repeated_reports_count_once() {
+    for steps in [30usize, 60] {
+        let (_, _, store) = table().await;
+        let h = Arc::new(Harness::new(store));
+        let mut events = h.bus.subscribe();
+        let case = h.external_case("concurrent", steps).await;
+        let e = h.start(&case).await;
+        let status_of = |i: u32| {
+            if i.is_multiple_of(7) {
+                StepStatus::Failed
+            } else {
+                StepStatus::Passed
+            }
+        };
+        let mut deliveries: Vec<u32> = (0..steps as u32).flat_map(|i| [i, i, i]).collect();
+        // A fixed shuffle: reverse interleaving, so duplicates race each other.
+        deliveries.sort_by_key(|i| (i * 7919) % 97);
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in deliveries.chunks(6) {
+            let (h, id, chunk) = (Arc::clone(&h), e.id.clone(), chunk.to_vec());
+            tasks.spawn(async move {
+                for i in chunk {
+                    h.engine
+                        .report_steps(&h.user, &id, vec![step(i, status_of(i))])
+                        .await
+                        .expect("a repeated identical report is accepted");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("reporter task");
+        }
+        let execution = h.execution(&e.id).await;
+        let failed = (0..steps as u32).filter(|i| i.is_multiple_of(7)).count() as u32;
+        assert_eq!(execution.progress.completed, steps as u32, "{steps} steps");
+        assert_eq!(execution.progress.failed, failed);
+        assert_eq!(execution.progress.passed, steps as u32 - failed);
+        let all = h.all_steps(&e.id, 1000).await;
+        assert_eq!(all.len(), steps);
+        assert!(all.iter().all(|s| s.status == status_of(s.index)));
+        let history = h.history(&e.id).await;
+        assert_eq!(history.len(), 2, "queued, then running once: {history:?}");
+        let mut step_failed = 0;
+        while let Ok(event) = events.try_recv() {
+            if event.kind == EventKind::StepFailed {
+                step_failed += 1;
+            }
+        }
+        assert_eq!(step_failed, failed, "each failed step is announced once");
+    }
+}
+
+/// Two children of a suite finishing at the same moment: the suite rolls up exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_children_roll_up_once() {
+    let (_, _, store) = table().await;
+    let h = Arc::new(Harness::new(store));
+    for round in 0..5 {
+        let mut events = h.bus.subscribe();
+        let a = h.external_case(&format!("a{round}"), 1).await;
+        let b = h.external_case(&format!("b{round}"), 1).await;
+        let suite = h
+            .create_suite(&[&a, &b], SuiteMode::Parallel, None, false)
+            .await;
+        let run = h.start_suite(&suite, ExecutionConfig::default()).await;
+        let children = h.children(&run.id).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for child in children {
+            let h = Arc::clone(&h);
+            tasks.spawn(async move {
+                h.engine
+                    .report_steps(&h.user, &child.id, vec![step(0, StepStatus::Passed)])
+                    .await
+                    .expect("report");
+                h.engine
+                    .complete(&h.user, &child.id)
+                    .await
+                    .expect("complete");
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("child task");
+        }
+        let suite_run = h.execution(&run.id).await;
+        assert_eq!(suite_run.status, ExecutionStatus::Passed, "round {round}");
+        let history = h.history(&run.id).await;
+        let finals = history
+            .iter()
+            .filter(|e| e.to == ExecutionStatus::Passed)
+            .count();
+        assert_eq!(finals, 1, "one roll-up: {history:?}");
+        let mut suite_finished = 0;
+        while let Ok(event) = events.try_recv() {
+            if event.kind == EventKind::SuiteFinished && event.execution_id == run.id {
+                suite_finished += 1;
+            }
+        }
+        assert_eq!(suite_finished, 1, "one final event");
+        // A finished event delivered again (finalize's reconcile) changes nothing.
+        let children = h.children(&run.id).await;
+        assert!(
+            !h.engine
+                .reconcile(&children[0].id)
+                .await
+                .expect("reconcile")
+        );
+        assert_eq!(h.history(&run.id).await, history);
+    }
+}
+
+/// 10,000 steps in batches of 500, the largest messages and outputs: every item stays far
+/// below DynamoDB's 400 KB limit, and every step is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_stay_far_below_the_size_limit() {
+    let (client, table, store) = table().await;
+    let h = Harness::new(store);
+    let case = h.external_case("big", 10_000).await;
+    let e = h.start(&case).await;
+    // Step 0 carries 100 KB; the rest of the first batch 8 KB, over the caps as well, so
+    // the parts of that batch are as large as stored parts can be.
+    let huge = "x".repeat(100 * 1024);
+    let large = "y".repeat(8 * 1024);
+    for batch in 0..20u32 {
+        let reports = (batch * 500..(batch + 1) * 500)
+            .map(|i| {
+                let text = match (batch, i) {
+                    (0, 0) => Some(huge.clone()),
+                    (0, _) => Some(large.clone()),
+                    _ => None,
+                };
+                StepReport {
+                    message: text.clone(),
+                    output: text,
+                    ..step(i, StepStatus::Passed)
+                }
+            })
+            .collect();
+        h.engine
+            .report_steps(&h.user, &e.id, reports)
+            .await
+            .expect("batch");
+    }
+    let steps = h.all_steps(&e.id, 1000).await;
+    assert_eq!(steps.len(), 10_000);
+    assert!(steps.iter().all(|s| s.status == StepStatus::Passed));
+    assert!(
+        steps[..500]
+            .iter()
+            .all(|s| s.truncated && s.message.as_ref().unwrap().len() == 1024)
+    );
+    assert_eq!(
+        steps[0].output.as_ref().unwrap().len(),
+        4096,
+        "100 KB of output keeps 4 KiB"
+    );
+    assert!(steps[500..].iter().all(|s| !s.truncated));
+    let mut largest = 0usize;
+    let mut count = 0usize;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for item in page.items() {
+            count += 1;
+            let size: usize = item.iter().map(|(k, v)| k.len() + value_size(v)).sum();
+            largest = largest.max(size);
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    assert!(
+        count >= 10_001,
+        "every step is its own item ({count} items)"
+    );
+    // The largest is an execution record carrying one part of a report (25 results at the
+    // 1 KiB + 4 KiB caps) on its way to step items.
+    assert!(
+        largest < 200 * 1024,
+        "largest item is about {largest} bytes"
+    );
+}
+
+/// An attribute value's size by DynamoDB's rules (close enough: names and data bytes).
+fn value_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::S(s) | A::N(s) => s.len(),
+        A::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| k.len() + 1 + value_size(v))
+                .sum::<usize>()
+        }
+        A::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        A::Ss(items) | A::Ns(items) => items.iter().map(String::len).sum(),
+        A::B(blob) => blob.as_ref().len(),
+        _ => 1,
+    }
+}
