@@ -1,5 +1,7 @@
-//! Lambda function `catalog`: see `runledger::functions::CATALOG` for what it owns.
+//! Lambda function `catalog`: API Gateway (test cases, test suites).
+//! What it owns is `runledger::functions::CATALOG`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::CATALOG)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::CATALOG).await
 }

@@ -1,5 +1,7 @@
-//! Lambda function `finalize`: see `runledger::functions::FINALIZE` for what it owns.
+//! Lambda function `finalize`: API Gateway (cancel), EventBridge events, the timeout sweep schedule.
+//! What it owns is `runledger::functions::FINALIZE`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::FINALIZE)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::FINALIZE).await
 }

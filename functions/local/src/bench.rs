@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Repeat the whole measurement this many times and also print the medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against
+    /// the account or emulator the standard AWS variables point at).
+    #[arg(long, default_value = "embedded")]
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,11 @@ struct Measurement {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    match args.backend.as_str() {
+        "embedded" => {}
+        "aws" => return count_aws_requests(&args).await,
+        other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
+    }
     let transports = match args.transport.as_str() {
         "in-process" => vec![Transport::InProcess],
         "http" => vec![Transport::Http],
@@ -417,5 +426,214 @@ mod tests {
         assert_eq!(percentile_ms(&mut samples, 50.0), 50.0);
         assert_eq!(percentile_ms(&mut samples, 99.0), 99.0);
         assert_eq!(percentile_ms(&mut [], 99.0), 0.0);
+    }
+}
+
+/// AWS requests per engine operation, counted by an SDK interceptor, averaged over
+/// `--executions` repetitions (capped at 50: this measures calls, not speed).
+async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
+    use runledger::aws::backend::AwsBackend;
+    use runledger::aws::metrics::RequestCounter;
+    let repetitions = args.executions.clamp(1, 50);
+    let sdk = runledger::aws::sdk_config().await;
+    let prefix = format!("runledger-bench-{}", std::process::id());
+    let settings = AwsBackend::create_resources(&sdk, &prefix).await?;
+    let counter = RequestCounter::new();
+    let backend = AwsBackend::with_counter(&sdk, settings, Some(counter.clone()));
+    let auth = std::sync::Arc::new(
+        runledger::auth::Authenticator::new(JwtSettings {
+            secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
+            issuer: None,
+            audience: None,
+        })
+        .map_err(|e| e.to_string())?,
+    );
+    let client = Client {
+        router: Arc::new(backend.router(Arc::clone(&auth), &runledger::api::RouteGroup::ALL)),
+        http: None,
+        token: auth.issue("bench", false, 3600),
+    };
+    let case = |name: &str, steps: usize| {
+        let steps: Vec<Value> = (0..steps)
+            .map(|i| json!({"name": format!("step {i}"), "action": "external"}))
+            .collect();
+        json!({"name": name, "steps": steps})
+    };
+    let (_, small) = client
+        .send(Method::POST, "/test-cases", Some(case("inline", 10)))
+        .await?;
+    let (_, large) = client
+        .send(Method::POST, "/test-cases", Some(case("partitioned", 100)))
+        .await?;
+    let (small, large) = (
+        small["id"].as_str().unwrap_or_default().to_owned(),
+        large["id"].as_str().unwrap_or_default().to_owned(),
+    );
+    counter.take();
+
+    let mut rows: Vec<(&str, BTreeCounts)> = Vec::new();
+    let mut measure = |name: &'static str, counts: BTreeCounts| rows.push((name, counts));
+    let mut totals = BTreeCounts::default();
+    let mut inline_ids = Vec::new();
+    for _ in 0..repetitions {
+        let (status, body) = client
+            .send(
+                Method::POST,
+                "/executions/case",
+                Some(json!({"test_case_id": small})),
+            )
+            .await?;
+        expect(status, StatusCode::ACCEPTED, &body)?;
+        inline_ids.push(body["id"].as_str().unwrap_or_default().to_owned());
+        totals.add(counter.take());
+    }
+    measure("start a case", totals.per(repetitions));
+    for (step, label) in [
+        (0, "first step report (queued to running)"),
+        (1, "step report, inline trace"),
+    ] {
+        let mut totals = BTreeCounts::default();
+        for id in &inline_ids {
+            let report = json!({"steps": [{"index": step, "status": "passed"}]});
+            let (status, body) = client
+                .send(
+                    Method::POST,
+                    &format!("/executions/{id}/steps"),
+                    Some(report),
+                )
+                .await?;
+            expect(status, StatusCode::OK, &body)?;
+            totals.add(counter.take());
+        }
+        measure(label, totals.per(repetitions));
+    }
+    let mut totals = BTreeCounts::default();
+    for id in &inline_ids {
+        let report = json!({"steps": [{"index": 1, "status": "passed"}]});
+        let (status, body) = client
+            .send(
+                Method::POST,
+                &format!("/executions/{id}/steps"),
+                Some(report),
+            )
+            .await?;
+        expect(status, StatusCode::OK, &body)?;
+        totals.add(counter.take());
+    }
+    measure(
+        "the same report again (redelivery)",
+        totals.per(repetitions),
+    );
+    let mut totals = BTreeCounts::default();
+    for id in &inline_ids {
+        let (status, body) = client
+            .send(Method::GET, &format!("/executions/{id}"), None)
+            .await?;
+        expect(status, StatusCode::OK, &body)?;
+        totals.add(counter.take());
+    }
+    measure(
+        "status read (GET /executions/{id})",
+        totals.per(repetitions),
+    );
+    let mut totals = BTreeCounts::default();
+    for id in &inline_ids {
+        let (status, body) = client
+            .send(Method::POST, &format!("/executions/{id}/complete"), None)
+            .await?;
+        expect(status, StatusCode::OK, &body)?;
+        totals.add(counter.take());
+    }
+    measure("finalize (complete)", totals.per(repetitions));
+    let batches = repetitions.min(10);
+    let mut totals = BTreeCounts::default();
+    for _ in 0..batches {
+        let (status, body) = client
+            .send(
+                Method::POST,
+                "/executions/case",
+                Some(json!({"test_case_id": large})),
+            )
+            .await?;
+        expect(status, StatusCode::ACCEPTED, &body)?;
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        counter.take();
+        let steps: Vec<Value> = (0..100)
+            .map(|i| json!({"index": i, "status": "passed"}))
+            .collect();
+        let (status, body) = client
+            .send(
+                Method::POST,
+                &format!("/executions/{id}/steps"),
+                Some(json!({"steps": steps})),
+            )
+            .await?;
+        expect(status, StatusCode::OK, &body)?;
+        totals.add(counter.take());
+    }
+    measure(
+        "100 steps in one report, partitioned trace (whole report)",
+        totals.per(batches),
+    );
+
+    println!(
+        "AWS requests per operation (average of {repetitions}; {batches} for the batch), counted by an SDK interceptor:"
+    );
+    println!("| operation | DynamoDB | SQS | EventBridge | DynamoDB calls |");
+    println!("|---|---|---|---|---|");
+    for (name, counts) in rows {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {} |",
+            counts.service("DynamoDB"),
+            counts.service("SQS"),
+            counts.service("EventBridge"),
+            counts.describe("DynamoDB")
+        );
+    }
+    Ok(())
+}
+
+/// Request counts by (service, operation), as averages once divided.
+#[derive(Default, Clone)]
+struct BTreeCounts(std::collections::BTreeMap<(String, String), f64>);
+
+impl BTreeCounts {
+    fn add(&mut self, counts: std::collections::BTreeMap<(String, String), u64>) {
+        for (key, n) in counts {
+            *self.0.entry(key).or_default() += n as f64;
+        }
+    }
+
+    fn per(self, times: usize) -> Self {
+        BTreeCounts(
+            self.0
+                .into_iter()
+                .map(|(k, v)| (k, v / times as f64))
+                .collect(),
+        )
+    }
+
+    fn service(&self, service: &str) -> f64 {
+        // `+ 0.0` turns the empty sum's -0.0 into 0.0 for printing.
+        self.0
+            .iter()
+            .filter(|((s, _), _)| s == service)
+            .map(|(_, n)| n)
+            .sum::<f64>()
+            + 0.0
+    }
+
+    fn describe(&self, service: &str) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .filter(|((s, _), _)| s == service)
+            .map(|((_, op), n)| format!("{op} {n:.1}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }

@@ -37,6 +37,18 @@ struct ServeArgs {
     /// Where the database and the generated JWT secret live.
     #[arg(long, env = "RUNLEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// `embedded` (one database file, nothing else needed) or `aws` (DynamoDB, SQS and
+    /// EventBridge named by the RUNLEDGER_ variables; AWS_ENDPOINT_URL for an emulator).
+    #[arg(long, env = "RUNLEDGER_BACKEND", default_value = "embedded")]
+    backend: String,
+    /// With `--backend aws`: create the table, queues and bus (named after
+    /// `--resource-prefix`) when they do not exist, instead of reading their names.
+    #[arg(long)]
+    create_resources: bool,
+    /// The name of the table and bus, and the prefix of the queues, that
+    /// `--create-resources` creates.
+    #[arg(long, default_value = "runledger")]
+    resource_prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -108,8 +120,28 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let database = config::database_path(&args.data_dir);
-    let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
+    let runtime = match args.backend.as_str() {
+        "embedded" => {
+            let database = config::database_path(&args.data_dir);
+            LocalRuntime::start(StoreLocation::File(&database), settings).await?
+        }
+        "aws" => {
+            let sdk = runledger::aws::sdk_config().await;
+            let aws = if args.create_resources {
+                runledger::aws::backend::AwsBackend::create_resources(&sdk, &args.resource_prefix)
+                    .await?
+            } else {
+                runledger::aws::AwsSettings::from_env()?
+            };
+            tracing::info!(table = %aws.table, bus = %aws.event_bus, "using AWS resources");
+            LocalRuntime::start_aws(
+                runledger::aws::backend::AwsBackend::new(&sdk, aws),
+                settings,
+            )
+            .await?
+        }
+        other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -3,6 +3,7 @@
 
 use runledger::api::{RouteGroup, Router};
 use runledger::auth::{Authenticator, JwtSettings};
+use runledger::aws::backend::AwsBackend;
 use runledger::bus::LocalEventBus;
 use runledger::domain::clock::{Clock, SystemClock};
 use runledger::domain::ids::{IdSource, UlidSource};
@@ -27,8 +28,6 @@ pub struct RuntimeSettings {
 pub struct LocalRuntime {
     pub router: Arc<Router>,
     pub engine: Engine,
-    pub queue: Arc<LocalWorkQueue>,
-    pub bus: Arc<LocalEventBus>,
     pub auth: Arc<Authenticator>,
     background: JoinSet<()>,
 }
@@ -38,7 +37,18 @@ pub enum StoreLocation<'a> {
     Memory,
 }
 
+fn step_runner(allow_private: bool) -> Arc<dyn StepRunner> {
+    Arc::new(HttpStepRunner::new(TargetPolicy { allow_private }))
+}
+
+async fn run_one(engine: &Engine, runner: &dyn StepRunner, execution_id: &str) {
+    if let Err(e) = engine.run_execution(runner, execution_id).await {
+        tracing::error!(execution_id = %execution_id, error = %e, "run failed");
+    }
+}
+
 impl LocalRuntime {
+    /// runledger over the embedded store, queue and bus.
     pub async fn start(
         location: StoreLocation<'_>,
         settings: RuntimeSettings,
@@ -60,14 +70,8 @@ impl LocalRuntime {
         let queue = Arc::new(LocalWorkQueue::new());
         let bus = Arc::new(LocalEventBus::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let engine = Engine::new(Arc::new(store), queue.clone(), bus.clone(), clock, ids);
-        let auth = Arc::new(Authenticator::new(settings.jwt).map_err(|e| e.to_string())?);
-        let router = Arc::new(Router::new(
-            engine.clone(),
-            Arc::clone(&auth),
-            &RouteGroup::ALL,
-        ));
-
+        let engine = Engine::new(Arc::new(store), queue.clone(), bus, clock, ids);
+        let mut runtime = Self::assemble(engine.clone(), settings.jwt)?;
         let recovered = engine
             .recover()
             .await
@@ -75,24 +79,73 @@ impl LocalRuntime {
         if recovered > 0 {
             tracing::info!(recovered, "recovered executions left from the last run");
         }
-        let runner: Arc<dyn StepRunner> = Arc::new(HttpStepRunner::new(TargetPolicy {
-            allow_private: settings.allow_private_targets,
-        }));
-        let mut background = JoinSet::new();
+        let runner = step_runner(settings.allow_private_targets);
         for _ in 0..settings.workers.max(1) {
             let (engine, queue, runner) = (engine.clone(), queue.clone(), Arc::clone(&runner));
-            background.spawn(async move {
+            runtime.background.spawn(async move {
                 loop {
                     let item = queue.next().await;
-                    if let Err(e) = engine.run_execution(runner.as_ref(), &item.execution_id).await {
-                        tracing::error!(execution_id = %item.execution_id, error = %e, "run failed");
+                    run_one(&engine, runner.as_ref(), &item.execution_id).await;
+                }
+            });
+        }
+        runtime.spawn_sweep(settings.sweep_interval);
+        Ok(runtime)
+    }
+
+    /// runledger over DynamoDB, SQS and EventBridge: the same router and runner, with
+    /// workers that poll the SQS work queues (high priority first).
+    pub async fn start_aws(backend: AwsBackend, settings: RuntimeSettings) -> Result<Self, String> {
+        let engine = backend.engine.clone();
+        let mut runtime = Self::assemble(engine.clone(), settings.jwt)?;
+        let runner = step_runner(settings.allow_private_targets);
+        for _ in 0..settings.workers.max(1) {
+            let (engine, queue, runner) = (
+                engine.clone(),
+                Arc::clone(&backend.queue),
+                Arc::clone(&runner),
+            );
+            runtime.background.spawn(async move {
+                loop {
+                    let received = match queue.receive(1, 5).await {
+                        Ok(received) => received,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot receive work");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    for (item, receipt, queue_url) in received {
+                        run_one(&engine, runner.as_ref(), &item.execution_id).await;
+                        if let Err(e) = queue.delete(&queue_url, &receipt).await {
+                            tracing::warn!(error = %e, "cannot delete a handled message; it will come again");
+                        }
                     }
                 }
             });
         }
-        let sweeper = engine.clone();
-        let interval = settings.sweep_interval;
-        background.spawn(async move {
+        runtime.spawn_sweep(settings.sweep_interval);
+        Ok(runtime)
+    }
+
+    fn assemble(engine: Engine, jwt: JwtSettings) -> Result<Self, String> {
+        let auth = Arc::new(Authenticator::new(jwt).map_err(|e| e.to_string())?);
+        let router = Arc::new(Router::new(
+            engine.clone(),
+            Arc::clone(&auth),
+            &RouteGroup::ALL,
+        ));
+        Ok(LocalRuntime {
+            router,
+            engine,
+            auth,
+            background: JoinSet::new(),
+        })
+    }
+
+    fn spawn_sweep(&mut self, interval: Duration) {
+        let sweeper = self.engine.clone();
+        self.background.spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -104,14 +157,6 @@ impl LocalRuntime {
                 }
             }
         });
-        Ok(LocalRuntime {
-            router,
-            engine,
-            queue,
-            bus,
-            auth,
-            background,
-        })
     }
 
     /// Stops the workers and the sweep. Runs cut short end as `error` at the next start.

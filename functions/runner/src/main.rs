@@ -1,5 +1,7 @@
-//! Lambda function `runner`: see `runledger::functions::RUNNER` for what it owns.
+//! Lambda function `runner`: SQS work queues (one per priority).
+//! What it owns is `runledger::functions::RUNNER`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::RUNNER)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::RUNNER).await
 }

@@ -1,5 +1,7 @@
-//! Lambda function `start`: see `runledger::functions::START` for what it owns.
+//! Lambda function `start`: API Gateway (start, retry) and EventBridge Scheduler.
+//! What it owns is `runledger::functions::START`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::START)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::START).await
 }

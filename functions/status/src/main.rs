@@ -1,5 +1,7 @@
-//! Lambda function `status`: see `runledger::functions::STATUS` for what it owns.
+//! Lambda function `status`: API Gateway (every GET on executions, health).
+//! What it owns is `runledger::functions::STATUS`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::STATUS)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::STATUS).await
 }

@@ -1,5 +1,7 @@
-//! Lambda function `step-report`: see `runledger::functions::STEP_REPORT` for what it owns.
+//! Lambda function `step-report`: API Gateway (steps, complete) and SQS step batches.
+//! What it owns is `runledger::functions::STEP_REPORT`; the work is in `runledger::aws::lambda`.
 
-fn main() -> std::process::ExitCode {
-    runledger::functions::awaiting_aws_adapters(&runledger::functions::STEP_REPORT)
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runledger::aws::lambda::run(&runledger::functions::STEP_REPORT).await
 }
