@@ -48,8 +48,8 @@ const META_SK: &str = "META";
 const PART_BYTES: usize = 100_000;
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
-/// How often a command is re-planned after losing a race before giving up.
-const MAX_ATTEMPTS: usize = 40;
+/// How long a command keeps re-planning after losing races before it gives up (`503`).
+const CONTENTION_BUDGET: Duration = Duration::from_secs(20);
 /// How many read rounds one plan may need (each round fetches every record it missed).
 const MAX_READ_ROUNDS: usize = 32;
 const MAX_SCAN: usize = 5_000;
@@ -1197,7 +1197,11 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn apply(&self, now: Timestamp, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
-        for attempt in 0..MAX_ATTEMPTS {
+        let started = std::time::Instant::now();
+        for attempt in 0.. {
+            if attempt > 0 && started.elapsed() > CONTENTION_BUDGET {
+                break;
+            }
             let mut snapshot = Snapshot::default();
             let mut rounds = 0;
             let planned = loop {
@@ -1221,7 +1225,7 @@ impl ExecutionStore for DynamoStore {
                 Ok(()) => return Ok(changes),
                 Err(StoreError::Conflict(_)) => {
                     // Lost a race: back off (exponential, full jitter, capped) and plan again.
-                    let ceiling = (10u64 << attempt.min(6)).min(500);
+                    let ceiling = (10u64 << attempt.min(5)).min(250);
                     let pause = u64::from(rand_u16()) % ceiling.max(1);
                     tokio::time::sleep(Duration::from_millis(pause + 1)).await;
                 }

@@ -73,6 +73,9 @@ fn locate_or_spawn() -> Result<Spawned, String> {
             _child: None,
         });
     }
+    // moto's server with DynamoDB writes made atomic, as `scripts/emulator start` runs it.
+    let python = workspace_root().join(".venv/bin/python");
+    let launcher = workspace_root().join("scripts/moto_server.py");
     let server = workspace_root().join(".venv/bin/moto_server");
     if !server.exists() {
         return Err(format!(
@@ -85,7 +88,7 @@ fn locate_or_spawn() -> Result<Spawned, String> {
     // Statics are never dropped, so the emulator is tied to this process another way: a
     // small shell watches the test process and stops the emulator within a second of its end.
     let watchdog = format!(
-        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & emulator=$!; \
+        "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & emulator=$!; \
          trap 'kill $emulator 2>/dev/null' EXIT; \
          while kill -0 {parent} 2>/dev/null && kill -0 $emulator 2>/dev/null; do sleep 1; done",
         parent = std::process::id()
@@ -93,7 +96,8 @@ fn locate_or_spawn() -> Result<Spawned, String> {
     let child = Command::new("sh")
         .arg("-c")
         .arg(watchdog)
-        .arg(&server)
+        .arg(&python)
+        .arg(&launcher)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
