@@ -488,63 +488,40 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
         totals.add(counter.take());
     }
     measure("start a case", totals.per(repetitions));
-    for (step, label) in [
-        (0, "first step report (queued to running)"),
-        (1, "step report, inline trace"),
+    let report = |index: u32| json!({"steps": [{"index": index, "status": "passed"}]});
+    for (label, (method, path, body)) in [
+        (
+            "first step report (queued to running)",
+            (Method::POST, "/steps", Some(report(0))),
+        ),
+        (
+            "step report, inline trace",
+            (Method::POST, "/steps", Some(report(1))),
+        ),
+        (
+            "the same report again (redelivery)",
+            (Method::POST, "/steps", Some(report(1))),
+        ),
+        (
+            "status read (GET /executions/{id})",
+            (Method::GET, "", None),
+        ),
+        ("finalize (complete)", (Method::POST, "/complete", None)),
     ] {
         let mut totals = BTreeCounts::default();
         for id in &inline_ids {
-            let report = json!({"steps": [{"index": step, "status": "passed"}]});
-            let (status, body) = client
+            let (status, answer) = client
                 .send(
-                    Method::POST,
-                    &format!("/executions/{id}/steps"),
-                    Some(report),
+                    method.clone(),
+                    &format!("/executions/{id}{path}"),
+                    body.clone(),
                 )
                 .await?;
-            expect(status, StatusCode::OK, &body)?;
+            expect(status, StatusCode::OK, &answer)?;
             totals.add(counter.take());
         }
         measure(label, totals.per(repetitions));
     }
-    let mut totals = BTreeCounts::default();
-    for id in &inline_ids {
-        let report = json!({"steps": [{"index": 1, "status": "passed"}]});
-        let (status, body) = client
-            .send(
-                Method::POST,
-                &format!("/executions/{id}/steps"),
-                Some(report),
-            )
-            .await?;
-        expect(status, StatusCode::OK, &body)?;
-        totals.add(counter.take());
-    }
-    measure(
-        "the same report again (redelivery)",
-        totals.per(repetitions),
-    );
-    let mut totals = BTreeCounts::default();
-    for id in &inline_ids {
-        let (status, body) = client
-            .send(Method::GET, &format!("/executions/{id}"), None)
-            .await?;
-        expect(status, StatusCode::OK, &body)?;
-        totals.add(counter.take());
-    }
-    measure(
-        "status read (GET /executions/{id})",
-        totals.per(repetitions),
-    );
-    let mut totals = BTreeCounts::default();
-    for id in &inline_ids {
-        let (status, body) = client
-            .send(Method::POST, &format!("/executions/{id}/complete"), None)
-            .await?;
-        expect(status, StatusCode::OK, &body)?;
-        totals.add(counter.take());
-    }
-    measure("finalize (complete)", totals.per(repetitions));
     let batches = repetitions.min(10);
     let mut totals = BTreeCounts::default();
     for _ in 0..batches {
