@@ -30,37 +30,7 @@ macro_rules! conformance_tests {
                 conformance::$check(dynamo_store().await).await;
             }
         )*
-
-        #[test]
-        fn every_check_has_a_test() {
-            let listed: Vec<&str> = vec![$(stringify!($check)),*];
-            let known: Vec<&str> = conformance::checks().into_iter().map(|(name, _)| name).collect();
-            assert_eq!(listed, known);
-        }
     };
 }
 
-conformance_tests!(
-    catalog_round_trip,
-    catalog_listing,
-    start_case,
-    step_reports,
-    step_partitioning,
-    ten_thousand_steps,
-    complete,
-    cancel,
-    suite_parallel,
-    suite_sequential,
-    suite_max_parallel,
-    suite_fail_fast,
-    retry_manual,
-    retry_automatic,
-    retry_in_suite,
-    retry_suite,
-    timeouts,
-    idempotency,
-    list_executions,
-    history_append_only,
-    builtin_run,
-    active_and_overdue,
-);
+runledger::with_conformance_checks!(conformance_tests);

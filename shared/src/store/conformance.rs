@@ -50,32 +50,47 @@ pub type CheckFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A conformance check: give it a store, await it; it panics when the store does not conform.
 pub type Check = fn(Arc<dyn ExecutionStore>) -> CheckFuture;
 
+/// Calls `$callback!(name, name, ...)` with the name of every conformance check, in a stable
+/// order: the one list that [`checks`] and each adapter's per-check tests are made from.
+#[macro_export]
+macro_rules! with_conformance_checks {
+    ($callback:ident) => {
+        $callback! {
+            catalog_round_trip,
+            catalog_listing,
+            start_case,
+            step_reports,
+            step_partitioning,
+            ten_thousand_steps,
+            complete,
+            cancel,
+            suite_parallel,
+            suite_sequential,
+            suite_max_parallel,
+            suite_fail_fast,
+            retry_manual,
+            retry_automatic,
+            retry_in_suite,
+            retry_suite,
+            timeouts,
+            idempotency,
+            list_executions,
+            history_append_only,
+            builtin_run,
+            active_and_overdue
+        }
+    };
+}
+
+macro_rules! check_list {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|s| Box::pin($name(s))) as Check)),*]
+    };
+}
+
 /// Every conformance check with its name, in a stable order.
 pub fn checks() -> Vec<(&'static str, Check)> {
-    vec![
-        ("catalog_round_trip", |s| Box::pin(catalog_round_trip(s))),
-        ("catalog_listing", |s| Box::pin(catalog_listing(s))),
-        ("start_case", |s| Box::pin(start_case(s))),
-        ("step_reports", |s| Box::pin(step_reports(s))),
-        ("step_partitioning", |s| Box::pin(step_partitioning(s))),
-        ("ten_thousand_steps", |s| Box::pin(ten_thousand_steps(s))),
-        ("complete", |s| Box::pin(complete(s))),
-        ("cancel", |s| Box::pin(cancel(s))),
-        ("suite_parallel", |s| Box::pin(suite_parallel(s))),
-        ("suite_sequential", |s| Box::pin(suite_sequential(s))),
-        ("suite_max_parallel", |s| Box::pin(suite_max_parallel(s))),
-        ("suite_fail_fast", |s| Box::pin(suite_fail_fast(s))),
-        ("retry_manual", |s| Box::pin(retry_manual(s))),
-        ("retry_automatic", |s| Box::pin(retry_automatic(s))),
-        ("retry_in_suite", |s| Box::pin(retry_in_suite(s))),
-        ("retry_suite", |s| Box::pin(retry_suite(s))),
-        ("timeouts", |s| Box::pin(timeouts(s))),
-        ("idempotency", |s| Box::pin(idempotency(s))),
-        ("list_executions", |s| Box::pin(list_executions(s))),
-        ("history_append_only", |s| Box::pin(history_append_only(s))),
-        ("builtin_run", |s| Box::pin(builtin_run(s))),
-        ("active_and_overdue", |s| Box::pin(active_and_overdue(s))),
-    ]
+    crate::with_conformance_checks!(check_list)
 }
 
 /// Runs every check, one after another, each against `make_store()` (which may hand out the
