@@ -268,9 +268,7 @@ impl Router {
                         query.cursor("test-cases")?,
                     )
                     .await?;
-                Ok(page_response("test-cases", page, |c| {
-                    (json!(c), c.id.clone())
-                }))
+                Ok(page_response("test-cases", page, |c| json!(c)))
             }
             (Route::TestCase(id), method) => {
                 Query::parse(raw_query, &[])?;
@@ -309,9 +307,7 @@ impl Router {
                         query.cursor("test-suites")?,
                     )
                     .await?;
-                Ok(page_response("test-suites", page, |s| {
-                    (json!(s), s.id.clone())
-                }))
+                Ok(page_response("test-suites", page, |s| json!(s)))
             }
             (Route::TestSuite(id), method) => {
                 Query::parse(raw_query, &[])?;
@@ -366,7 +362,7 @@ impl Router {
                 let filter = execution_query(&query)?;
                 let page = engine.list_executions(caller, filter).await?;
                 Ok(page_response("executions", page, |e| {
-                    (views::execution(e, false), e.id.clone())
+                    views::execution(e, false)
                 }))
             }
             (Route::Execution(id), _) => {
@@ -395,9 +391,7 @@ impl Router {
                 let page = engine
                     .list_steps(caller, id, after, query.limit(100, 1000)?)
                     .await?;
-                Ok(page_response("steps", page, |s| {
-                    (json!(s), s.index.to_string())
-                }))
+                Ok(page_response("steps", page, |s| json!(s)))
             }
             (Route::Steps(id), _) => {
                 Query::parse(raw_query, &[])?;
@@ -416,7 +410,7 @@ impl Router {
                     .list_children(caller, id, after.as_deref(), query.limit(50, 200)?)
                     .await?;
                 Ok(page_response("children", page, |e| {
-                    (views::execution(e, false), e.id.clone())
+                    views::execution(e, false)
                 }))
             }
             (Route::History(id), _) => {
@@ -574,12 +568,8 @@ fn started_response(started: crate::engine::Started) -> Response<Bytes> {
     json_response(status, &views::execution(&started.execution, true))
 }
 
-fn page_response<T>(
-    kind: &str,
-    page: Page<T>,
-    view: impl Fn(&T) -> (Value, String),
-) -> Response<Bytes> {
-    let items: Vec<Value> = page.items.iter().map(|item| view(item).0).collect();
+fn page_response<T>(kind: &str, page: Page<T>, view: impl Fn(&T) -> Value) -> Response<Bytes> {
+    let items: Vec<Value> = page.items.iter().map(view).collect();
     let next_cursor = page
         .next_cursor
         .map(|position| encode_cursor(kind, &position));
