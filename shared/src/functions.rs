@@ -3,6 +3,10 @@
 //! and refuses, with an error naming what arrived, any event its spec does not list.
 
 use crate::api::RouteGroup;
+use crate::engine::StepRunner;
+use crate::runner::HttpStepRunner;
+use crate::runner::target_guard::TargetPolicy;
+use std::sync::Arc;
 
 /// A kind of invocation a function takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +28,7 @@ pub enum Trigger {
     ScheduledStart,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct FunctionSpec {
     pub name: &'static str,
     /// The route groups the function mounts (when it takes [`Trigger::Http`]).
@@ -32,6 +36,14 @@ pub struct FunctionSpec {
     pub triggers: &'static [Trigger],
     /// One line for people: what invokes the function.
     pub summary: &'static str,
+    /// Builds the runner of work items' `http` steps, for the function that takes work items.
+    /// A constructor here rather than a flag: a function binary links only what its own spec
+    /// names, so the HTTP client for steps is in the runner's bootstrap alone.
+    pub step_runner: Option<fn(TargetPolicy) -> Arc<dyn StepRunner>>,
+}
+
+fn http_step_runner(policy: TargetPolicy) -> Arc<dyn StepRunner> {
+    Arc::new(HttpStepRunner::new(policy))
 }
 
 impl FunctionSpec {
@@ -45,36 +57,42 @@ pub const START: FunctionSpec = FunctionSpec {
     routes: &[RouteGroup::Start],
     triggers: &[Trigger::Http, Trigger::ScheduledStart],
     summary: "API Gateway (start, retry) and EventBridge Scheduler",
+    step_runner: None,
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
     routes: &[RouteGroup::Status, RouteGroup::Health],
     triggers: &[Trigger::Http],
     summary: "API Gateway (every GET on executions, health)",
+    step_runner: None,
 };
 pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     name: "step-report",
     routes: &[RouteGroup::StepReport],
     triggers: &[Trigger::Http, Trigger::StepReportQueue],
     summary: "API Gateway (steps, complete) and SQS step batches",
+    step_runner: None,
 };
 pub const FINALIZE: FunctionSpec = FunctionSpec {
     name: "finalize",
     routes: &[RouteGroup::Finalize],
     triggers: &[Trigger::Http, Trigger::DomainEvents, Trigger::SweepSchedule],
     summary: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
+    step_runner: None,
 };
 pub const RUNNER: FunctionSpec = FunctionSpec {
     name: "runner",
     routes: &[],
     triggers: &[Trigger::WorkQueue],
     summary: "SQS work queues (one per priority)",
+    step_runner: Some(http_step_runner),
 };
 pub const CATALOG: FunctionSpec = FunctionSpec {
     name: "catalog",
     routes: &[RouteGroup::Catalog],
     triggers: &[Trigger::Http],
     summary: "API Gateway (test cases, test suites)",
+    step_runner: None,
 };
 
 /// Every Lambda function, in the order the architecture lists them.
@@ -90,6 +108,18 @@ mod tests {
             let owners = ALL.iter().filter(|f| f.routes.contains(&group)).count();
             let expected = usize::from(group != RouteGroup::Demo);
             assert_eq!(owners, expected, "{group:?}");
+        }
+    }
+
+    #[test]
+    fn a_function_has_a_step_runner_exactly_when_it_takes_work_items() {
+        for function in ALL {
+            assert_eq!(
+                function.step_runner.is_some(),
+                function.accepts(Trigger::WorkQueue),
+                "{}",
+                function.name
+            );
         }
     }
 

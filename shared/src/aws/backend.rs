@@ -5,7 +5,7 @@ use super::dynamo::DynamoStore;
 use super::eventbridge::{EventBridgeBus, create_bus};
 use super::metrics::RequestCounter;
 use super::sqs::{SqsWorkQueue, create_queues};
-use super::{AwsSettings, QueueUrls};
+use super::{AwsSettings, QueueUrls, Vars};
 use crate::api::{RouteGroup, Router};
 use crate::auth::{Authenticator, JwtSettings};
 use crate::domain::clock::{Clock, SystemClock};
@@ -94,13 +94,99 @@ impl AwsBackend {
     }
 }
 
-/// JWT settings from `RUNLEDGER_JWT_SECRET` (and optional issuer and audience).
-pub fn jwt_settings_from_env() -> Result<JwtSettings, String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let secret = var("RUNLEDGER_JWT_SECRET").ok_or("RUNLEDGER_JWT_SECRET is not set")?;
+/// `RUNLEDGER_JWT_SECRET_PARAMETER`: the name of the SSM Parameter Store SecureString that
+/// holds the JWT secret (what the SAM template sets). `RUNLEDGER_JWT_SECRET` gives the secret
+/// itself instead (local runs, `cargo lambda watch`); setting both is refused as ambiguous.
+pub const JWT_SECRET_PARAMETER: &str = "RUNLEDGER_JWT_SECRET_PARAMETER";
+pub const JWT_SECRET: &str = "RUNLEDGER_JWT_SECRET";
+
+/// JWT settings from `RUNLEDGER_JWT_SECRET` or the SSM parameter `RUNLEDGER_JWT_SECRET_PARAMETER`
+/// names (read once, decrypted, at cold start), and the optional `RUNLEDGER_JWT_ISSUER` and
+/// `RUNLEDGER_JWT_AUDIENCE`.
+pub async fn jwt_settings(var: Vars<'_>, sdk: &SdkConfig) -> Result<JwtSettings, String> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    let secret = match (var(JWT_SECRET), var(JWT_SECRET_PARAMETER)) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "both {JWT_SECRET} and {JWT_SECRET_PARAMETER} are set: set one"
+            ));
+        }
+        (Some(secret), None) => secret,
+        (None, Some(name)) => read_secret_parameter(&aws_sdk_ssm::Client::new(sdk), &name).await?,
+        (None, None) => {
+            return Err(format!(
+                "{JWT_SECRET_PARAMETER} (or {JWT_SECRET}) is not set"
+            ));
+        }
+    };
     Ok(JwtSettings {
         secret: secret.into_bytes(),
         issuer: var("RUNLEDGER_JWT_ISSUER"),
         audience: var("RUNLEDGER_JWT_AUDIENCE"),
     })
+}
+
+/// The decrypted value of an SSM parameter. The error names the parameter, never its value.
+async fn read_secret_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    let output = client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the JWT secret parameter {name}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(e)
+            )
+        })?;
+    output
+        .parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("the JWT secret parameter {name} has no value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn sdk() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    async fn settings_from(pairs: &[(&str, &str)]) -> Result<JwtSettings, String> {
+        let vars: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        jwt_settings(&|name: &str| vars.get(name).cloned(), &sdk()).await
+    }
+
+    #[tokio::test]
+    async fn the_secret_comes_from_exactly_one_place() {
+        let settings = settings_from(&[
+            (JWT_SECRET, "0123456789abcdef0123456789abcdef"),
+            ("RUNLEDGER_JWT_ISSUER", "ci"),
+            ("RUNLEDGER_JWT_AUDIENCE", ""),
+        ])
+        .await
+        .expect("settings");
+        assert_eq!(settings.secret, b"0123456789abcdef0123456789abcdef");
+        assert_eq!(settings.issuer.as_deref(), Some("ci"));
+        assert_eq!(settings.audience, None, "empty counts as unset");
+
+        let Err(both) = settings_from(&[(JWT_SECRET, "x"), (JWT_SECRET_PARAMETER, "/p")]).await
+        else {
+            panic!("a secret and a parameter both set were accepted");
+        };
+        assert!(both.contains("set one"), "{both}");
+        let Err(neither) = settings_from(&[(JWT_SECRET, "")]).await else {
+            panic!("no secret was accepted");
+        };
+        assert!(neither.contains(JWT_SECRET_PARAMETER), "{neither}");
+    }
 }

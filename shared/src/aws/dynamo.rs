@@ -59,6 +59,8 @@ pub const INDEX_OWNER: &str = "gsi1";
 pub const INDEX_ALL: &str = "gsi2";
 pub const INDEX_PARENT: &str = "gsi3";
 pub const INDEX_ACTIVE: &str = "gsi4";
+/// The attribute DynamoDB's TTL expires items by (idempotency claims), in epoch seconds.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 pub struct DynamoStore {
     client: Client,
@@ -135,7 +137,7 @@ impl DynamoStore {
             .time_to_live_specification(
                 TimeToLiveSpecification::builder()
                     .enabled(true)
-                    .attribute_name("expires_at")
+                    .attribute_name(TTL_ATTRIBUTE)
                     .build()
                     .expect("ttl fields are set"),
             )
@@ -819,7 +821,7 @@ impl DynamoStore {
                 ("pk".to_owned(), s(&idem_pk(&record.owner, &record.key))),
                 ("sk".to_owned(), s("IDEM")),
                 (
-                    "expires_at".to_owned(),
+                    TTL_ATTRIBUTE.to_owned(),
                     n(((record.created_at.millis() + IDEMPOTENCY_WINDOW_MS) / 1000) as u64),
                 ),
             ]);

@@ -40,10 +40,10 @@
 //!
 //! [`MAX_RECEIVE_COUNT`]: super::sqs::MAX_RECEIVE_COUNT
 
-use super::backend::{AwsBackend, jwt_settings_from_env};
+use super::backend::{AwsBackend, jwt_settings};
 use super::eventbridge::{event_kind, parse_event};
 use super::sqs::{StepReportMessage, parse_work_item, process_batch};
-use super::{AwsSettings, EVENT_SOURCE, sdk_config};
+use super::{AwsSettings, EVENT_SOURCE, Vars, env_var, lambda_sdk_config};
 use crate::api::problem::Problem;
 use crate::api::{API_PREFIX, Router, views};
 use crate::auth::Authenticator;
@@ -52,8 +52,8 @@ use crate::domain::execution::{Execution, ExecutionConfig};
 use crate::domain::ids::EXECUTION_PREFIX;
 use crate::engine::{Caller, Engine, EngineError, StartRequest, StepRunner};
 use crate::functions::{FunctionSpec, Trigger};
-use crate::runner::HttpStepRunner;
 use crate::runner::target_guard::TargetPolicy;
+use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse,
@@ -291,19 +291,28 @@ impl FunctionContext {
     /// function's triggers need (the JWT secret only where there are routes, the HTTP step
     /// runner only where there are work items).
     pub async fn from_env(spec: &FunctionSpec) -> Result<Self, Error> {
-        let settings = AwsSettings::from_env()?;
-        let sdk = sdk_config().await;
-        let backend = AwsBackend::new(&sdk, settings);
+        Self::from_vars(spec, &lambda_sdk_config(&env_var)?, &env_var).await
+    }
+
+    /// The same from any variable lookup (a test configures a function from a stack's
+    /// definition of its environment this way).
+    pub async fn from_vars(
+        spec: &FunctionSpec,
+        sdk: &SdkConfig,
+        var: Vars<'_>,
+    ) -> Result<Self, Error> {
+        let settings = AwsSettings::from_vars(var)?;
+        let backend = AwsBackend::new(sdk, settings);
         let mut context = FunctionContext::new(spec, &backend);
         if spec.accepts(Trigger::Http) && !spec.routes.is_empty() {
-            let auth = Authenticator::new(jwt_settings_from_env()?)?;
+            let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
             context = context.with_auth(Arc::new(auth));
         }
-        if spec.accepts(Trigger::WorkQueue) {
+        if let Some(step_runner) = spec.step_runner {
             let policy = TargetPolicy {
-                allow_private: bool_var(ALLOW_PRIVATE_TARGETS, false)?,
+                allow_private: bool_var(var, ALLOW_PRIVATE_TARGETS, false)?,
             };
-            context = context.with_runner(Arc::new(HttpStepRunner::new(policy)));
+            context = context.with_runner(step_runner(policy));
         }
         Ok(context)
     }
@@ -331,12 +340,8 @@ impl FunctionContext {
     }
 }
 
-fn bool_var(name: &str, default: bool) -> Result<bool, String> {
-    match std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .as_deref()
-    {
+fn bool_var(var: Vars<'_>, name: &str, default: bool) -> Result<bool, String> {
+    match var(name).filter(|v| !v.is_empty()).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes") => Ok(true),
         Some("false" | "0" | "no") => Ok(false),
@@ -1087,9 +1092,17 @@ mod tests {
 
     #[test]
     fn private_targets_are_off_unless_asked_for() {
+        assert_eq!(bool_var(&|_| None, ALLOW_PRIVATE_TARGETS, false), Ok(false));
+        let set = |value: &'static str| move |_: &str| Some(value.to_owned());
         assert_eq!(
-            bool_var("RUNLEDGER_TEST_SURELY_UNSET_VARIABLE", false),
-            Ok(false)
+            bool_var(&set("yes"), ALLOW_PRIVATE_TARGETS, false),
+            Ok(true)
+        );
+        assert_eq!(bool_var(&set("0"), ALLOW_PRIVATE_TARGETS, true), Ok(false));
+        let refused = bool_var(&set("maybe"), ALLOW_PRIVATE_TARGETS, false).unwrap_err();
+        assert!(
+            refused.contains("RUNLEDGER_ALLOW_PRIVATE_TARGETS"),
+            "{refused}"
         );
     }
 }

@@ -35,9 +35,22 @@ pub const DEFAULT_EVENT_BUS: &str = "runledger";
 /// The `source` of every event runledger puts on its bus.
 pub const EVENT_SOURCE: &str = "runledger";
 
+/// A variable lookup: the process environment ([`env_var`]) in Lambda, a map in tests that
+/// configure a function from a stack's definition. An empty value counts as unset.
+pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// [`Vars`] over the process environment.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 impl AwsSettings {
     pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_vars(&env_var)
+    }
+
+    pub fn from_vars(var: Vars<'_>) -> Result<Self, String> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
         let required = |name: &str| var(name).ok_or_else(|| format!("{name} is not set"));
         Ok(AwsSettings {
             table: var("RUNLEDGER_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
@@ -52,8 +65,40 @@ impl AwsSettings {
     }
 }
 
-/// The SDK configuration from the standard AWS variables (`AWS_REGION`, credentials,
-/// `AWS_ENDPOINT_URL` for an emulator). Built once per process (per Lambda cold start).
+/// The SDK configuration from the full default chain (`AWS_REGION`, credentials from the
+/// environment, profiles, SSO, web identity or instance metadata, `AWS_ENDPOINT_URL` for an
+/// emulator): for `runledger-local` on a laptop or a server.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The SDK configuration inside Lambda, from the variables Lambda sets: `AWS_REGION` and the
+/// execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when pointed at an emulator. Lambda always
+/// gives credentials this way, so the rest of the default chain (profiles, SSO, STS, instance
+/// metadata) stays out of the bootstraps: about a megabyte of each.
+pub fn lambda_sdk_config(var: Vars<'_>) -> Result<SdkConfig, String> {
+    use aws_config::Region;
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    let required = |name: &str| var(name).ok_or_else(|| format!("{name} is not set"));
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .ok_or("AWS_REGION is not set")?;
+    let credentials = Credentials::new(
+        required("AWS_ACCESS_KEY_ID")?,
+        required("AWS_SECRET_ACCESS_KEY")?,
+        var("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials));
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
 }
