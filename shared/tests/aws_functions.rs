@@ -6,8 +6,6 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
-use base64::Engine as _;
 use runledger::auth::{Authenticator, JwtSettings};
 use runledger::aws::backend::AwsBackend;
 use runledger::aws::lambda::{EventShape, FunctionContext, InvocationError, classify, handle};
@@ -21,86 +19,18 @@ use runledger::runner::HttpStepRunner;
 use runledger::runner::target_guard::TargetPolicy;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 const OWNER: &str = "alice";
 const SECRET: &[u8] = b"aws-functions-test-secret-0123456789abcdef";
 /// The message of `events/sqs/step-report-batch.json` that is not a step report.
 const MALFORMED_MESSAGE_ID: &str = "e3f4a5b6-c7d8-4e9f-a0b1-c2d3e4f5a603";
 
-// ------------------------------------------------------------------------------------------
-// Samples
-// ------------------------------------------------------------------------------------------
-
-fn events_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
-}
-
-/// A sample payload with its placeholders replaced (those it has); none may be left.
-fn sample(path: &str, substitutions: &[(&str, &str)]) -> Value {
-    let file = events_dir().join(path);
-    let mut text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-    for (placeholder, value) in substitutions {
-        text = text.replace(placeholder, value);
-    }
-    if let Some(at) = text.find("REPLACE_WITH_") {
-        panic!(
-            "{path}: placeholder left at {}",
-            &text[at..(at + 40).min(text.len())]
-        );
-    }
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Every sample file under `events/<dir>/`.
-fn samples_in(dir: &str) -> Vec<(String, Value)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir().join(dir))
-        .unwrap_or_else(|e| panic!("events/{dir}: {e}"))
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "events/{dir} has no samples");
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).expect("read sample");
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, value)
-        })
-        .collect()
-}
-
-/// Replaces an HTTP sample's body (text, not base64).
-fn with_body(mut event: Value, body: Value) -> Value {
-    event["body"] = json!(body.to_string());
-    event["isBase64Encoded"] = json!(false);
-    event
-}
-
-/// Points an HTTP API sample at another path.
-fn with_path(mut event: Value, path: &str) -> Value {
-    event["rawPath"] = json!(path);
-    event["requestContext"]["http"]["path"] = json!(path);
-    event
-}
-
-fn without_header(mut event: Value, name: &str) -> Value {
-    event["headers"]
-        .as_object_mut()
-        .expect("headers")
-        .remove(name);
-    event
-}
+#[path = "support/lambda_kit.rs"]
+mod lambda_kit;
+use lambda_kit::*;
 
 // ------------------------------------------------------------------------------------------
 // The functions over fresh resources
@@ -165,158 +95,6 @@ impl World {
     fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
-}
-
-/// An HTTP response as the gateway got it, decoded.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Value,
-    raw: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    /// An RFC 9457 problem with this status and code.
-    fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{:#}", self.raw);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
-        assert_eq!(self.body["status"], json!(status), "{}", self.body);
-        assert_eq!(self.body["code"], json!(code), "{}", self.body);
-        assert_eq!(
-            self.raw["isBase64Encoded"],
-            json!(false),
-            "problems stay text"
-        );
-    }
-}
-
-fn reply(raw: Value) -> Reply {
-    let mut headers = BTreeMap::new();
-    if let Some(single) = raw["headers"].as_object() {
-        for (name, value) in single {
-            headers.insert(name.to_lowercase(), value.as_str().unwrap_or("").to_owned());
-        }
-    }
-    if let Some(multi) = raw["multiValueHeaders"].as_object() {
-        for (name, values) in multi {
-            if let Some(first) = values.as_array().and_then(|v| v.first()) {
-                headers.insert(name.to_lowercase(), first.as_str().unwrap_or("").to_owned());
-            }
-        }
-    }
-    let text = match raw["body"].as_str() {
-        None => String::new(),
-        Some(text) if raw["isBase64Encoded"] == json!(true) => String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .expect("base64 body"),
-        )
-        .expect("utf-8 body"),
-        Some(text) => text.to_owned(),
-    };
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body {text:?}: {e}"))
-    };
-    Reply {
-        status: u16::try_from(raw["statusCode"].as_u64().expect("statusCode")).expect("status"),
-        headers,
-        body,
-        raw,
-    }
-}
-
-async fn http(function: &FunctionContext, event: Value) -> Reply {
-    match handle(function, event).await {
-        Ok(raw) => reply(raw),
-        Err(e) => panic!("`{}` failed an HTTP request: {e}", function.spec().name),
-    }
-}
-
-async fn invoke(function: &FunctionContext, event: Value) -> Value {
-    handle(function, event)
-        .await
-        .unwrap_or_else(|e| panic!("`{}` failed: {e}", function.spec().name))
-}
-
-fn failed_ids(batch_response: &Value) -> Vec<String> {
-    batch_response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {batch_response}"))
-        .iter()
-        .map(|f| {
-            f["itemIdentifier"]
-                .as_str()
-                .expect("itemIdentifier")
-                .to_owned()
-        })
-        .collect()
-}
-
-/// Received SQS messages as Lambda's event source mapping delivers them.
-fn sqs_event(messages: &[Message], queue_arn: &str) -> Value {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
-/// Receives from a queue until `count` messages came (or 10 s passed), then once more.
-async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) -> Vec<Message> {
-    let mut received = Vec::new();
-    let started = Instant::now();
-    loop {
-        let output = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .expect("receive");
-        let messages = output.messages();
-        received.extend(messages.iter().cloned());
-        if messages.is_empty() {
-            if received.len() >= count || started.elapsed() > Duration::from_secs(10) {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .expect("queue ARN")
 }
 
 /// A rule on the bus that copies every runledger event to an SQS queue.
@@ -396,53 +174,6 @@ fn tally(events: &[Value]) -> BTreeMap<(String, String), usize> {
 
 fn key(execution: &str, detail_type: &str) -> (String, String) {
     (execution.to_owned(), detail_type.to_owned())
-}
-
-/// A tiny HTTP target on loopback: `/health` answers 200 `{"status":"ok"}`, everything else
-/// 503. Counts the requests it answers.
-async fn http_target() -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                let request = String::from_utf8_lossy(&head);
-                let (status, body) = if request.starts_with("GET /health ") {
-                    ("200 OK", r#"{"status":"ok"}"#)
-                } else {
-                    ("503 Service Unavailable", r#"{"status":"down"}"#)
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (base, hits)
-}
-
-fn id_of(reply: &Reply) -> String {
-    reply.body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {:#}", reply.raw))
-        .to_owned()
 }
 
 // ------------------------------------------------------------------------------------------

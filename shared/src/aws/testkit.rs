@@ -110,9 +110,25 @@ fn locate_or_spawn() -> Result<Spawned, String> {
     })
 }
 
-fn workspace_root() -> PathBuf {
+/// The repository's root directory.
+pub fn workspace_root() -> PathBuf {
     // This file is shared/src/aws/testkit.rs; the workspace is two levels above the crate.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python of the emulator's virtualenv, which also holds the template tools (cfn-lint,
+/// aws-sam-translator, boto3): `$RUNLEDGER_EMULATOR_VENV/bin/python`, or the project's `.venv`.
+pub fn emulator_python() -> PathBuf {
+    let venv = std::env::var_os("RUNLEDGER_EMULATOR_VENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv"));
+    let venv = if venv.is_relative() {
+        workspace_root().join(venv)
+    } else {
+        venv
+    };
+    venv.join("bin/python")
 }
 
 fn free_port() -> Result<u16, String> {

@@ -1,0 +1,1074 @@
+//! The deployment template, proven on the emulator: `infra/template.yaml` passes cfn-lint, and
+//! once translated (aws-sam-translator) and created on the emulator's CloudFormation
+//! (`scripts/emulator_stack.py`), the functions' handlers, configured only from the stack (each
+//! function's environment as the emulator's Lambda holds it, the JWT secret read from SSM the
+//! way a cold start does), run a suite end to end. The test plays the Lambda service: it polls
+//! the queues the stack's event source mappings name and the queues standing in for the
+//! targets of the stack's bus rules, and invokes the handler the mapping or rule names. So the
+//! names of tables, indexes, queues, buses and variables in the template must be the ones the
+//! code reads, and the routes, triggers and rule patterns must be the ones it serves.
+
+#[path = "support/lambda_kit.rs"]
+mod lambda_kit;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use lambda_kit::*;
+use runledger::api::{API_PREFIX, RouteGroup, openapi};
+use runledger::auth::{Authenticator, JwtSettings};
+use runledger::aws::backend::JWT_SECRET_PARAMETER;
+use runledger::aws::dynamo::{INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE};
+use runledger::aws::lambda::FunctionContext;
+use runledger::aws::sqs::MAX_RECEIVE_COUNT;
+use runledger::aws::testkit::{Emulator, REGION, emulator_python, unique_name, workspace_root};
+use runledger::aws::{AwsSettings, lambda_sdk_config};
+use runledger::aws::{EVENT_SOURCE, lambda::ALLOW_PRIVATE_TARGETS};
+use runledger::domain::events::EventKind;
+use runledger::functions::{self, FunctionSpec, Trigger};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+const OWNER: &str = "alice";
+const SECRET: &str = "stack-test-jwt-secret-0123456789abcdef";
+/// The emulator's account.
+const ACCOUNT: &str = "123456789012";
+
+// ------------------------------------------------------------------------------------------
+// The stack
+// ------------------------------------------------------------------------------------------
+
+/// What `scripts/emulator_stack.py` reports about the stack it created.
+struct Stack {
+    description: Value,
+}
+
+impl Stack {
+    /// Translates and creates the template on the emulator, with the runner allowed to reach
+    /// the test's loopback HTTP target.
+    fn stand_up() -> Stack {
+        let emulator = Emulator::get();
+        let root = workspace_root();
+        let output = Command::new(emulator_python())
+            .arg(root.join("scripts/emulator_stack.py"))
+            .args(["--endpoint", &emulator.endpoint])
+            .args(["--stack-name", &short_unique_name()])
+            .args(["--jwt-secret", SECRET])
+            .arg("--template")
+            .arg(root.join("infra/template.yaml"))
+            .args(["--parameter", "AllowPrivateTargets=true"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", emulator_python().display()));
+        assert!(
+            output.status.success(),
+            "scripts/emulator_stack.py failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let description = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "emulator_stack.py printed no JSON ({e}):\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        });
+        Stack { description }
+    }
+
+    fn output(&self, key: &str) -> String {
+        self.description["outputs"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no stack output {key}"))
+            .to_owned()
+    }
+
+    fn function(&self, spec: &FunctionSpec) -> &Value {
+        let logical = logical_id(spec);
+        let function = &self.description["functions"][&logical];
+        assert!(function.is_object(), "the stack has no {logical}");
+        function
+    }
+
+    /// The function's environment as the emulator's Lambda holds it.
+    fn environment(&self, spec: &FunctionSpec) -> BTreeMap<String, String> {
+        serde_json::from_value(self.function(spec)["environment"].clone())
+            .expect("environment variables")
+    }
+
+    /// The function's cold start as Lambda runs it (`FunctionContext::from_env`): its
+    /// environment as the stack defines it, plus what Lambda adds (region, the role's
+    /// credentials; here the emulator's endpoint), with every AWS request it makes (the cold
+    /// start's included) written to `log`.
+    async fn cold_start(&self, spec: &FunctionSpec, log: &CallLog) -> FunctionContext {
+        let mut environment = self.environment(spec);
+        let endpoint = Emulator::get().endpoint;
+        for (name, value) in [
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ] {
+            let previous = environment.insert(name.to_owned(), value.to_owned());
+            assert_eq!(previous, None, "the template sets Lambda's own {name}");
+        }
+        let var = |name: &str| environment.get(name).cloned();
+        let recording = Recording {
+            function: logical_id(spec),
+            log: Arc::clone(log),
+        };
+        let sdk = lambda_sdk_config(&var)
+            .unwrap_or_else(|e| panic!("{}'s SDK configuration: {e}", spec.name))
+            .to_builder()
+            .http_client(recording)
+            .build();
+        FunctionContext::from_vars(spec, &sdk, &var)
+            .await
+            .unwrap_or_else(|e| panic!("cold start of {}: {e}", spec.name))
+    }
+
+    /// The Allow statements of the function's role, references resolved.
+    fn statements(&self, logical_id: &str) -> Vec<Value> {
+        self.description["functions"][logical_id]["role_policies"]["statements"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no role policies for {logical_id}"))
+            .clone()
+    }
+
+    fn mappings(&self) -> Vec<&Value> {
+        self.description["event_source_mappings"]
+            .as_array()
+            .expect("event source mappings")
+            .iter()
+            .collect()
+    }
+
+    fn rules(&self) -> Vec<&Value> {
+        self.description["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .collect()
+    }
+
+    /// The rule targets that invoke `spec`'s function.
+    fn rules_targeting(&self, spec: &FunctionSpec) -> Vec<(&Value, &Value)> {
+        let logical = logical_id(spec);
+        self.rules()
+            .into_iter()
+            .flat_map(|rule| {
+                rule["targets"]
+                    .as_array()
+                    .expect("targets")
+                    .iter()
+                    .map(move |target| (rule, target))
+            })
+            .filter(|(_, target)| target["function"] == json!(logical))
+            .collect()
+    }
+}
+
+/// A stack name no other test uses, short enough for the names the emulator derives from it
+/// (an archive name, for one, has at most 48 characters).
+fn short_unique_name() -> String {
+    let unique = unique_name("rl");
+    // `rl-` and a ULID: keep its last 10 characters, 50 random bits.
+    format!("rl-{}", &unique[unique.len() - 10..])
+}
+
+/// The template's logical id of a function: `step-report` is `StepReportFunction`.
+fn logical_id(spec: &FunctionSpec) -> String {
+    let words: String = spec
+        .name
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            let first = chars.next().expect("a word").to_ascii_uppercase();
+            std::iter::once(first).chain(chars).collect::<String>()
+        })
+        .collect();
+    format!("{words}Function")
+}
+
+/// The queue's name, the last segment of its URL (the environment holds AWS-style URLs, the
+/// emulator answers with its own host).
+fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().expect("a queue URL")
+}
+
+// ------------------------------------------------------------------------------------------
+// Lint
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn the_template_passes_cfn_lint() {
+    let root = workspace_root();
+    let cfn_lint = emulator_python().with_file_name("cfn-lint");
+    let output = Command::new(&cfn_lint)
+        .args(["--format", "parseable"])
+        .arg(root.join("infra/template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", cfn_lint.display()));
+    assert!(
+        output.status.success(),
+        "cfn-lint found problems:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A template with a mistake fails, so the check above can fail.
+    let broken = std::env::temp_dir().join(format!("{}.yaml", unique_name("broken-template")));
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).expect("template");
+    let text = text.replace(
+        "deadLetterTargetArn: !GetAtt HighDeadLetterQueue.Arn",
+        "deadLetterTargetArn: !GetAtt HighDeadLetterQueu.Arn",
+    );
+    std::fs::write(&broken, text).expect("write broken template");
+    let output = Command::new(&cfn_lint)
+        .args(["--format", "parseable"])
+        .arg(&broken)
+        .output()
+        .expect("cfn-lint");
+    let _ = std::fs::remove_file(&broken);
+    assert!(
+        !output.status.success(),
+        "cfn-lint accepted a reference to a missing resource"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Wiring
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
+    let stack = Stack::stand_up();
+    let sdk = Emulator::get().sdk_config().await;
+
+    // Exactly the six functions, as Lambda must run them.
+    let logical_ids: BTreeSet<String> = stack.description["functions"]
+        .as_object()
+        .expect("functions")
+        .keys()
+        .cloned()
+        .collect();
+    let expected: BTreeSet<String> = functions::ALL.iter().map(logical_id).collect();
+    assert_eq!(logical_ids, expected);
+    for spec in functions::ALL {
+        let function = stack.function(&spec);
+        assert_eq!(
+            function["runtime"],
+            json!("provided.al2023"),
+            "{}",
+            spec.name
+        );
+        assert_eq!(function["handler"], json!("bootstrap"), "{}", spec.name);
+        assert_eq!(function["architectures"], json!(["arm64"]), "{}", spec.name);
+    }
+
+    // Every route of the API goes to the function that mounts its group, and nothing else is
+    // routed.
+    let owner = |group: RouteGroup| {
+        functions::ALL
+            .iter()
+            .find(|f| f.routes.contains(&group))
+            .map(logical_id)
+            .unwrap_or_else(|| panic!("no function mounts {group:?}"))
+    };
+    let expected: BTreeSet<(String, String, String)> = openapi::routes()
+        .iter()
+        .filter(|route| route.group != RouteGroup::Demo)
+        .map(|route| {
+            (
+                route.method.to_string(),
+                format!("{API_PREFIX}{}", route.path),
+                owner(route.group),
+            )
+        })
+        .chain([(
+            // What no route matches reaches the router too, for its problem+json 404.
+            "ANY".to_owned(),
+            "$default".to_owned(),
+            owner(RouteGroup::Health),
+        )])
+        .collect();
+    let routed: BTreeSet<(String, String, String)> = stack.description["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            let field = |name: &str| r[name].as_str().expect("route field").to_owned();
+            (field("method"), field("path"), field("function"))
+        })
+        .collect();
+    assert_eq!(routed, expected);
+
+    // Every function's environment is complete; the stack outputs name the same resources.
+    for spec in functions::ALL {
+        let environment = stack.environment(&spec);
+        let var = |name: &str| environment.get(name).cloned();
+        let settings = AwsSettings::from_vars(&var)
+            .unwrap_or_else(|e| panic!("{}'s environment: {e}", spec.name));
+        assert_eq!(settings.table, stack.output("TableName"));
+        assert_eq!(settings.event_bus, stack.output("EventBusName"));
+        assert_eq!(settings.queue_urls.high, stack.output("HighQueueUrl"));
+        assert_eq!(settings.queue_urls.normal, stack.output("NormalQueueUrl"));
+        assert_eq!(settings.queue_urls.low, stack.output("LowQueueUrl"));
+        assert_eq!(
+            settings.step_queue_url.as_deref(),
+            Some(stack.output("StepReportQueueUrl").as_str())
+        );
+        // The JWT secret's parameter exactly where there are routes to authenticate.
+        assert_eq!(
+            environment.contains_key(JWT_SECRET_PARAMETER),
+            !spec.routes.is_empty(),
+            "{}",
+            spec.name
+        );
+        assert_eq!(
+            environment.contains_key(ALLOW_PRIVATE_TARGETS),
+            spec.accepts(Trigger::WorkQueue),
+            "{}",
+            spec.name
+        );
+    }
+    let settings = {
+        let environment = stack.environment(&functions::RUNNER);
+        AwsSettings::from_vars(&|name: &str| environment.get(name).cloned()).expect("settings")
+    };
+
+    // SQS triggers: the runner consumes the three work queues, step-report the step queue,
+    // each with partial batch failures; nothing else consumes a queue.
+    let mut consumed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for mapping in stack.mappings() {
+        assert_eq!(
+            mapping["function_response_types"],
+            json!(["ReportBatchItemFailures"]),
+            "{mapping}"
+        );
+        consumed
+            .entry(mapping["function"].as_str().expect("function").to_owned())
+            .or_default()
+            .insert(queue_name(mapping["queue_url"].as_str().expect("url")).to_owned());
+    }
+    let work_queues: BTreeSet<String> = [
+        &settings.queue_urls.high,
+        &settings.queue_urls.normal,
+        &settings.queue_urls.low,
+    ]
+    .into_iter()
+    .map(|url| queue_name(url).to_owned())
+    .collect();
+    let step_queue: BTreeSet<String> =
+        [queue_name(settings.step_queue_url.as_deref().expect("step queue")).to_owned()].into();
+    for spec in functions::ALL {
+        let mut expected = BTreeSet::new();
+        if spec.accepts(Trigger::WorkQueue) {
+            expected.extend(work_queues.iter().cloned());
+        }
+        if spec.accepts(Trigger::StepReportQueue) {
+            expected.extend(step_queue.iter().cloned());
+        }
+        let actual = consumed.remove(&logical_id(&spec)).unwrap_or_default();
+        assert_eq!(actual, expected, "queues consumed by {}", spec.name);
+    }
+
+    // Each of those queues hands a message to its dead-letter queue after the receive count
+    // the code's failure handling assumes.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for url in [
+        &settings.queue_urls.high,
+        &settings.queue_urls.normal,
+        &settings.queue_urls.low,
+        settings.step_queue_url.as_ref().expect("step queue"),
+    ] {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .unwrap_or_default();
+        let policy: Value = serde_json::from_str(
+            attributes
+                .get(&QueueAttributeName::RedrivePolicy)
+                .unwrap_or_else(|| panic!("{url} has no redrive policy")),
+        )
+        .expect("redrive policy JSON");
+        assert_eq!(
+            policy["maxReceiveCount"].to_string().trim_matches('"'),
+            MAX_RECEIVE_COUNT.to_string(),
+            "{url}"
+        );
+    }
+
+    // EventBridge triggers: finalize gets runledger's Execution Finished events from the bus
+    // the functions publish to, and the sweep's schedule; no other function is a rule target.
+    for spec in functions::ALL {
+        let targets = stack.rules_targeting(&spec);
+        let takes_events = spec.accepts(Trigger::DomainEvents);
+        let takes_sweep = spec.accepts(Trigger::SweepSchedule);
+        assert_eq!(
+            targets.len(),
+            usize::from(takes_events) + usize::from(takes_sweep),
+            "rules targeting {}",
+            spec.name
+        );
+        for (rule, _) in targets {
+            if let Some(schedule) = rule["schedule"].as_str() {
+                assert!(takes_sweep, "{}", spec.name);
+                assert!(schedule.starts_with("rate(") || schedule.starts_with("cron("));
+            } else {
+                assert!(takes_events, "{}", spec.name);
+                assert_eq!(rule["bus"], json!(settings.event_bus));
+                assert_eq!(rule["event_pattern"]["source"], json!([EVENT_SOURCE]));
+                assert_eq!(
+                    rule["event_pattern"]["detail-type"],
+                    json!([EventKind::ExecutionFinished.detail_type()])
+                );
+            }
+        }
+    }
+    let notify = notification_tap(&stack);
+    assert!(!notify.is_empty());
+
+    // The table has the key schema, indexes and TTL attribute the store uses.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = dynamodb
+        .describe_table()
+        .table_name(&settings.table)
+        .send()
+        .await
+        .expect("describe table")
+        .table
+        .expect("table");
+    let keys: Vec<(String, String)> = table
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("pk".to_owned(), "HASH".to_owned()),
+            ("sk".to_owned(), "RANGE".to_owned())
+        ]
+    );
+    let indexes: BTreeSet<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| i.index_name().expect("index name").to_owned())
+        .collect();
+    let expected: BTreeSet<String> = [INDEX_OWNER, INDEX_ALL, INDEX_PARENT, INDEX_ACTIVE]
+        .map(str::to_owned)
+        .into();
+    assert_eq!(indexes, expected);
+    // The emulator's CloudFormation does not apply TTL settings: the template's is checked.
+    assert_eq!(
+        stack.description["declared_table_ttl"],
+        json!([{"AttributeName": TTL_ATTRIBUTE, "Enabled": true}])
+    );
+}
+
+/// The queue that stands in for the notifications topic (the bus rule's SNS target).
+fn notification_tap(stack: &Stack) -> String {
+    let topic = stack.output("NotificationTopicArn");
+    let taps: Vec<String> = stack
+        .rules()
+        .iter()
+        .flat_map(|rule| rule["targets"].as_array().expect("targets").iter())
+        .filter(|target| target["arn"] == json!(topic))
+        .map(|target| target["tap_queue_url"].as_str().expect("tap").to_owned())
+        .collect();
+    assert_eq!(taps.len(), 1, "one rule notifies the topic");
+    taps.into_iter().next().expect("tap")
+}
+
+// ------------------------------------------------------------------------------------------
+// What each function asks of AWS, against what its role allows
+// ------------------------------------------------------------------------------------------
+
+/// One AWS request a function made: its operation (`X-Amz-Target`, every service runledger
+/// calls speaks a JSON protocol) and its body.
+#[derive(Debug, Clone)]
+struct Call {
+    function: String,
+    target: String,
+    body: Value,
+}
+
+type CallLog = Arc<Mutex<Vec<Call>>>;
+
+/// The SDK's default HTTP client, writing every request a function sends to the log first.
+#[derive(Debug, Clone)]
+struct Recording {
+    function: String,
+    log: CallLog,
+}
+
+impl HttpClient for Recording {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let inner = aws_smithy_http_client::default_connector(settings, components.sleep_impl())
+            .expect("the SDK's default connector");
+        SharedHttpConnector::new(RecordingConnector {
+            inner,
+            function: self.function.clone(),
+            log: Arc::clone(&self.log),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RecordingConnector {
+    inner: SharedHttpConnector,
+    function: String,
+    log: CallLog,
+}
+
+impl HttpConnector for RecordingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let call = Call {
+            function: self.function.clone(),
+            target: request
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .to_owned(),
+            body: request
+                .body()
+                .bytes()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or(Value::Null),
+        };
+        self.log.lock().expect("call log").push(call);
+        self.inner.call(request)
+    }
+}
+
+fn arn(service: &str, resource: &str) -> String {
+    format!("arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}")
+}
+
+fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value}"))
+}
+
+/// The IAM actions, each on its resource, that a request needs (a transaction needs each of
+/// its items' actions; a batch send needs `sqs:SendMessage`).
+fn permissions_needed(call: &Call) -> Vec<(String, String)> {
+    let (service, operation) = call
+        .target
+        .split_once('.')
+        .unwrap_or_else(|| panic!("{} sent a request without X-Amz-Target", call.function));
+    let body = &call.body;
+    let table = |name: &Value| arn("dynamodb", &format!("table/{}", text(name)));
+    match service {
+        "DynamoDB_20120810" => match operation {
+            "TransactWriteItems" => body["TransactItems"]
+                .as_array()
+                .expect("TransactItems")
+                .iter()
+                .flat_map(|item| item.as_object().expect("a transaction item"))
+                .map(|(kind, write)| {
+                    let action = match kind.as_str() {
+                        "Put" => "PutItem",
+                        "Update" => "UpdateItem",
+                        "Delete" => "DeleteItem",
+                        "ConditionCheck" => "ConditionCheckItem",
+                        other => panic!("a transaction item of kind {other}"),
+                    };
+                    (format!("dynamodb:{action}"), table(&write["TableName"]))
+                })
+                .collect(),
+            "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
+                .as_object()
+                .expect("RequestItems")
+                .keys()
+                .map(|name| (format!("dynamodb:{operation}"), table(&json!(name))))
+                .collect(),
+            _ => {
+                let mut resource = table(&body["TableName"]);
+                if let Some(index) = body["IndexName"].as_str() {
+                    resource = format!("{resource}/index/{index}");
+                }
+                vec![(format!("dynamodb:{operation}"), resource)]
+            }
+        },
+        "AmazonSQS" => {
+            let action = match operation {
+                "SendMessageBatch" => "SendMessage",
+                other => other,
+            };
+            let queue = queue_name(text(&body["QueueUrl"]));
+            vec![(format!("sqs:{action}"), arn("sqs", queue))]
+        }
+        "AWSEvents" => body["Entries"]
+            .as_array()
+            .expect("Entries")
+            .iter()
+            .map(|entry| {
+                let bus = text(&entry["EventBusName"]);
+                (
+                    format!("events:{operation}"),
+                    arn("events", &format!("event-bus/{bus}")),
+                )
+            })
+            .collect(),
+        "AmazonSSM" => vec![(
+            format!("ssm:{operation}"),
+            arn("ssm", &format!("parameter{}", text(&body["Name"]))),
+        )],
+        other => panic!("{} called an unexpected service {other}", call.function),
+    }
+}
+
+/// Whether an IAM pattern (`*` any run of characters, `?` one) matches.
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.chars().next() {
+        None => value.is_empty(),
+        Some('*') => (0..=value.len())
+            .filter(|&i| value.is_char_boundary(i))
+            .any(|i| glob(&pattern[1..], &value[i..])),
+        Some(p) => value.chars().next().is_some_and(|v| {
+            (p == '?' || p == v) && glob(&pattern[p.len_utf8()..], &value[v.len_utf8()..])
+        }),
+    }
+}
+
+/// Whether one of the statements allows `action` on `resource` (the template's statements
+/// have no conditions and no denies).
+fn allows(statements: &[Value], action: &str, resource: &str) -> bool {
+    let any = |patterns: &Value, value: &str, fold_case: bool| match patterns {
+        Value::String(one) => glob_folded(one, value, fold_case),
+        Value::Array(many) => many
+            .iter()
+            .any(|p| glob_folded(p.as_str().unwrap_or_default(), value, fold_case)),
+        _ => false,
+    };
+    statements.iter().any(|statement| {
+        statement["Effect"] == json!("Allow")
+            && any(&statement["Action"], action, true)
+            && any(&statement["Resource"], resource, false)
+    })
+}
+
+fn glob_folded(pattern: &str, value: &str, fold_case: bool) -> bool {
+    if fold_case {
+        glob(&pattern.to_ascii_lowercase(), &value.to_ascii_lowercase())
+    } else {
+        glob(pattern, value)
+    }
+}
+
+#[test]
+fn the_policy_check_matches_the_way_iam_does() {
+    let statements = vec![json!({
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "sqs:Send*"],
+        "Resource": ["arn:aws:dynamodb:r:1:table/t", "arn:aws:dynamodb:r:1:table/t/index/*", "arn:aws:sqs:r:1:q?"],
+    })];
+    assert!(allows(
+        &statements,
+        "dynamodb:GetItem",
+        "arn:aws:dynamodb:r:1:table/t"
+    ));
+    assert!(allows(
+        &statements,
+        "DynamoDB:getitem",
+        "arn:aws:dynamodb:r:1:table/t/index/gsi1"
+    ));
+    assert!(allows(&statements, "sqs:SendMessage", "arn:aws:sqs:r:1:q1"));
+    assert!(!allows(
+        &statements,
+        "dynamodb:PutItem",
+        "arn:aws:dynamodb:r:1:table/t"
+    ));
+    assert!(!allows(
+        &statements,
+        "dynamodb:GetItem",
+        "arn:aws:dynamodb:r:1:table/t2"
+    ));
+    assert!(!allows(
+        &statements,
+        "sqs:SendMessage",
+        "arn:aws:sqs:r:1:q12"
+    ));
+    let denied = vec![json!({"Effect": "Deny", "Action": "*", "Resource": "*"})];
+    assert!(!allows(
+        &denied,
+        "dynamodb:GetItem",
+        "arn:aws:dynamodb:r:1:table/t"
+    ));
+}
+
+// ------------------------------------------------------------------------------------------
+// A suite through the stack
+// ------------------------------------------------------------------------------------------
+
+/// The part of the Lambda service the emulator cannot play: delivery from the stack's queues
+/// and bus rules to the handlers they name.
+struct LambdaService<'a> {
+    stack: &'a Stack,
+    sqs: aws_sdk_sqs::Client,
+    functions: BTreeMap<String, FunctionContext>,
+}
+
+impl LambdaService<'_> {
+    /// Delivers until a full round finds nothing to deliver; returns how many invocations it
+    /// made.
+    async fn settle(&self) -> usize {
+        let mut invocations = 0;
+        loop {
+            let mut delivered = 0;
+            for mapping in self.stack.mappings() {
+                let function = &self.functions[mapping["function"].as_str().expect("function")];
+                let url = mapping["queue_url"].as_str().expect("url");
+                let batch_size = mapping["batch_size"].as_i64().unwrap_or(10).clamp(1, 10);
+                let messages = self
+                    .sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(batch_size as i32)
+                    .send()
+                    .await
+                    .expect("receive")
+                    .messages
+                    .unwrap_or_default();
+                if messages.is_empty() {
+                    continue;
+                }
+                let arn = mapping["queue_arn"].as_str().expect("arn");
+                let response = invoke(function, sqs_event(&messages, arn)).await;
+                assert_eq!(failed_ids(&response), Vec::<String>::new(), "{response}");
+                for message in &messages {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(message.receipt_handle().expect("handle"))
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+                delivered += 1;
+            }
+            for rule in self.stack.rules() {
+                for target in rule["targets"].as_array().expect("targets") {
+                    let Some(function) = target["function"].as_str() else {
+                        continue;
+                    };
+                    let tap = target["tap_queue_url"].as_str().expect("tap");
+                    for message in receive(&self.sqs, tap, 0).await {
+                        let event: Value =
+                            serde_json::from_str(message.body().expect("body")).expect("event");
+                        invoke(&self.functions[function], event).await;
+                        self.sqs
+                            .delete_message()
+                            .queue_url(tap)
+                            .receipt_handle(message.receipt_handle().expect("handle"))
+                            .send()
+                            .await
+                            .expect("delete");
+                        delivered += 1;
+                    }
+                }
+            }
+            if delivered == 0 {
+                return invocations;
+            }
+            invocations += delivered;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
+    let stack = Stack::stand_up();
+    let sdk = Emulator::get().sdk_config().await;
+    let calls: CallLog = Arc::default();
+    let mut functions = BTreeMap::new();
+    for spec in functions::ALL {
+        functions.insert(logical_id(&spec), stack.cold_start(&spec, &calls).await);
+    }
+    let service = LambdaService {
+        stack: &stack,
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        functions,
+    };
+    let function = |spec: &FunctionSpec| &service.functions[&logical_id(spec)];
+    let (catalog, start, status, step_report) = (
+        function(&functions::CATALOG),
+        function(&functions::START),
+        function(&functions::STATUS),
+        function(&functions::STEP_REPORT),
+    );
+    // A token signed with the secret the stack's functions read from SSM.
+    let token = Authenticator::new(JwtSettings {
+        secret: SECRET.as_bytes().to_vec(),
+        issuer: None,
+        audience: None,
+    })
+    .expect("authenticator")
+    .issue(OWNER, false, 600);
+    let (base_url, hits) = http_target().await;
+
+    // A suite of two built-in http cases (one target answers 503) and one external case.
+    let http_case = sample(
+        "apigw/create-http-test-case.json",
+        &[
+            ("REPLACE_WITH_TOKEN", &token),
+            ("REPLACE_WITH_BASE_URL", &base_url),
+        ],
+    );
+    let definition: Value =
+        serde_json::from_str(http_case["body"].as_str().expect("body")).expect("case JSON");
+    let mut cases = Vec::new();
+    for (name, path) in [("api health", "/health"), ("payments", "/unavailable")] {
+        let mut body = definition.clone();
+        body["name"] = json!(name);
+        body["steps"][0]["http"]["url"] = json!(format!("{{{{base_url}}}}{path}"));
+        let created = http(catalog, with_body(http_case.clone(), body)).await;
+        assert_eq!(created.status, 201, "{:#}", created.raw);
+        cases.push(id_of(&created));
+    }
+    let external = http(
+        catalog,
+        sample(
+            "apigw/create-test-case.json",
+            &[("REPLACE_WITH_TOKEN", &token)],
+        ),
+    )
+    .await;
+    assert_eq!(external.status, 201, "{:#}", external.raw);
+    cases.push(id_of(&external));
+    let suite = http(
+        catalog,
+        sample(
+            "apigw/create-test-suite.json",
+            &[
+                ("REPLACE_WITH_TOKEN", &token),
+                ("REPLACE_WITH_TEST_CASE_ID_A", &cases[0]),
+                ("REPLACE_WITH_TEST_CASE_ID_B", &cases[1]),
+                ("REPLACE_WITH_TEST_CASE_ID_C", &cases[2]),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(suite.status, 201, "{:#}", suite.raw);
+    let started = http(
+        start,
+        sample(
+            "apigw/start-suite.json",
+            &[
+                ("REPLACE_WITH_TOKEN", &token),
+                ("REPLACE_WITH_TEST_SUITE_ID", &id_of(&suite)),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(started.status, 202, "{:#}", started.raw);
+    let execution = id_of(&started);
+    let refs = [
+        ("REPLACE_WITH_TOKEN", token.as_str()),
+        ("REPLACE_WITH_EXECUTION_ID", execution.as_str()),
+    ];
+    let children = http(
+        status,
+        with_path(
+            sample("apigw/get-execution.json", &refs),
+            &format!("{API_PREFIX}/executions/{execution}/children"),
+        ),
+    )
+    .await;
+    assert_eq!(children.status, 200, "{:#}", children.raw);
+    let child_id = |name: &str| {
+        children.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|c| c["name"] == json!(name))
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no child {name}: {:#}", children.body))
+            .to_owned()
+    };
+    let (healthy, failing, browser) = (
+        child_id("api health"),
+        child_id("payments"),
+        child_id("browser checkout flow"),
+    );
+
+    // The browser agent reports its three steps through the stack's step-report queue, and
+    // the queue delivers the report twice.
+    let report = json!({
+        "execution_id": browser,
+        "reporter": "ci:browser-agent",
+        "steps": (0..3).map(|index| json!({"index": index, "status": "passed", "duration_ms": 100})).collect::<Vec<_>>(),
+    });
+    for _ in 0..2 {
+        service
+            .sqs
+            .send_message()
+            .queue_url(stack.output("StepReportQueueUrl"))
+            .message_body(report.to_string())
+            .send()
+            .await
+            .expect("send step report");
+    }
+
+    // The runner runs the http cases from the work queue, step-report records the browser's
+    // steps, finalize takes the finished events from the bus.
+    assert!(service.settle().await > 0, "nothing was delivered");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "each http case ran once");
+    let completed = http(
+        step_report,
+        sample(
+            "apigw/complete-execution.json",
+            &[
+                ("REPLACE_WITH_TOKEN", &token),
+                ("REPLACE_WITH_EXECUTION_ID", &browser),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(completed.status, 200, "{:#}", completed.raw);
+    assert_eq!(completed.body["status"], json!("passed"));
+    assert_eq!(completed.body["progress"]["passed"], json!(3));
+    service.settle().await;
+
+    // The suite's trace and history, through the status function.
+    let trace = http(status, sample("apigw/get-execution.json", &refs)).await;
+    assert_eq!(trace.status, 200, "{:#}", trace.raw);
+    assert_eq!(trace.body["status"], json!("failed"), "{:#}", trace.body);
+    let counts = &trace.body["children"];
+    assert_eq!(
+        (&counts["total"], &counts["passed"], &counts["failed"]),
+        (&json!(3), &json!(2), &json!(1)),
+        "{counts}"
+    );
+    let history = http(status, sample("apigw/get-execution-history.json", &refs)).await;
+    let path: Vec<&str> = history.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["to"].as_str().expect("to"))
+        .collect();
+    assert_eq!(path, ["queued", "running", "failed"]);
+
+    // The notifications topic got the failed case and the failed suite, once each, and
+    // nothing about the executions that passed.
+    let notified: Vec<(String, String)> = receive(&service.sqs, &notification_tap(&stack), 2)
+        .await
+        .iter()
+        .map(|m| {
+            let event: Value = serde_json::from_str(m.body().expect("body")).expect("event");
+            assert_eq!(event["detail"]["status"], json!("failed"), "{event}");
+            (
+                event["detail-type"]
+                    .as_str()
+                    .expect("detail-type")
+                    .to_owned(),
+                event["detail"]["execution_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = vec![
+        ("Execution Finished".to_owned(), failing.clone()),
+        ("Suite Finished".to_owned(), execution.clone()),
+    ];
+    let mut notified_sorted = notified.clone();
+    notified_sorted.sort();
+    assert_eq!(notified_sorted, expected, "notified {notified:?}");
+    assert!(
+        !notified
+            .iter()
+            .any(|(_, id)| *id == healthy || *id == browser)
+    );
+
+    // The sweep's schedule reaches finalize, and with nothing overdue changes nothing.
+    let sweep = invoke(
+        &service.functions[&logical_id(&functions::FINALIZE)],
+        sample("eventbridge/scheduled-sweep.json", &[]),
+    )
+    .await;
+    assert_eq!(service.settle().await, 0, "the sweep published {sweep}");
+    let health = http(status, sample("apigw/health.json", &[])).await;
+    assert_eq!(health.status, 200, "{:#}", health.raw);
+    let unmatched = http(
+        status,
+        with_path(sample("apigw/health.json", &[]), "/api/v1/no-such-thing"),
+    )
+    .await;
+    unmatched.assert_problem(404, "not_found");
+
+    // Least privilege, checked: every AWS request each function made on the way (its cold
+    // start's SSM read included) is allowed by its own role, as the stack defines it.
+    let calls = calls.lock().expect("call log").clone();
+    let mut exercised: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for call in &calls {
+        let statements = stack.statements(&call.function);
+        for (action, resource) in permissions_needed(call) {
+            if !allows(&statements, &action, &resource) {
+                refused.push(format!("{}: {action} on {resource}", call.function));
+            }
+            exercised
+                .entry(call.function.clone())
+                .or_default()
+                .insert(action);
+        }
+    }
+    assert!(refused.is_empty(), "not allowed by the roles: {refused:#?}");
+    for spec in functions::ALL {
+        let actions = exercised
+            .get(&logical_id(&spec))
+            .cloned()
+            .unwrap_or_default();
+        assert!(!actions.is_empty(), "{} made no AWS request", spec.name);
+    }
+    assert!(exercised[&logical_id(&functions::RUNNER)].contains("events:PutEvents"));
+    assert!(exercised[&logical_id(&functions::START)].contains("sqs:SendMessage"));
+    // And the roles are narrow: what a function does not do, its role does not allow.
+    let table = arn("dynamodb", &format!("table/{}", stack.output("TableName")));
+    let status_role = stack.statements(&logical_id(&functions::STATUS));
+    assert!(!allows(&status_role, "dynamodb:PutItem", &table));
+    assert!(!allows(
+        &status_role,
+        "sqs:SendMessage",
+        &arn("sqs", queue_name(&stack.output("HighQueueUrl")))
+    ));
+    let runner_role = stack.statements(&logical_id(&functions::RUNNER));
+    assert!(!allows(
+        &runner_role,
+        "ssm:GetParameter",
+        &arn("ssm", "parameter/runledger/jwt-secret")
+    ));
+    assert!(!allows(&runner_role, "dynamodb:DeleteItem", &table));
+    let catalog_role = stack.statements(&logical_id(&functions::CATALOG));
+    assert!(!allows(
+        &catalog_role,
+        "events:PutEvents",
+        &arn(
+            "events",
+            &format!("event-bus/{}", stack.output("EventBusName"))
+        )
+    ));
+}
