@@ -652,30 +652,17 @@ async fn a_suite_runs_end_to_end_through_the_functions() {
     let (base_url, hits) = http_target().await;
 
     // Three http cases over HTTP: two healthy, one whose target answers 503.
-    let http_case = sample(
-        "apigw/create-http-test-case.json",
+    let cases = create_http_cases(
+        &catalog,
+        &token,
+        &base_url,
         &[
-            ("REPLACE_WITH_TOKEN", &token),
-            ("REPLACE_WITH_BASE_URL", &base_url),
+            ("order service health", "/health"),
+            ("inventory health", "/health"),
+            ("payment gateway health", "/unavailable"),
         ],
-    );
-    let definition: Value =
-        serde_json::from_str(http_case["body"].as_str().expect("body")).expect("case JSON");
-    let mut cases = Vec::new();
-    for name in [
-        "order service health",
-        "inventory health",
-        "payment gateway health",
-    ] {
-        let mut body = definition.clone();
-        body["name"] = json!(name);
-        if name.starts_with("payment") {
-            body["steps"][0]["http"]["url"] = json!("{{base_url}}/unavailable");
-        }
-        let created = http(&catalog, with_body(http_case.clone(), body)).await;
-        assert_eq!(created.status, 201, "{:#}", created.raw);
-        cases.push(id_of(&created));
-    }
+    )
+    .await;
     let suite = http(
         &catalog,
         sample(

@@ -829,24 +829,13 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     let (base_url, hits) = http_target().await;
 
     // A suite of two built-in http cases (one target answers 503) and one external case.
-    let http_case = sample(
-        "apigw/create-http-test-case.json",
-        &[
-            ("REPLACE_WITH_TOKEN", &token),
-            ("REPLACE_WITH_BASE_URL", &base_url),
-        ],
-    );
-    let definition: Value =
-        serde_json::from_str(http_case["body"].as_str().expect("body")).expect("case JSON");
-    let mut cases = Vec::new();
-    for (name, path) in [("api health", "/health"), ("payments", "/unavailable")] {
-        let mut body = definition.clone();
-        body["name"] = json!(name);
-        body["steps"][0]["http"]["url"] = json!(format!("{{{{base_url}}}}{path}"));
-        let created = http(catalog, with_body(http_case.clone(), body)).await;
-        assert_eq!(created.status, 201, "{:#}", created.raw);
-        cases.push(id_of(&created));
-    }
+    let mut cases = create_http_cases(
+        catalog,
+        &token,
+        &base_url,
+        &[("api health", "/health"), ("payments", "/unavailable")],
+    )
+    .await;
     let external = http(
         catalog,
         sample(

@@ -282,3 +282,33 @@ pub fn id_of(reply: &Reply) -> String {
         .unwrap_or_else(|| panic!("no id in {:#}", reply.raw))
         .to_owned()
 }
+
+/// Creates one `http` test case per `(name, path)` through the catalog function, from
+/// `apigw/create-http-test-case.json`: a GET of `base_url` + `path` that expects the target's
+/// healthy answer. Returns their ids, in order.
+pub async fn create_http_cases(
+    catalog: &FunctionContext,
+    token: &str,
+    base_url: &str,
+    cases: &[(&str, &str)],
+) -> Vec<String> {
+    let request = sample(
+        "apigw/create-http-test-case.json",
+        &[
+            ("REPLACE_WITH_TOKEN", token),
+            ("REPLACE_WITH_BASE_URL", base_url),
+        ],
+    );
+    let definition: Value =
+        serde_json::from_str(request["body"].as_str().expect("body")).expect("case JSON");
+    let mut ids = Vec::new();
+    for (name, path) in cases {
+        let mut body = definition.clone();
+        body["name"] = json!(name);
+        body["steps"][0]["http"]["url"] = json!(format!("{{{{base_url}}}}{path}"));
+        let created = http(catalog, with_body(request.clone(), body)).await;
+        assert_eq!(created.status, 201, "{:#}", created.raw);
+        ids.push(id_of(&created));
+    }
+    ids
+}
