@@ -264,6 +264,17 @@ def main():
                 "rules": rules,
                 "routes": routes_of(translated),
                 "not_created": not_created,
+                # Emulator gap: no Scheduler in its CloudFormation, so the schedules as the
+                # template declares them (target function, input before substitution).
+                "declared_schedules": [
+                    {
+                        "logical_id": logical,
+                        "target_function": r["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0],
+                        "input": r["Properties"]["Target"]["Input"]["Fn::Sub"],
+                    }
+                    for logical, r in translated["Resources"].items()
+                    if r["Type"] == "AWS::Scheduler::Schedule"
+                ],
                 # Emulator gap: its CloudFormation does not apply a table's TTL setting, so
                 # the template's own is reported.
                 "declared_table_ttl": [

@@ -1008,6 +1008,30 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     .await;
     unmatched.assert_problem(404, "not_found");
 
+    // The nightly schedule's input, as the template writes it, starts the suite as its owner
+    // through the start function, and a retried delivery of the same tick starts nothing more.
+    let schedules = stack.description["declared_schedules"]
+        .as_array()
+        .expect("declared schedules");
+    assert_eq!(schedules.len(), 1, "{schedules:?}");
+    assert_eq!(
+        schedules[0]["target_function"],
+        json!(logical_id(&functions::START))
+    );
+    let suite_id = trace.body["test_suite_id"].as_str().expect("suite id");
+    let input = text(&schedules[0]["input"])
+        .replace("${NightlySuiteId}", suite_id)
+        .replace("${NightlySuiteOwner}", OWNER)
+        .replace("<aws.scheduler.scheduled-time>", "2026-11-27T02:00:00Z");
+    let input: Value = serde_json::from_str(&input).expect("the schedule's input is JSON");
+    let first = invoke(start, input.clone()).await;
+    assert_eq!(first["created"], json!(true), "{first}");
+    assert_eq!(first["execution"]["owner"], json!(OWNER));
+    assert_eq!(first["execution"]["test_suite_id"], json!(suite_id));
+    let again = invoke(start, input).await;
+    assert_eq!(again["created"], json!(false), "{again}");
+    assert_eq!(again["execution"]["id"], first["execution"]["id"]);
+
     // Least privilege, checked: every AWS request each function made on the way (its cold
     // start's SSM read included) is allowed by its own role, as the stack defines it.
     let calls = calls.lock().expect("call log").clone();
