@@ -959,8 +959,24 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
         .collect();
     assert_eq!(path, ["queued", "running", "failed"]);
 
-    // The notifications topic got the failed case and the failed suite, once each, and
-    // nothing about the executions that passed.
+    // The failing case on its own, outside any suite.
+    let alone = http(
+        start,
+        sample(
+            "apigw/start-case.json",
+            &[
+                ("REPLACE_WITH_TOKEN", &token),
+                ("REPLACE_WITH_TEST_CASE_ID", &cases[1]),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(alone.status, 202, "{:#}", alone.raw);
+    let alone = id_of(&alone);
+    service.settle().await;
+
+    // The notifications topic got the failed suite and the failed case run on its own, once
+    // each: not the suite's failing case (it is in the suite's trace), nothing that passed.
     let notified: Vec<(String, String)> = receive(&service.sqs, &notification_tap(&stack), 2)
         .await
         .iter()
@@ -968,28 +984,22 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
             let event: Value = serde_json::from_str(m.body().expect("body")).expect("event");
             assert_eq!(event["detail"]["status"], json!("failed"), "{event}");
             (
-                event["detail-type"]
-                    .as_str()
-                    .expect("detail-type")
-                    .to_owned(),
-                event["detail"]["execution_id"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned(),
+                text(&event["detail-type"]).to_owned(),
+                text(&event["detail"]["execution_id"]).to_owned(),
             )
         })
         .collect();
-    let expected = vec![
-        ("Execution Finished".to_owned(), failing.clone()),
-        ("Suite Finished".to_owned(), execution.clone()),
-    ];
     let mut notified_sorted = notified.clone();
     notified_sorted.sort();
+    let expected = vec![
+        ("Execution Finished".to_owned(), alone.clone()),
+        ("Suite Finished".to_owned(), execution.clone()),
+    ];
     assert_eq!(notified_sorted, expected, "notified {notified:?}");
     assert!(
         !notified
             .iter()
-            .any(|(_, id)| *id == healthy || *id == browser)
+            .any(|(_, id)| [&healthy, &browser, &failing].contains(&id))
     );
 
     // The sweep's schedule reaches finalize, and with nothing overdue changes nothing.
