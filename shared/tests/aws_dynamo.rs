@@ -250,3 +250,45 @@ fn value_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
         _ => 1,
     }
 }
+
+/// Recovery reads every active execution through the keys-only deadline index: more than one
+/// query page's worth (the store once stopped after 200), in deadline order, and only those
+/// still active when read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn active_lists_every_active_execution() {
+    use runledger::ports::ExecutionStore;
+    let (_, _, store) = table().await;
+    let h = Arc::new(Harness::new(store.clone()));
+    let case = h.external_case("many active", 1).await;
+    let mut started = Vec::new();
+    for chunk in 0..5 {
+        let starts = (0..50).map(|_| {
+            let h = Arc::clone(&h);
+            let case = case.clone();
+            tokio::spawn(async move { h.start(&case).await.id })
+        });
+        for start in starts {
+            started.push(start.await.expect("start"));
+        }
+        assert_eq!(started.len(), (chunk + 1) * 50);
+    }
+    let finished = started[0].clone();
+    h.pass(&finished).await;
+
+    let active = store.active(1_000_000).await.expect("active");
+    assert_eq!(
+        active.len(),
+        249,
+        "every active execution but the finished one"
+    );
+    assert!(active.iter().all(|e| e.id != finished));
+    let deadlines: Vec<_> = active.iter().map(|e| e.deadline_at).collect();
+    let mut sorted = deadlines.clone();
+    sorted.sort();
+    assert_eq!(deadlines, sorted, "earliest deadline first");
+    assert_eq!(
+        store.active(10).await.expect("active").len(),
+        10,
+        "the limit holds"
+    );
+}

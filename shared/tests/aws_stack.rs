@@ -21,7 +21,9 @@ use lambda_kit::*;
 use runledger::api::{API_PREFIX, RouteGroup, openapi};
 use runledger::auth::{Authenticator, JwtSettings};
 use runledger::aws::backend::JWT_SECRET_PARAMETER;
-use runledger::aws::dynamo::{INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE};
+use runledger::aws::dynamo::{
+    INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
+};
 use runledger::aws::lambda::FunctionContext;
 use runledger::aws::sqs::MAX_RECEIVE_COUNT;
 use runledger::aws::testkit::{Emulator, REGION, emulator_python, unique_name, workspace_root};
@@ -465,13 +467,22 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
             ("sk".to_owned(), "RANGE".to_owned())
         ]
     );
-    let indexes: BTreeSet<String> = table
+    let indexes: BTreeMap<String, String> = table
         .global_secondary_indexes()
         .iter()
-        .map(|i| i.index_name().expect("index name").to_owned())
+        .map(|i| {
+            let projection = i
+                .projection()
+                .and_then(|p| p.projection_type())
+                .expect("projection");
+            (
+                i.index_name().expect("index name").to_owned(),
+                projection.as_str().to_owned(),
+            )
+        })
         .collect();
-    let expected: BTreeSet<String> = [INDEX_OWNER, INDEX_ALL, INDEX_PARENT, INDEX_ACTIVE]
-        .map(str::to_owned)
+    let expected: BTreeMap<String, String> = [INDEX_OWNER, INDEX_ALL, INDEX_PARENT, INDEX_ACTIVE]
+        .map(|name| (name.to_owned(), projection_of(name).as_str().to_owned()))
         .into();
     assert_eq!(indexes, expected);
     // The emulator's CloudFormation does not apply TTL settings: the template's is checked.

@@ -59,6 +59,17 @@ pub const INDEX_OWNER: &str = "gsi1";
 pub const INDEX_ALL: &str = "gsi2";
 pub const INDEX_PARENT: &str = "gsi3";
 pub const INDEX_ACTIVE: &str = "gsi4";
+
+/// What an index copies of each item. The listing indexes copy whole executions (a page is
+/// one query); the deadline index only keys: the sweep and recovery read the few executions
+/// they act on, and an update that does not move the deadline then writes nothing to it.
+pub fn projection_of(index: &str) -> ProjectionType {
+    if index == INDEX_ACTIVE {
+        ProjectionType::KeysOnly
+    } else {
+        ProjectionType::All
+    }
+}
 /// The attribute DynamoDB's TTL expires items by (idempotency claims), in epoch seconds.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -101,7 +112,7 @@ impl DynamoStore {
                 .key_schema(key(&format!("{name}sk"), KeyType::Range))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(projection_of(name))
                         .build(),
                 )
                 .build()
@@ -1381,15 +1392,53 @@ impl ExecutionStore for DynamoStore {
             .items
             .unwrap_or_default()
             .iter()
-            .map(|item| string_attr(item, "id").map(str::to_owned))
+            .map(execution_id_of_key)
             .collect()
     }
 
     async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
-        Ok(self
-            .executions_page(INDEX_ACTIVE, "ACTIVE", None, true, limit, None)
-            .await?
-            .items)
+        // The deadline index holds keys only: page through it (by DynamoDB's own cursor),
+        // then read the executions, keeping those still active by the time they are read.
+        let mut ids = Vec::new();
+        let mut start = None;
+        while ids.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX_ACTIVE)
+                .key_condition_expression("gsi4pk = :active")
+                .expression_attribute_values(":active", s("ACTIVE"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("query active", e))?;
+            for item in output.items.unwrap_or_default() {
+                if ids.len() < limit {
+                    ids.push(execution_id_of_key(&item)?);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let keys = ids
+            .iter()
+            .map(|id| (exec_pk(id), EXEC_SK.to_owned()))
+            .collect();
+        let mut found: HashMap<String, Execution> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let execution = StoredExecution::from_item(&item)?.execution;
+            if matches!(
+                execution.status,
+                ExecutionStatus::Queued | ExecutionStatus::Running
+            ) {
+                found.insert(execution.id.clone(), execution);
+            }
+        }
+        // In the index's order: earliest deadline first.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 }
 
@@ -1538,8 +1587,19 @@ fn delete(table: &str, pk: &str, sk: &str) -> TransactWriteItem {
     TransactWriteItem::builder().delete(delete).build()
 }
 
+/// The partition key prefix of an execution's items.
+const EXEC_PREFIX: &str = "EX#";
+
 fn exec_pk(id: &str) -> String {
-    format!("EX#{id}")
+    format!("{EXEC_PREFIX}{id}")
+}
+
+/// The execution id of an execution item's key (all a keys-only index gives back).
+fn execution_id_of_key(item: &Item) -> Result<String, StoreError> {
+    let pk = string_attr(item, "pk")?;
+    pk.strip_prefix(EXEC_PREFIX)
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Corrupt(format!("not an execution key: {pk}")))
 }
 
 fn step_sk(index: u32) -> String {
