@@ -120,6 +120,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    // Listen before the runtime starts: its recovery may run built-in work at once, and a
+    // step aimed at this very server (the demo target) must find the port taken, not closed.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let runtime = match args.backend.as_str() {
         "embedded" => {
             let database = config::database_path(&args.data_dir);
@@ -142,9 +147,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let token = runtime.auth.issue("local", false, 12 * 3600);
     println!(
