@@ -2,8 +2,8 @@
 //!
 //! `scripts/test` starts one emulator for the whole run and exports its address as
 //! `RUNLEDGER_TEST_AWS_ENDPOINT`. Without it (a plain `cargo test`), the first test that needs
-//! the emulator starts `moto_server` from the project's `.venv` (`scripts/emulator install`
-//! puts it there). When neither works the test fails with a message saying so: tests that
+//! the emulator starts `moto_server` from the emulator's venv (`$RUNLEDGER_EMULATOR_VENV` or
+//! the project's `.venv`; `scripts/emulator install` puts it there). When neither works the test fails with a message saying so: tests that
 //! need AWS never skip.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -74,9 +74,9 @@ fn locate_or_spawn() -> Result<Spawned, String> {
         });
     }
     // moto's server with DynamoDB writes made atomic, as `scripts/emulator start` runs it.
-    let python = workspace_root().join(".venv/bin/python");
+    let python = emulator_python();
     let launcher = workspace_root().join("scripts/moto_server.py");
-    let server = workspace_root().join(".venv/bin/moto_server");
+    let server = python.with_file_name("moto_server");
     if !server.exists() {
         return Err(format!(
             "{ENDPOINT_VARIABLE} is not set and {} does not exist; run `scripts/emulator install` \
@@ -116,8 +116,9 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The Python of the emulator's virtualenv, which also holds the template tools (cfn-lint,
-/// aws-sam-translator, boto3): `$RUNLEDGER_EMULATOR_VENV/bin/python`, or the project's `.venv`.
+/// The Python of the emulator's virtualenv, which also holds moto's server and the template
+/// tools (cfn-lint, aws-sam-translator, boto3): `$RUNLEDGER_EMULATOR_VENV/bin/python`, or the
+/// project's `.venv`, as `scripts/emulator` resolves it.
 pub fn emulator_python() -> PathBuf {
     let venv = std::env::var_os("RUNLEDGER_EMULATOR_VENV")
         .filter(|v| !v.is_empty())
