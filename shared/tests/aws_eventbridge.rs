@@ -2,12 +2,12 @@
 //! source and detail-type, and every detail matches its JSON Schema in `events/schemas/`.
 //! These tests fail (never skip) when the emulator is missing.
 
+#[path = "support/lambda_kit.rs"]
+mod lambda_kit;
 #[path = "support/scripted_aws.rs"]
 mod scripted_aws;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::QueueAttributeName;
 use runledger::aws::EVENT_SOURCE;
 use runledger::aws::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
 use runledger::aws::testkit::{Emulator, unique_name};
@@ -114,66 +114,23 @@ fn errors(validator: &jsonschema::Validator, detail: &Value) -> Vec<String> {
 
 /// A bus whose every runledger event lands on an SQS queue, for reading back what was put.
 struct ObservedBus {
-    sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
     bus_name: String,
     bus_arn: String,
-    queue_url: String,
+    observer: lambda_kit::ObservedBus,
 }
 
 async fn observed_bus() -> ObservedBus {
     let config = Emulator::get().sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let events = aws_sdk_eventbridge::Client::new(&config);
     let bus_name = unique_name("rl-bus");
     let bus_arn = create_bus(&events, &bus_name).await.expect("create bus");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("rl-observer"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .expect("queue ARN");
-    let rule = unique_name("rl-all");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
-        .send()
-        .await
-        .expect("put rule");
-    events
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus_name)
-        .targets(
-            Target::builder()
-                .id("observer")
-                .arn(queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("put targets");
+    let observer = lambda_kit::ObservedBus::on(&config, &bus_name).await;
     ObservedBus {
-        sqs,
         events,
         bus_name,
         bus_arn,
-        queue_url,
+        observer,
     }
 }
 
@@ -181,30 +138,12 @@ impl ObservedBus {
     /// Reads the queue until `count` events arrived (or 10 s passed), then once more to catch
     /// any extra.
     async fn read(&self, count: usize) -> Vec<EventBridgeEvent<Value>> {
-        let mut received = Vec::new();
-        let started = Instant::now();
-        loop {
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let messages = output.messages();
-            for message in messages {
-                let body = message.body().expect("body");
-                received.push(serde_json::from_str(body).expect("an EventBridge event"));
-            }
-            if messages.is_empty() {
-                if received.len() >= count || started.elapsed() > Duration::from_secs(10) {
-                    return received;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        self.observer
+            .read(count)
+            .await
+            .into_iter()
+            .map(|event| serde_json::from_value(event).expect("an EventBridge event"))
+            .collect()
     }
 }
 

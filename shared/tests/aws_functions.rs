@@ -5,12 +5,11 @@
 //! is missing.
 
 use aws_config::SdkConfig;
-use aws_sdk_eventbridge::types::Target;
 use runledger::auth::{Authenticator, JwtSettings};
+use runledger::aws::AwsSettings;
 use runledger::aws::backend::AwsBackend;
 use runledger::aws::lambda::{EventShape, FunctionContext, InvocationError, classify, handle};
 use runledger::aws::testkit::{Emulator, unique_name};
-use runledger::aws::{AwsSettings, EVENT_SOURCE};
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{ExecutionStatus, StepStatus};
 use runledger::engine::{Caller, StepRunner};
@@ -94,62 +93,6 @@ impl World {
 
     fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
-    }
-}
-
-/// A rule on the bus that copies every runledger event to an SQS queue.
-struct ObservedBus {
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl ObservedBus {
-    async fn on(sdk: &SdkConfig, bus_name: &str) -> ObservedBus {
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let events = aws_sdk_eventbridge::Client::new(sdk);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique_name("fn-observer"))
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url");
-        let arn = queue_arn(&sqs, &queue_url).await;
-        let rule = unique_name("fn-all");
-        events
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(bus_name)
-            .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
-            .send()
-            .await
-            .expect("put rule");
-        events
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(bus_name)
-            .targets(
-                Target::builder()
-                    .id("observer")
-                    .arn(arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("put targets");
-        ObservedBus { sqs, queue_url }
-    }
-
-    /// The events that arrived since the last read: at least `count` of them unless 10 s
-    /// pass first.
-    async fn read(&self, count: usize) -> Vec<Value> {
-        receive(&self.sqs, &self.queue_url, count)
-            .await
-            .iter()
-            .map(|m| serde_json::from_str(m.body().expect("body")).expect("an EventBridge event"))
-            .collect()
     }
 }
 

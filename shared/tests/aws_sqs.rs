@@ -2,12 +2,15 @@
 //! queues, partial batch failures and the step-report queue. These tests fail (never skip)
 //! when the emulator is missing.
 
+#[path = "support/lambda_kit.rs"]
+mod lambda_kit;
 #[path = "support/scripted_aws.rs"]
 mod scripted_aws;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
+use lambda_kit::receive;
 use runledger::aws::QueueUrls;
 use runledger::aws::sqs::{
     MAX_RECEIVE_COUNT, SqsStepReportSender, SqsWorkQueue, StepReportMessage, create_queues,
@@ -30,25 +33,6 @@ async fn client() -> Client {
 
 fn execution_id(n: usize) -> String {
     format!("ex_{n:026}")
-}
-
-/// Every message visible on a queue now (received, so hidden for the visibility timeout).
-async fn drain(client: &Client, url: &str) -> Vec<Message> {
-    let mut all = Vec::new();
-    loop {
-        let output = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .expect("receive");
-        if output.messages().is_empty() {
-            return all;
-        }
-        all.extend(output.messages().iter().cloned());
-    }
 }
 
 fn sqs_message(id: Option<&str>, body: &str) -> SqsMessage {
@@ -214,7 +198,7 @@ async fn large_enqueues_are_split_into_batches_of_ten() {
         .collect();
     queue.enqueue(&items).await.expect("enqueue 47 items");
     queue.enqueue(&[]).await.expect("enqueue nothing");
-    let messages = drain(&client, &urls.normal).await;
+    let messages = receive(&client, &urls.normal, 0).await;
     let ids: BTreeSet<String> = messages
         .iter()
         .map(|m| {
@@ -225,8 +209,8 @@ async fn large_enqueues_are_split_into_batches_of_ten() {
         .collect();
     assert_eq!(messages.len(), 47);
     assert_eq!(ids.len(), 47);
-    assert!(drain(&client, &urls.high).await.is_empty());
-    assert!(drain(&client, &urls.low).await.is_empty());
+    assert!(receive(&client, &urls.high, 0).await.is_empty());
+    assert!(receive(&client, &urls.low, 0).await.is_empty());
 }
 
 #[tokio::test]
@@ -311,7 +295,7 @@ async fn every_queue_has_a_dead_letter_queue_and_creation_is_idempotent() {
         .expect("dlq")
         .queue_url
         .expect("dlq url");
-    let dead = drain(&client, &dlq_url).await;
+    let dead = receive(&client, &dlq_url, 0).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), Some("not a work item"));
 }
@@ -374,7 +358,7 @@ async fn one_bad_message_fails_alone() {
     queue.enqueue(&items[2..]).await.expect("enqueue");
 
     // The batch as Lambda would hand it over: the messages SQS delivers.
-    let messages = drain(&client, &urls.normal).await;
+    let messages = receive(&client, &urls.normal, 0).await;
     assert_eq!(messages.len(), 5);
     let bad_id = messages
         .iter()
@@ -510,7 +494,7 @@ async fn step_report_messages_round_trip() {
     });
     sender.send(&messages).await.expect("send 13 reports");
 
-    let received: Vec<StepReportMessage> = drain(&client, &step_url)
+    let received: Vec<StepReportMessage> = receive(&client, &step_url, 0)
         .await
         .iter()
         .map(|m| StepReportMessage::parse(m.body().expect("body")).expect("a step report"))
@@ -564,7 +548,7 @@ async fn oversized_step_reports_are_split_to_fit_a_batch() {
         .send(std::slice::from_ref(&message))
         .await
         .expect("send");
-    let mut parts: Vec<StepReportMessage> = drain(&client, &step_url)
+    let mut parts: Vec<StepReportMessage> = receive(&client, &step_url, 0)
         .await
         .iter()
         .map(|m| {
@@ -588,7 +572,7 @@ async fn oversized_step_reports_are_split_to_fit_a_batch() {
         }],
     };
     assert!(sender.send(&[huge]).await.is_err());
-    assert!(drain(&client, &step_url).await.is_empty());
+    assert!(receive(&client, &step_url, 0).await.is_empty());
 }
 
 fn sent_entries(request: &Value) -> Vec<(String, WorkItem)> {

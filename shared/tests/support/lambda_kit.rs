@@ -1,11 +1,16 @@
 //! Lambda payloads for tests that drive the functions' handlers: the samples in `events/`
 //! with their placeholders filled, the gateway's view of an HTTP reply, SQS batches as an event
-//! source mapping delivers them, and a loopback HTTP target for `http` steps.
+//! source mapping delivers them, reading queues and what a bus published, and a loopback HTTP
+//! target for `http` steps.
 #![allow(dead_code)] // each test binary uses a different part
 
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use base64::Engine as _;
+use runledger::aws::EVENT_SOURCE;
 use runledger::aws::lambda::{FunctionContext, handle};
+use runledger::aws::testkit::unique_name;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -311,4 +316,60 @@ pub async fn create_http_cases(
         ids.push(id_of(&created));
     }
     ids
+}
+
+/// A rule on the bus that copies every runledger event to an SQS queue.
+pub struct ObservedBus {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+impl ObservedBus {
+    pub async fn on(sdk: &SdkConfig, bus_name: &str) -> ObservedBus {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique_name("observer"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let arn = queue_arn(&sqs, &queue_url).await;
+        let rule = unique_name("observe-all");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(bus_name)
+            .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
+            .send()
+            .await
+            .expect("put rule");
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(bus_name)
+            .targets(
+                Target::builder()
+                    .id("observer")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("put targets");
+        ObservedBus { sqs, queue_url }
+    }
+
+    /// The events that arrived since the last read: at least `count` of them unless 10 s
+    /// pass first.
+    pub async fn read(&self, count: usize) -> Vec<Value> {
+        receive(&self.sqs, &self.queue_url, count)
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(m.body().expect("body")).expect("an EventBridge event"))
+            .collect()
+    }
 }
