@@ -101,6 +101,13 @@ impl Stack {
             .expect("environment variables")
     }
 
+    /// The resource settings the function's environment gives it.
+    fn settings(&self, spec: &FunctionSpec) -> AwsSettings {
+        let environment = self.environment(spec);
+        AwsSettings::from_vars(&|name: &str| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{}'s environment: {e}", spec.name))
+    }
+
     /// The function's cold start as Lambda runs it (`FunctionContext::from_env`): its
     /// environment as the stack defines it, plus what Lambda adds (region, the role's
     /// credentials; here the emulator's endpoint), with every AWS request it makes (the cold
@@ -149,19 +156,12 @@ impl Stack {
             .collect()
     }
 
-    fn rules(&self) -> Vec<&Value> {
+    /// Every bus or schedule rule's target, with its rule.
+    fn rule_targets(&self) -> Vec<(&Value, &Value)> {
         self.description["rules"]
             .as_array()
             .expect("rules")
             .iter()
-            .collect()
-    }
-
-    /// The rule targets that invoke `spec`'s function.
-    fn rules_targeting(&self, spec: &FunctionSpec) -> Vec<(&Value, &Value)> {
-        let logical = logical_id(spec);
-        self.rules()
-            .into_iter()
             .flat_map(|rule| {
                 rule["targets"]
                     .as_array()
@@ -169,6 +169,14 @@ impl Stack {
                     .iter()
                     .map(move |target| (rule, target))
             })
+            .collect()
+    }
+
+    /// The rule targets that invoke `spec`'s function.
+    fn rules_targeting(&self, spec: &FunctionSpec) -> Vec<(&Value, &Value)> {
+        let logical = logical_id(spec);
+        self.rule_targets()
+            .into_iter()
             .filter(|(_, target)| target["function"] == json!(logical))
             .collect()
     }
@@ -312,9 +320,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
     // Every function's environment is complete; the stack outputs name the same resources.
     for spec in functions::ALL {
         let environment = stack.environment(&spec);
-        let var = |name: &str| environment.get(name).cloned();
-        let settings = AwsSettings::from_vars(&var)
-            .unwrap_or_else(|e| panic!("{}'s environment: {e}", spec.name));
+        let settings = stack.settings(&spec);
         assert_eq!(settings.table, stack.output("TableName"));
         assert_eq!(settings.event_bus, stack.output("EventBusName"));
         assert_eq!(settings.queue_urls.high, stack.output("HighQueueUrl"));
@@ -338,10 +344,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
             spec.name
         );
     }
-    let settings = {
-        let environment = stack.environment(&functions::RUNNER);
-        AwsSettings::from_vars(&|name: &str| environment.get(name).cloned()).expect("settings")
-    };
+    let settings = stack.settings(&functions::RUNNER);
 
     // SQS triggers: the runner consumes the three work queues, step-report the step queue,
     // each with partial batch failures; nothing else consumes a queue.
@@ -496,10 +499,10 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
 fn notification_tap(stack: &Stack) -> String {
     let topic = stack.output("NotificationTopicArn");
     let taps: Vec<String> = stack
-        .rules()
-        .iter()
-        .flat_map(|rule| rule["targets"].as_array().expect("targets").iter())
-        .filter(|target| target["arn"] == json!(topic))
+        .rule_targets()
+        .into_iter()
+        .filter(|(_, target)| target["arn"] == json!(topic))
+        .map(|(_, target)| target)
         .map(|target| target["tap_queue_url"].as_str().expect("tap").to_owned())
         .collect();
     assert_eq!(taps.len(), 1, "one rule notifies the topic");
@@ -742,6 +745,17 @@ struct LambdaService<'a> {
 }
 
 impl LambdaService<'_> {
+    /// What Lambda does with a message its function took: delete it.
+    async fn delete(&self, url: &str, message: &aws_sdk_sqs::types::Message) {
+        self.sqs
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(message.receipt_handle().expect("handle"))
+            .send()
+            .await
+            .expect("delete");
+    }
+
     /// Delivers until a full round finds nothing to deliver; returns how many invocations it
     /// made.
     async fn settle(&self) -> usize {
@@ -769,35 +783,21 @@ impl LambdaService<'_> {
                 let response = invoke(function, sqs_event(&messages, arn)).await;
                 assert_eq!(failed_ids(&response), Vec::<String>::new(), "{response}");
                 for message in &messages {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(url)
-                        .receipt_handle(message.receipt_handle().expect("handle"))
-                        .send()
-                        .await
-                        .expect("delete");
+                    self.delete(url, message).await;
                 }
                 delivered += 1;
             }
-            for rule in self.stack.rules() {
-                for target in rule["targets"].as_array().expect("targets") {
-                    let Some(function) = target["function"].as_str() else {
-                        continue;
-                    };
-                    let tap = target["tap_queue_url"].as_str().expect("tap");
-                    for message in receive(&self.sqs, tap, 0).await {
-                        let event: Value =
-                            serde_json::from_str(message.body().expect("body")).expect("event");
-                        invoke(&self.functions[function], event).await;
-                        self.sqs
-                            .delete_message()
-                            .queue_url(tap)
-                            .receipt_handle(message.receipt_handle().expect("handle"))
-                            .send()
-                            .await
-                            .expect("delete");
-                        delivered += 1;
-                    }
+            for (_, target) in self.stack.rule_targets() {
+                let Some(function) = target["function"].as_str() else {
+                    continue;
+                };
+                let tap = target["tap_queue_url"].as_str().expect("tap");
+                for message in receive(&self.sqs, tap, 0).await {
+                    let event: Value =
+                        serde_json::from_str(message.body().expect("body")).expect("event");
+                    invoke(&self.functions[function], event).await;
+                    self.delete(tap, &message).await;
+                    delivered += 1;
                 }
             }
             if delivered == 0 {
