@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_kit::*;
-use runledger::api::{API_PREFIX, RouteGroup, openapi};
+use runledger::api::{API_PREFIX, RouteGroup, routes};
 use runledger::auth::{Authenticator, JwtSettings};
 use runledger::aws::backend::JWT_SECRET_PARAMETER;
 use runledger::aws::dynamo::{
@@ -289,13 +289,13 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
             .map(logical_id)
             .unwrap_or_else(|| panic!("no function mounts {group:?}"))
     };
-    let expected: BTreeSet<(String, String, String)> = openapi::routes()
+    let expected: BTreeSet<(String, String, String)> = routes::operations()
         .iter()
         .filter(|route| route.group != RouteGroup::Demo)
         .map(|route| {
             (
                 route.method.to_string(),
-                format!("{API_PREFIX}{}", route.path),
+                route.path.clone(),
                 owner(route.group),
             )
         })

@@ -196,9 +196,14 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
             let router = runtime.router.clone();
             server = Some((
                 stop,
-                tokio::spawn(crate::server::serve(listener, router, async {
-                    let _ = stopped.await;
-                })),
+                tokio::spawn(crate::server::serve(
+                    listener,
+                    router,
+                    Default::default(),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )),
             ));
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(args.concurrency)

@@ -155,7 +155,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     println!("token for user `local` (12 h): {token}");
     println!("export RUNLEDGER_URL=http://{address}/api/v1 RUNLEDGER_TOKEN={token}");
-    runledger_local::server::serve(listener, runtime.router.clone(), shutdown_signal()).await;
+    runledger_local::server::serve(
+        listener,
+        runtime.router.clone(),
+        Default::default(),
+        shutdown_signal(),
+    )
+    .await;
     runtime.stop().await;
     tracing::info!("stopped");
     Ok(())

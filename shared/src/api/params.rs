@@ -8,19 +8,24 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 /// A request's query parameters; each may appear once, and only the ones a route knows.
+/// Empty values count as absent.
 pub struct Query {
     params: BTreeMap<String, String>,
 }
 
 impl Query {
-    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, Problem> {
+    pub fn parse<N: AsRef<str>>(raw: Option<&str>, allowed: &[N]) -> Result<Self, Problem> {
         let mut params = BTreeMap::new();
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            if !allowed.contains(&key.as_ref()) {
+            if !allowed.iter().any(|name| name.as_ref() == key) {
                 let known = if allowed.is_empty() {
                     "none".to_owned()
                 } else {
-                    allowed.join(", ")
+                    allowed
+                        .iter()
+                        .map(AsRef::as_ref)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 return Err(Problem::field(
                     &key,
@@ -31,36 +36,39 @@ impl Query {
                 return Err(Problem::field(&key, "given more than once"));
             }
         }
+        params.retain(|_, value| !value.is_empty());
         Ok(Query { params })
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.params
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+    /// The parameters as a JSON object of strings, for a typed parameter struct.
+    pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, Problem> {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .params
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| Problem::field("query", strip_position(&e.to_string())))
     }
+}
 
-    /// `limit`, within `1..=max`, or `default` when absent.
-    pub fn limit(&self, default: usize, max: usize) -> Result<usize, Problem> {
-        match self.get("limit") {
-            None => Ok(default),
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(Problem::field(
-                    "limit",
-                    format!("must be an integer 1..{max}"),
-                )),
-            },
-        }
+/// `limit`, within `1..=max`, or `default` when absent.
+pub fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, Problem> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Problem::field(
+                "limit",
+                format!("must be an integer 1..{max}"),
+            )),
+        },
     }
+}
 
-    /// The position a `cursor` encodes, checked to belong to this kind of listing.
-    pub fn cursor(&self, kind: &str) -> Result<Option<String>, Problem> {
-        self.get("cursor")
-            .map(|c| decode_cursor(kind, c))
-            .transpose()
-    }
+/// The position a `cursor` encodes, checked to belong to this kind of listing.
+pub fn cursor(text: Option<&str>, kind: &str) -> Result<Option<String>, Problem> {
+    text.map(|c| decode_cursor(kind, c)).transpose()
 }
 
 /// Cursors are opaque to clients: a listing kind and a position, base64url-encoded.
@@ -146,35 +154,26 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_tampering() {
-        let cursor = encode_cursor("executions", "ex_01ABC");
-        let query = Query::parse(Some(&format!("cursor={cursor}")), &["cursor"]).unwrap();
+        let encoded = encode_cursor("executions", "ex_01ABC");
         assert_eq!(
-            query.cursor("executions").unwrap().as_deref(),
+            cursor(Some(&encoded), "executions").unwrap().as_deref(),
             Some("ex_01ABC")
         );
         assert!(
-            query.cursor("test-cases").is_err(),
+            cursor(Some(&encoded), "test-cases").is_err(),
             "a cursor belongs to its listing"
         );
         for bad in ["%%%", "bm9wZQ", "ZXhlY3V0aW9uczpleF8wMS8uLg"] {
-            let query = Query::parse(Some(&format!("cursor={bad}")), &["cursor"]).unwrap();
-            assert!(query.cursor("executions").is_err(), "{bad}");
+            assert!(cursor(Some(bad), "executions").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn limits_are_bounded() {
-        let q = |s: &str| Query::parse(Some(s), &["limit"]).unwrap();
-        assert_eq!(q("").limit(50, 200).unwrap(), 50);
-        assert_eq!(q("limit=200").limit(50, 200).unwrap(), 200);
-        for bad in [
-            "limit=0",
-            "limit=201",
-            "limit=-1",
-            "limit=ten",
-            "limit=99999999999999999999999",
-        ] {
-            assert!(q(bad).limit(50, 200).is_err(), "{bad}");
+        assert_eq!(limit(None, 50, 200).unwrap(), 50);
+        assert_eq!(limit(Some("200"), 50, 200).unwrap(), 200);
+        for bad in ["0", "201", "-1", "ten", "99999999999999999999999"] {
+            assert!(limit(Some(bad), 50, 200).is_err(), "{bad}");
         }
     }
 

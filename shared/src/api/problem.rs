@@ -3,8 +3,8 @@
 use crate::auth::AuthError;
 use crate::domain::validation::{FieldError, ValidationErrors};
 use crate::engine::EngineError;
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -13,19 +13,26 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Debug, Clone)]
 pub struct Problem(Box<ProblemBody>);
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
 pub struct ProblemBody {
+    /// Always `about:blank`: `code` says what happened.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: String,
     pub status: u16,
+    /// Stable snake_case code, e.g. `execution_not_found`, `validation_failed`.
     pub code: &'static str,
     pub detail: String,
+    /// `validation_failed` only: one entry per invalid field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip)]
+    #[schema(ignore)]
     www_authenticate: Option<&'static str>,
     #[serde(skip)]
+    #[schema(ignore)]
     allow: Option<String>,
 }
 
@@ -62,19 +69,13 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
-    pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
         let mut problem = Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this path does not take that method",
         );
-        problem.0.allow = Some(
-            allowed
-                .iter()
-                .map(http::Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
+        problem.0.allow = Some(allowed.join(", "));
         problem
     }
 
@@ -86,12 +87,19 @@ impl Problem {
         )
     }
 
-    pub fn into_response(self) -> Response<Bytes> {
+    /// The `Allow` header's methods, for a `405`.
+    pub fn allow(&self) -> Option<&str> {
+        self.0.allow.as_deref()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
         let problem = *self.0;
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() =
+        let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = problem.www_authenticate {

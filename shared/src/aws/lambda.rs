@@ -45,7 +45,8 @@ use super::eventbridge::{event_kind, parse_event};
 use super::sqs::{StepReportMessage, parse_work_item, process_batch};
 use super::{AwsSettings, EVENT_SOURCE, Vars, env_var, lambda_sdk_config};
 use crate::api::problem::Problem;
-use crate::api::{API_PREFIX, Router, views};
+use crate::api::wire::ExecutionTrace;
+use crate::api::{self, API_PREFIX, Router};
 use crate::auth::Authenticator;
 use crate::domain::events::EventKind;
 use crate::domain::execution::{Execution, ExecutionConfig};
@@ -61,14 +62,14 @@ use aws_lambda_events::event::apigw::{
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use lambda_http::request::{LambdaRequest, RequestOrigin};
-use lambda_http::{Body, IntoResponse};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use lambda_http::Body;
+use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 /// The `source` and `detail-type` of the EventBridge rule that drives the timeout sweep.
@@ -442,7 +443,7 @@ pub async fn handle(context: &FunctionContext, event: Value) -> Result<Value, In
                 .router
                 .as_ref()
                 .ok_or_else(|| context.not_configured("no router (JWT settings)"))?;
-            http_invocation(router, &shape, event).await
+            http_invocation(&router.service(), &shape, event).await
         }
         EventShape::Sqs if spec.accepts(Trigger::WorkQueue) => {
             let runner = context
@@ -467,11 +468,11 @@ pub async fn handle(context: &FunctionContext, event: Value) -> Result<Value, In
 // ---------------------------------------------------------------------------------------
 
 async fn http_invocation(
-    router: &Router,
+    service: &api::Service,
     shape: &EventShape,
     event: Value,
 ) -> Result<Value, InvocationError> {
-    let request = match shape {
+    let mut request = match shape {
         EventShape::ApiGatewayV1 => serde_json::from_value::<ApiGatewayProxyRequest>(event)
             .map(LambdaRequest::ApiGatewayV1)
             .map_err(|e| malformed("API Gateway REST API request", e))?,
@@ -479,15 +480,26 @@ async fn http_invocation(
             .map(LambdaRequest::ApiGatewayV2)
             .map_err(|e| malformed("API Gateway HTTP API request", e))?,
     };
+    default_request_id(&mut request);
     let origin = request.request_origin();
-    let response = match http_request(request) {
-        Ok(request) => {
-            record_execution_id(request.uri().path());
-            router.handle(request).await
-        }
-        Err(problem) => problem.into_response(),
+    let path = match servable(&request) {
+        Ok(path) => path,
+        Err(problem) => return problem_response(&origin, problem),
     };
-    gateway_response(&origin, response).await
+    record_execution_id(&path);
+    // lambda_http converts the gateway's payload to an HTTP request and the answer back to
+    // the payload the gateway wants (text or base64 by content type); the service between is
+    // the very router the local server hosts, with the API stage taken off the path.
+    let adapter = lambda_http::Adapter::from(service.clone().map_request(without_stage));
+    let response = adapter
+        .oneshot(LambdaEvent::new(
+            request,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap_or_else(|infallible| match infallible {});
+    serde_json::to_value(response)
+        .map_err(|e| InvocationError::Unavailable(format!("encode the response: {e}")))
 }
 
 fn malformed(what: &'static str, error: impl std::fmt::Display) -> InvocationError {
@@ -497,61 +509,84 @@ fn malformed(what: &'static str, error: impl std::fmt::Display) -> InvocationErr
     }
 }
 
-/// Converts a gateway request into the router's request. It follows lambda_http's own
-/// conversion (`From<LambdaRequest> for http::Request<Body>`) but answers a problem instead
-/// of panicking on what a client controls (a body that is not base64, a path that is not a
-/// URI), and leaves the API stage out of the path: the router serves `/api/v1/...` whatever
-/// the stage is called.
-fn http_request(request: LambdaRequest) -> Result<Request<Bytes>, Problem> {
-    match request {
-        LambdaRequest::ApiGatewayV2(ag) => {
-            let context = ag.request_context;
-            let path = ag.raw_path.or(context.http.path).unwrap_or_default();
-            let mut headers = ag.headers;
-            if let Some(cookies) = ag.cookies.filter(|c| !c.is_empty())
-                && let Ok(value) = HeaderValue::from_str(&cookies.join("; "))
-            {
-                headers.insert(header::COOKIE, value);
-            }
-            default_request_id(&mut headers, context.request_id.as_deref());
-            router_request(
-                context.http.method,
-                without_stage(&path, context.stage.as_deref()),
-                ag.raw_query_string.filter(|q| !q.is_empty()),
-                headers,
-                body_bytes(ag.body, ag.is_base64_encoded)?,
-            )
+/// lambda_http's conversion panics on what a client controls: a body marked base64 that is
+/// not, a path or query that is not a valid URI. Such requests get a `400` problem instead.
+/// Returns the request's path.
+fn servable(request: &LambdaRequest) -> Result<String, Problem> {
+    let (path, query, headers, domain, body, base64_encoded) = match request {
+        LambdaRequest::ApiGatewayV2(ag) => (
+            ag.raw_path
+                .as_deref()
+                .or(ag.request_context.http.path.as_deref()),
+            ag.raw_query_string.as_deref(),
+            &ag.headers,
+            ag.request_context.domain_name.as_deref(),
+            ag.body.as_deref(),
+            ag.is_base64_encoded,
+        ),
+        LambdaRequest::ApiGatewayV1(ag) => (
+            ag.path.as_deref(),
+            None,
+            &ag.headers,
+            ag.request_context.domain_name.as_deref(),
+            ag.body.as_deref(),
+            ag.is_base64_encoded,
+        ),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_request",
+                "this kind of request is not served here",
+            ));
         }
-        LambdaRequest::ApiGatewayV1(ag) => {
-            let path = ag.path.unwrap_or_default();
-            // Multi-value parameters hold the single-value ones too; prefer them.
-            let query = if ag.multi_value_query_string_parameters.is_empty() {
-                ag.query_string_parameters.to_query_string()
-            } else {
-                ag.multi_value_query_string_parameters.to_query_string()
-            };
-            let mut headers = ag.multi_value_headers;
-            headers.extend(ag.headers);
-            default_request_id(&mut headers, ag.request_context.request_id.as_deref());
-            router_request(
-                ag.http_method,
-                without_stage(&path, ag.request_context.stage.as_deref()),
-                Some(query).filter(|q| !q.is_empty()),
-                headers,
-                body_bytes(ag.body, ag.is_base64_encoded)?,
-            )
-        }
-        _ => Err(Problem::new(
+    };
+    if let Some(body) = body.filter(|_| base64_encoded)
+        && base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .is_err()
+    {
+        return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "unsupported_request",
-            "this kind of request is not served here",
-        )),
+            "malformed_body",
+            "the request body is marked base64 but is not valid base64",
+        ));
     }
+    let bad_path = || {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_path",
+            "the request path is not a valid URI path",
+        )
+    };
+    let path = path.unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(domain)
+        .unwrap_or("localhost");
+    let mut target = url::Url::parse(&format!("https://{host}{path}"))
+        .map_err(|_| bad_path())?
+        .to_string();
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        target.push('?');
+        target.push_str(query);
+    }
+    http::Uri::try_from(target).map_err(|_| bad_path())?;
+    Ok(path.to_owned())
 }
 
-/// The router logs and returns `x-request-id`; without one from the client it is the
-/// gateway's request id, which the gateway's access logs carry too.
-fn default_request_id(headers: &mut HeaderMap, gateway_request_id: Option<&str>) {
+/// Requests carry `x-request-id` into logs and the response; without one from the client it
+/// is the gateway's request id, which the gateway's access logs carry too.
+fn default_request_id(request: &mut LambdaRequest) {
+    let (headers, gateway_request_id) = match request {
+        LambdaRequest::ApiGatewayV2(ag) => {
+            (&mut ag.headers, ag.request_context.request_id.as_deref())
+        }
+        LambdaRequest::ApiGatewayV1(ag) => {
+            (&mut ag.headers, ag.request_context.request_id.as_deref())
+        }
+        _ => return,
+    };
     if !headers.contains_key(REQUEST_ID)
         && let Some(value) = gateway_request_id.and_then(|id| HeaderValue::from_str(id).ok())
     {
@@ -560,61 +595,40 @@ fn default_request_id(headers: &mut HeaderMap, gateway_request_id: Option<&str>)
 }
 
 /// `/prod/api/v1/health` with stage `prod` is `/api/v1/health`; `$default` has no prefix.
-fn without_stage(path: &str, stage: Option<&str>) -> String {
+/// lambda_http puts the stage in front of the path; the router serves `/api/v1/...` whatever
+/// the stage is called.
+fn without_stage(request: lambda_http::Request) -> http::Request<axum::body::Body> {
+    let mut request = request.map(axum::body::Body::new);
+    let stage = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let path = path_without_stage(request.uri().path(), stage.as_deref());
+    if path.len() == request.uri().path().len() {
+        return request;
+    }
+    let target = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    if let Ok(uri) = http::Uri::try_from(target) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+fn path_without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
     if path.starts_with(API_PREFIX) {
-        return path.to_owned();
+        return path;
     }
     match stage.filter(|s| !s.is_empty() && *s != "$default") {
-        Some(stage) => match path.strip_prefix(&format!("/{stage}")) {
-            Some(rest) if rest.starts_with('/') => rest.to_owned(),
-            _ => path.to_owned(),
+        Some(stage) => match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
         },
-        None => path.to_owned(),
-    }
-}
-
-fn body_bytes(body: Option<String>, base64_encoded: bool) -> Result<Bytes, Problem> {
-    let Some(body) = body else {
-        return Ok(Bytes::new());
-    };
-    if !base64_encoded {
-        return Ok(Bytes::from(body));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .map(Bytes::from)
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
-                "the request body is marked base64 but is not valid base64",
-            )
-        })
-}
-
-fn router_request(
-    method: Method,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Request<Bytes>, Problem> {
-    let target = match query {
-        Some(query) => format!("{path}?{query}"),
         None => path,
-    };
-    let uri: http::Uri = target.parse().map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_path",
-            "the request path is not a valid URI path",
-        )
-    })?;
-    let mut request = Request::new(body);
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
+    }
 }
 
 /// The execution a path is about (`/api/v1/executions/{id}/...`), as a span field.
@@ -628,49 +642,27 @@ fn record_execution_id(path: &str) {
     }
 }
 
-/// The router's response as the gateway wants it back. lambda_http's `IntoResponse` decides
-/// text or base64 by the content type (JSON and `+json` bodies, problems included, stay
-/// text); the shapes are those lambda_http's own adapter builds for the same origins.
-async fn gateway_response(
-    origin: &RequestOrigin,
-    response: Response<Bytes>,
-) -> Result<Value, InvocationError> {
-    let empty = response.body().is_empty();
-    let (parts, body) = response
-        .map(|bytes| Body::from(bytes.to_vec()))
-        .into_response()
-        .await
-        .into_parts();
-    let (body, is_base64_encoded) = match body {
-        _ if empty => (None, false),
-        body @ Body::Text(_) => (Some(body), false),
-        body @ Body::Binary(_) => (Some(body), true),
-        _ => (None, false),
-    };
-    let status_code = i64::from(parts.status.as_u16());
-    let mut headers = parts.headers;
+/// A problem answered before the request could be converted, in the gateway's shape.
+fn problem_response(origin: &RequestOrigin, problem: Problem) -> Result<Value, InvocationError> {
+    let status_code = i64::from(problem.status);
+    let body = serde_json::to_string(&*problem).unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::api::problem::PROBLEM_JSON),
+    );
     let value = match origin {
         RequestOrigin::ApiGatewayV1 => {
             let mut gateway = ApiGatewayProxyResponse::default();
             gateway.status_code = status_code;
-            gateway.body = body;
-            gateway.is_base64_encoded = is_base64_encoded;
-            // REST APIs merge `headers` into `multiValueHeaders`; one of them is enough.
+            gateway.body = Some(Body::Text(body));
             gateway.multi_value_headers = headers;
             serde_json::to_value(gateway)
         }
         _ => {
             let mut gateway = ApiGatewayV2httpResponse::default();
-            // HTTP APIs take cookies apart from the headers.
-            gateway.cookies = headers
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
-            headers.remove(header::SET_COOKIE);
             gateway.status_code = status_code;
-            gateway.body = body;
-            gateway.is_base64_encoded = is_base64_encoded;
+            gateway.body = Some(Body::Text(body));
             gateway.headers = headers;
             serde_json::to_value(gateway)
         }
@@ -904,7 +896,7 @@ async fn scheduled_start(engine: &Engine, event: Value) -> Result<Value, Invocat
     );
     Ok(json!({
         "created": started.created,
-        "execution": views::execution(execution, false),
+        "execution": ExecutionTrace::of(execution, false),
     }))
 }
 
@@ -1013,6 +1005,7 @@ mod tests {
 
     #[test]
     fn the_stage_leaves_the_path() {
+        let without_stage = path_without_stage;
         assert_eq!(
             without_stage("/prod/api/v1/health", Some("prod")),
             "/api/v1/health"
@@ -1037,18 +1030,22 @@ mod tests {
     }
 
     #[test]
-    fn bodies_decode_or_become_problems() {
-        assert_eq!(body_bytes(None, true).ok(), Some(Bytes::new()));
+    fn what_lambda_http_would_panic_on_becomes_a_problem() {
+        let request = |body: &str, base64: bool, path: &str| {
+            let event = json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+                "headers": {}, "isBase64Encoded": base64, "body": body,
+                "requestContext": {"http": {"method": "POST", "path": path}, "stage": "$default"}
+            });
+            LambdaRequest::ApiGatewayV2(serde_json::from_value(event).unwrap())
+        };
         assert_eq!(
-            body_bytes(Some("{}".into()), false).ok(),
-            Some(Bytes::from_static(b"{}"))
+            servable(&request("{}", false, "/api/v1/x")).unwrap(),
+            "/api/v1/x"
         );
-        assert_eq!(
-            body_bytes(Some("e30=".into()), true).ok(),
-            Some(Bytes::from_static(b"{}"))
-        );
-        let problem = body_bytes(Some("not base64!".into()), true).expect_err("refused");
-        assert_eq!(problem.status, 400);
+        assert!(servable(&request("e30=", true, "/api/v1/x")).is_ok());
+        let problem = servable(&request("not base64!", true, "/api/v1/x")).unwrap_err();
+        assert_eq!((problem.status, problem.code), (400, "malformed_body"));
     }
 
     #[test]

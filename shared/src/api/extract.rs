@@ -1,0 +1,169 @@
+//! What a handler takes from a request, each checked strictly and refused with a problem:
+//! the caller, the query, the id in the path, the JSON body, the idempotency key.
+//!
+//! axum runs extractors in argument order, so handlers list them as the API checks them:
+//! the caller (`401`), the query (`400`), the id (`404`), then the body (`413`, `400`).
+
+use super::ApiState;
+use super::params::{Query, json_body};
+use super::problem::Problem;
+use crate::domain::ids::{EXECUTION_PREFIX, TEST_CASE_PREFIX, TEST_SUITE_PREFIX, is_well_formed};
+use crate::engine::{Caller, EngineError};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+
+/// The authenticated caller (`Authorization: Bearer <JWT>`).
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<ApiState> for Authenticated {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Problem> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Ok(Authenticated(state.auth.authenticate(authorization)?))
+    }
+}
+
+/// The query string as the typed, documented parameters `T`: a parameter `T` does not list,
+/// or one given twice, is `400`; empty values count as absent.
+pub struct StrictQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let names: Vec<String> = T::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        Query::parse(parts.uri.query(), &names)?
+            .into_typed()
+            .map(StrictQuery)
+    }
+}
+
+/// A route without query parameters: any parameter is `400`.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        Query::parse::<&str>(parts.uri.query(), &[])?;
+        Ok(NoQuery)
+    }
+}
+
+/// Ids in paths: only the shape runledger hands out can exist, anything else is the kind's
+/// `404`, exactly as an unknown id.
+macro_rules! path_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:expr, $what:literal) => {
+        $(#[$doc])*
+        pub struct $name(pub String);
+
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = Problem;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+                let id = axum::extract::Path::<String>::from_request_parts(parts, state)
+                    .await
+                    .map(|path| path.0)
+                    .unwrap_or_default();
+                if is_well_formed(&id, $prefix) {
+                    Ok($name(id))
+                } else {
+                    Err(EngineError::not_found($what, &id).into())
+                }
+            }
+        }
+    };
+}
+
+path_id!(
+    /// `{id}` of `/test-cases/{id}`.
+    TestCaseId,
+    TEST_CASE_PREFIX,
+    "test case"
+);
+path_id!(
+    /// `{id}` of `/test-suites/{id}`.
+    TestSuiteId,
+    TEST_SUITE_PREFIX,
+    "test suite"
+);
+path_id!(
+    /// `{id}` of `/executions/{id}/...`.
+    ExecutionId,
+    EXECUTION_PREFIX,
+    "execution"
+);
+
+/// The body, read up to the body limit (`413` beyond it) and parsed as strict JSON into `T`:
+/// structs only as objects, unknown fields refused, errors naming the field.
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let body = body_bytes(request, state).await?;
+        json_body(&body).map(StrictJson)
+    }
+}
+
+/// A body that may be left out: empty is `None`, anything else must parse as `T`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let body = body_bytes(request, state).await?;
+        if body.is_empty() {
+            return Ok(OptionalJson(None));
+        }
+        json_body(&body).map(|value| OptionalJson(Some(value)))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Problem::too_large(super::MAX_BODY_BYTES)
+            }
+            _ => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            ),
+        })
+}
+
+/// The optional `Idempotency-Key` header of a start.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(value) => value
+                .to_str()
+                .map(|key| IdempotencyKey(Some(key.to_owned())))
+                .map_err(|_| Problem::field("Idempotency-Key", "must be printable ASCII")),
+        }
+    }
+}

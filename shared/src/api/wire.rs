@@ -1,0 +1,234 @@
+//! What travels over HTTP: request bodies and response documents. Each type is both what the
+//! handlers serialize or parse and what the OpenAPI document describes, so the two cannot drift.
+
+use crate::domain::catalog::RunnerKind;
+use crate::domain::execution::{
+    ChildCounts, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus, HistoryEntry,
+    Priority, Progress, StepReport, StepResult, StepStorage, SuitePlan,
+};
+use crate::domain::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+use utoipa::ToSchema;
+
+/// The execution trace: `GET /executions/{id}` and the answer of every command on one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExecutionTrace {
+    pub id: String,
+    pub kind: ExecutionKind,
+    pub name: String,
+    pub test_case_id: Option<String>,
+    pub test_suite_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub owner: String,
+    pub status: ExecutionStatus,
+    pub priority: Priority,
+    /// `builtin` or `external`; `null` for suites.
+    pub runner: Option<RunnerKind>,
+    pub attempt: u32,
+    pub retry_of: Option<String>,
+    pub retried_by: Option<String>,
+    pub config: ExecutionConfig,
+    pub tags: Vec<String>,
+    pub timeout_s: u64,
+    pub max_retries: u32,
+    pub environment: Option<String>,
+    pub created_at: Timestamp,
+    pub queued_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    /// When the execution times out if it is still not finished.
+    pub deadline_at: Option<Timestamp>,
+    pub progress: Progress,
+    pub history_count: u32,
+    /// A suite child's position in its suite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// Case executions: `inline` below 50 steps, `partitioned` from 50 on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StepStorage>,
+    /// Inline case executions only, and not in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepResult>>,
+    /// Suite executions only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<ChildCounts>,
+}
+
+impl ExecutionTrace {
+    /// The trace of `e`. `with_steps` is false in listings, which keep items small; inline
+    /// steps are always on `GET /executions/{id}` and `/steps`.
+    pub fn of(e: &Execution, with_steps: bool) -> Self {
+        let progress = match (&e.kind, &e.suite) {
+            (ExecutionKind::Suite, Some(plan)) => suite_progress(plan),
+            _ => e.progress,
+        };
+        let steps = (with_steps && e.storage == Some(StepStorage::Inline)).then(|| e.steps.clone());
+        ExecutionTrace {
+            id: e.id.clone(),
+            kind: e.kind,
+            name: e.name.clone(),
+            test_case_id: e.test_case_id.clone(),
+            test_suite_id: e.test_suite_id.clone(),
+            parent_id: e.parent_id.clone(),
+            owner: e.owner.clone(),
+            status: e.status,
+            priority: e.priority,
+            runner: e.runner,
+            attempt: e.attempt,
+            retry_of: e.retry_of.clone(),
+            retried_by: e.retried_by.clone(),
+            config: e.config.clone(),
+            tags: e.tags.clone(),
+            timeout_s: e.timeout_s,
+            max_retries: e.max_retries,
+            environment: e.config.environment.clone(),
+            created_at: e.created_at,
+            queued_at: e.queued_at,
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+            duration_ms: e.duration_ms,
+            deadline_at: e.deadline_at,
+            progress,
+            history_count: e.history_len,
+            slot: e.slot,
+            storage: e.storage,
+            steps,
+            children: e.suite.as_ref().map(SuitePlan::counts),
+        }
+    }
+
+    /// Every top-level field a trace may have, in document order; `?fields=` picks from
+    /// these. Read off the schema, so it is the documented list.
+    pub fn field_names() -> &'static [String] {
+        static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+            let schema = serde_json::to_value(<ExecutionTrace as utoipa::PartialSchema>::schema())
+                .unwrap_or_default();
+            schema["properties"]
+                .as_object()
+                .map(|properties| properties.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        &NAMES
+    }
+}
+
+/// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
+fn suite_progress(plan: &SuitePlan) -> Progress {
+    let c = plan.counts();
+    let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error;
+    Progress {
+        total: c.total,
+        completed,
+        passed: c.passed,
+        failed: c.failed + c.timed_out,
+        skipped: c.cancelled,
+        errored: c.error,
+        percent: if c.total == 0 {
+            100.0
+        } else {
+            (f64::from(completed) * 1000.0 / f64::from(c.total)).round() / 10.0
+        },
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; pass it back as `cursor` for the next page. `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The audit trail, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct History {
+    pub items: Vec<HistoryEntry>,
+}
+
+/// The answer to a step report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepReportAnswer {
+    pub id: String,
+    pub status: ExecutionStatus,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartCaseBody {
+    pub test_case_id: String,
+    #[serde(default)]
+    pub config: Option<ExecutionConfig>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSuiteBody {
+    pub test_suite_id: String,
+    #[serde(default)]
+    pub config: Option<ExecutionConfig>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepsBody {
+    /// 1..500 step results.
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// At most 1,000 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Routes that take no body accept an empty one, or `{}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::execution::StepResult;
+
+    #[test]
+    fn the_trace_serializes_only_documented_fields() {
+        let fields = ExecutionTrace::field_names();
+        assert_eq!(fields.len(), 30, "{fields:?}");
+        let mut case = crate::domain::execution::tests_support::sample(ExecutionStatus::Running);
+        case.steps = vec![StepResult::pending(0, "a")];
+        case.storage = Some(StepStorage::Inline);
+        let mut suite = case.clone();
+        suite.kind = ExecutionKind::Suite;
+        suite.storage = None;
+        suite.slot = Some(1);
+        suite.suite = Some(SuitePlan {
+            mode: crate::domain::catalog::SuiteMode::Parallel,
+            concurrency: 1,
+            fail_fast: false,
+            slots: vec![],
+        });
+        for (execution, optional) in [(&case, "steps"), (&suite, "children")] {
+            let view = serde_json::to_value(ExecutionTrace::of(execution, true)).unwrap();
+            let keys = view.as_object().unwrap();
+            for key in keys.keys() {
+                assert!(fields.contains(key), "field {key} is not documented");
+            }
+            assert!(keys.contains_key(optional), "{optional}");
+        }
+        let listed = serde_json::to_value(ExecutionTrace::of(&case, false)).unwrap();
+        assert!(listed.get("steps").is_none(), "listings leave steps out");
+    }
+}
