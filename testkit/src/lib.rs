@@ -11,12 +11,14 @@
 //! - [`server`]: the real `runledger-local` process on a loopback port, and an HTTP client.
 //! - [`lambda`]: Lambda payloads (the samples in `events/`), replies, SQS and EventBridge
 //!   helpers and a loopback HTTP target; [`scripted_aws`]: a stand-in AWS endpoint.
-//! - [`builders`], [`tokens`], [`wire`]: what tests create, tokens, and reading replies.
+//! - [`builders`], [`tokens`], [`wire`]: what tests create, tokens, and reading replies;
+//!   [`fakes`]: a clock that moves only when told to, and predictable ids.
 
 pub mod api;
 pub mod builders;
 pub mod conformance;
 pub mod emulator;
+pub mod fakes;
 pub mod lambda;
 pub mod scripted_aws;
 pub mod server;

@@ -47,13 +47,14 @@ pub use transitions::{cancel, complete};
 
 use crate::builders::*;
 
+use crate::fakes::ManualClock;
 use async_trait::async_trait;
 use runledger::bus::LocalEventBus;
 use runledger::domain::catalog::{
     DEFAULT_MAX_PARALLEL, MAX_STEPS, RunnerKind, StepDefinition, SuiteMode, TestCase, TestSuite,
     TestSuiteInput,
 };
-use runledger::domain::clock::{Clock, ManualClock};
+use runledger::domain::clock::Clock;
 use runledger::domain::events::{DomainEvent, EventKind, WorkItem};
 use runledger::domain::execution::{
     ChildCounts, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
