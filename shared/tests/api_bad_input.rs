@@ -1,19 +1,15 @@
 //! API-level bad-input tests: every malformed, oversized or out-of-range request gets the
 //! right 4xx problem and changes nothing. The router is driven in process, without sockets.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use common::{Api, Reply, external_case, http_case};
 use http::{Method, StatusCode, header};
 use runledger::api::MAX_BODY_BYTES;
+use runledger_testkit::api::{Api, Reply};
+use runledger_testkit::builders::{external_case, http_case};
+use runledger_testkit::wire::absent_id;
 use serde_json::{Value, json};
-
-fn absent(prefix: &str) -> String {
-    format!("{prefix}{}", ulid::Ulid::new())
-}
 
 /// What alice's catalog and executions look like, for "nothing changed" checks.
 async fn inventory(api: &Api, token: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
@@ -480,7 +476,7 @@ async fn unknown_fields_are_400_and_named() {
         ),
         (
             "/api/v1/test-cases".into(),
-            json!({"name": "x", "id": absent("tc_"), "steps": [{"name": "s", "action": "external"}]}),
+            json!({"name": "x", "id": absent_id("tc_"), "steps": [{"name": "s", "action": "external"}]}),
             "body",
             "id",
         ),
@@ -530,7 +526,7 @@ async fn unknown_fields_are_400_and_named() {
         ),
         (
             "/api/v1/executions/suite".into(),
-            json!({"test_suite_id": absent("ts_"), "config": {"runner": "local"}}),
+            json!({"test_suite_id": absent_id("ts_"), "config": {"runner": "local"}}),
             "config",
             "runner",
         ),
@@ -1404,7 +1400,7 @@ async fn bad_starts_create_no_execution() {
 
     // Unknown (well-formed but absent) and ill-formed ids.
     for id in [
-        absent("tc_"),
+        absent_id("tc_"),
         suite.clone(),
         String::new(),
         "../../etc/passwd".into(),
@@ -1419,7 +1415,7 @@ async fn bad_starts_create_no_execution() {
         .await
         .problem(StatusCode::NOT_FOUND, "test_case_not_found");
     }
-    for id in [absent("ts_"), case.clone(), "ts_".into()] {
+    for id in [absent_id("ts_"), case.clone(), "ts_".into()] {
         api.post(
             "/api/v1/executions/suite",
             &alice,

@@ -1,14 +1,15 @@
 //! API-level security tests: authentication, per-user isolation, administrators, and what
 //! error bodies may (not) carry. The router is driven in process, without sockets.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use common::{Api, SECRET, assert_no_leak};
 use http::{Method, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use runledger_testkit::api::{Api, Reply, assert_no_leak};
+use runledger_testkit::builders::external_case;
+use runledger_testkit::tokens::SECRET;
+use runledger_testkit::wire::absent_id;
 use serde_json::{Value, json};
 
 fn now() -> u64 {
@@ -25,13 +26,9 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn absent(prefix: &str) -> String {
-    format!("{prefix}{}", ulid::Ulid::new())
-}
-
 /// Routes that need a token, as (method, path, body).
 fn protected_routes(case: &str, suite: &str, execution: &str) -> Vec<(Method, String, Value)> {
-    let external = common::external_case("x", 1);
+    let external = external_case("x", 1);
     vec![
         (Method::GET, "/api/v1/test-cases".into(), Value::Null),
         (Method::POST, "/api/v1/test-cases".into(), external.clone()),
@@ -120,7 +117,7 @@ fn body_of(value: &Value) -> Bytes {
 }
 
 /// Sends `authorization` as is to a protected route.
-async fn with_authorization(api: &Api, authorization: &[u8]) -> common::Reply {
+async fn with_authorization(api: &Api, authorization: &[u8]) -> Reply {
     api.raw(
         Method::GET,
         "/api/v1/test-cases",
@@ -131,7 +128,7 @@ async fn with_authorization(api: &Api, authorization: &[u8]) -> common::Reply {
 }
 
 /// Sends a bearer token to a protected route.
-async fn with_token(api: &Api, token: &str) -> common::Reply {
+async fn with_token(api: &Api, token: &str) -> Reply {
     with_authorization(api, format!("Bearer {token}").as_bytes()).await
 }
 
@@ -188,7 +185,7 @@ async fn every_protected_route_needs_a_token() {
     let unknown = api
         .send(
             Method::GET,
-            &format!("/api/v1/executions/{}", absent("ex_")),
+            &format!("/api/v1/executions/{}", absent_id("ex_")),
             None,
             Bytes::new(),
         )
@@ -435,7 +432,7 @@ async fn alices_world(api: &Api, alice: &str) -> Alices {
 
 /// `reply` must be the same 404 as for an id that does not exist at all.
 #[track_caller]
-fn same_as_absent(reply: &common::Reply, absent_reply: &common::Reply, code: &str) {
+fn same_as_absent(reply: &Reply, absent_reply: &Reply, code: &str) {
     let mine = reply.problem(StatusCode::NOT_FOUND, code);
     let theirs = absent_reply.problem(StatusCode::NOT_FOUND, code);
     assert_eq!(mine["title"], theirs["title"], "{}", reply.what);
@@ -467,21 +464,21 @@ async fn another_users_catalog_is_404_never_403() {
         .json();
 
     let bob_case = api.create_external_case(&bob, "bob's case", 1).await;
-    let case_body = common::external_case("bob's takeover", 1);
+    let case_body = external_case("bob's takeover", 1);
     let suite_body = json!({"name": "bob's takeover", "test_case_ids": [bob_case]});
 
     for (kind, id, absent_id, body, code) in [
         (
             "test-cases",
             &world.case,
-            absent("tc_"),
+            absent_id("tc_"),
             &case_body,
             "test_case_not_found",
         ),
         (
             "test-suites",
             &world.suite,
-            absent("ts_"),
+            absent_id("ts_"),
             &suite_body,
             "test_suite_not_found",
         ),
@@ -537,7 +534,7 @@ async fn another_users_executions_are_404_on_every_route() {
     let world = alices_world(&api, &alice).await;
     let before = api.snapshot(&world.execution, &alice).await;
     let suite_before = api.snapshot(&world.suite_execution, &alice).await;
-    let missing = absent("ex_");
+    let missing = absent_id("ex_");
 
     for target in [&world.execution, &world.suite_execution] {
         let routes: Vec<(Method, &str, Value)> = vec![
@@ -641,7 +638,7 @@ async fn another_users_cases_cannot_be_referenced_or_started() {
         .post(
             "/api/v1/test-suites",
             &bob,
-            &json!({"name": "sneaky", "test_case_ids": [absent("tc_")]}),
+            &json!({"name": "sneaky", "test_case_ids": [absent_id("tc_")]}),
         )
         .await;
     let theirs = reply.validation("test_case_ids[0]");
@@ -686,7 +683,7 @@ async fn another_users_cases_cannot_be_referenced_or_started() {
         .post(
             "/api/v1/executions/case",
             &bob,
-            &json!({"test_case_id": absent("tc_")}),
+            &json!({"test_case_id": absent_id("tc_")}),
         )
         .await;
     same_as_absent(&started, &absent_started, "test_case_not_found");
@@ -701,14 +698,14 @@ async fn another_users_cases_cannot_be_referenced_or_started() {
         .post(
             "/api/v1/executions/suite",
             &bob,
-            &json!({"test_suite_id": absent("ts_")}),
+            &json!({"test_suite_id": absent_id("ts_")}),
         )
         .await;
     same_as_absent(&started, &absent_started, "test_suite_not_found");
     assert!(api.list_ids("/api/v1/executions", &bob).await.is_empty());
 }
 
-async fn start_with_key(api: &Api, token: &str, case: &str) -> common::Reply {
+async fn start_with_key(api: &Api, token: &str, case: &str) -> Reply {
     let bearer = format!("Bearer {token}");
     let body = serde_json::to_vec(&json!({"test_case_id": case})).unwrap();
     api.raw(
@@ -870,7 +867,7 @@ async fn error_bodies_never_leak_internals() {
     bodies.push(api.get("/api/v1/executions?limit=-1", &alice).await);
     bodies.push(api.get("/api/v1/executions?since=yesterday", &alice).await);
     bodies.push(
-        api.get(&format!("/api/v1/executions/{}", absent("ex_")), &alice)
+        api.get(&format!("/api/v1/executions/{}", absent_id("ex_")), &alice)
             .await,
     );
     bodies.push(

@@ -1,40 +1,19 @@
 //! What is particular to the DynamoDB store, on the AWS emulator: concurrent and repeated
 //! deliveries stay exact, suites roll up once, and no item comes near DynamoDB's 400 KB.
 
-use runledger::aws::dynamo::DynamoStore;
-use runledger::aws::testkit::{Emulator, unique_name};
 use runledger::domain::catalog::SuiteMode;
 use runledger::domain::events::EventKind;
 use runledger::domain::execution::{ExecutionConfig, ExecutionStatus, StepReport, StepStatus};
-use runledger::domain::ids::UlidSource;
-use runledger::store::conformance::Harness;
+use runledger_testkit::builders::report;
+use runledger_testkit::conformance::Harness;
+use runledger_testkit::stores::dynamo_table;
 use std::sync::Arc;
 
-async fn table() -> (aws_sdk_dynamodb::Client, String, Arc<DynamoStore>) {
-    let config = Emulator::get().sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique_name("dynamo");
-    DynamoStore::create_table(&client, &table)
-        .await
-        .expect("table");
-    let store = Arc::new(DynamoStore::new(
-        client.clone(),
-        table.clone(),
-        Arc::new(UlidSource::default()),
-    ));
-    (client, table, store)
-}
-
+/// A step result that took a millisecond.
 fn step(index: u32, status: StepStatus) -> StepReport {
     StepReport {
-        index,
-        status,
-        name: None,
-        started_at: None,
-        finished_at: None,
         duration_ms: Some(1),
-        message: None,
-        output: None,
+        ..report(index, status)
     }
 }
 
@@ -43,7 +22,7 @@ fn step(index: u32, status: StepStatus) -> StepReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_repeated_reports_count_once() {
     for steps in [30usize, 60] {
-        let (_, _, store) = table().await;
+        let (_, _, store) = dynamo_table("dynamo").await;
         let h = Arc::new(Harness::new(store));
         let mut events = h.bus.subscribe();
         let case = h.external_case("concurrent", steps).await;
@@ -99,7 +78,7 @@ async fn concurrent_repeated_reports_count_once() {
 /// Two children of a suite finishing at the same moment: the suite rolls up exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_children_roll_up_once() {
-    let (_, _, store) = table().await;
+    let (_, _, store) = dynamo_table("dynamo").await;
     let h = Arc::new(Harness::new(store));
     for round in 0..5 {
         let mut events = h.bus.subscribe();
@@ -158,7 +137,7 @@ async fn concurrent_children_roll_up_once() {
 /// below DynamoDB's 400 KB limit, and every step is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_stay_far_below_the_size_limit() {
-    let (client, table, store) = table().await;
+    let (client, table, store) = dynamo_table("dynamo").await;
     let h = Harness::new(store);
     let case = h.external_case("big", 10_000).await;
     let e = h.start(&case).await;
@@ -257,7 +236,7 @@ fn value_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn active_lists_every_active_execution() {
     use runledger::ports::ExecutionStore;
-    let (_, _, store) = table().await;
+    let (_, _, store) = dynamo_table("dynamo").await;
     let h = Arc::new(Harness::new(store.clone()));
     let case = h.external_case("many active", 1).await;
     let mut started = Vec::new();

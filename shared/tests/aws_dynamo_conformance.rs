@@ -1,25 +1,13 @@
 //! The store conformance suite, unchanged, against the DynamoDB store on the AWS emulator:
 //! one test per check, each on its own fresh table.
 
-use runledger::aws::dynamo::DynamoStore;
-use runledger::aws::testkit::{Emulator, unique_name};
-use runledger::domain::ids::UlidSource;
 use runledger::ports::ExecutionStore;
-use runledger::store::conformance;
+use runledger_testkit::conformance;
+use runledger_testkit::stores::dynamo_table;
 use std::sync::Arc;
 
 async fn dynamo_store() -> Arc<dyn ExecutionStore> {
-    let config = Emulator::get().sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique_name("conformance");
-    DynamoStore::create_table(&client, &table)
-        .await
-        .expect("the emulator creates the table");
-    Arc::new(DynamoStore::new(
-        client,
-        table,
-        Arc::new(UlidSource::default()),
-    ))
+    dynamo_table("conformance").await.2
 }
 
 macro_rules! conformance_tests {
@@ -33,4 +21,4 @@ macro_rules! conformance_tests {
     };
 }
 
-runledger::with_conformance_checks!(conformance_tests);
+runledger_testkit::with_conformance_checks!(conformance_tests);

@@ -2,20 +2,16 @@
 //! source and detail-type, and every detail matches its JSON Schema in `events/schemas/`.
 //! These tests fail (never skip) when the emulator is missing.
 
-#[path = "support/lambda_kit.rs"]
-mod lambda_kit;
-#[path = "support/scripted_aws.rs"]
-mod scripted_aws;
-
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use runledger::aws::EVENT_SOURCE;
 use runledger::aws::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
-use runledger::aws::testkit::{Emulator, unique_name};
 use runledger::domain::events::{DomainEvent, EventKind};
 use runledger::domain::execution::{ExecutionKind, ExecutionStatus};
 use runledger::domain::time::Timestamp;
 use runledger::ports::{EventBus, StoreError};
-use scripted_aws::ScriptedAws;
+use runledger_testkit::emulator::{Emulator, unique_name};
+use runledger_testkit::lambda;
+use runledger_testkit::scripted_aws::ScriptedAws;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -117,7 +113,7 @@ struct ObservedBus {
     events: aws_sdk_eventbridge::Client,
     bus_name: String,
     bus_arn: String,
-    observer: lambda_kit::ObservedBus,
+    observer: lambda::ObservedBus,
 }
 
 async fn observed_bus() -> ObservedBus {
@@ -125,7 +121,7 @@ async fn observed_bus() -> ObservedBus {
     let events = aws_sdk_eventbridge::Client::new(&config);
     let bus_name = unique_name("rl-bus");
     let bus_arn = create_bus(&events, &bus_name).await.expect("create bus");
-    let observer = lambda_kit::ObservedBus::on(&config, &bus_name).await;
+    let observer = lambda::ObservedBus::on(&config, &bus_name).await;
     ObservedBus {
         events,
         bus_name,

@@ -5,17 +5,20 @@
 //! is missing.
 
 use aws_config::SdkConfig;
-use runledger::auth::{Authenticator, JwtSettings};
+use runledger::auth::Authenticator;
 use runledger::aws::AwsSettings;
 use runledger::aws::backend::AwsBackend;
 use runledger::aws::lambda::{EventShape, FunctionContext, InvocationError, classify, handle};
-use runledger::aws::testkit::{Emulator, unique_name};
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{ExecutionStatus, StepStatus};
 use runledger::engine::{Caller, StepRunner};
 use runledger::functions::{self, FunctionSpec, Trigger};
 use runledger::runner::HttpStepRunner;
 use runledger::runner::target_guard::TargetPolicy;
+use runledger_testkit::emulator::{Emulator, unique_name};
+use runledger_testkit::lambda::*;
+use runledger_testkit::tokens::authenticator;
+use runledger_testkit::wire::id_of;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,13 +26,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const OWNER: &str = "alice";
-const SECRET: &[u8] = b"aws-functions-test-secret-0123456789abcdef";
 /// The message of `events/sqs/step-report-batch.json` that is not a step report.
 const MALFORMED_MESSAGE_ID: &str = "e3f4a5b6-c7d8-4e9f-a0b1-c2d3e4f5a603";
-
-#[path = "support/lambda_kit.rs"]
-mod lambda_kit;
-use lambda_kit::*;
 
 // ------------------------------------------------------------------------------------------
 // The functions over fresh resources
@@ -53,14 +51,7 @@ impl World {
         // Before anything publishes: the rule only sees events put after it exists.
         let bus = ObservedBus::on(&sdk, &settings.event_bus).await;
         let backend = AwsBackend::new(&sdk, settings.clone());
-        let auth = Arc::new(
-            Authenticator::new(JwtSettings {
-                secret: SECRET.to_vec(),
-                issuer: None,
-                audience: None,
-            })
-            .expect("authenticator"),
-        );
+        let auth = Arc::new(authenticator());
         // The test's HTTP target listens on loopback, which the runner refuses on AWS.
         let runner: Arc<dyn StepRunner> = Arc::new(HttpStepRunner::new(TargetPolicy {
             allow_private: true,
@@ -240,7 +231,7 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     // Catalog: a test case of three external steps.
     let created = http(&catalog, sample("apigw/create-test-case.json", &auth)).await;
     assert_eq!(created.status, 201, "{:#}", created.raw);
-    let case = id_of(&created);
+    let case = id_of(&created.body);
     assert_eq!(
         created.header("location"),
         Some(format!("/api/v1/test-cases/{case}").as_str())
@@ -257,12 +248,12 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     );
     let started = http(&start, start_case.clone()).await;
     assert_eq!(started.status, 202, "{:#}", started.raw);
-    let first = id_of(&started);
+    let first = id_of(&started.body);
     assert_eq!(started.body["status"], json!("queued"));
     assert_eq!(started.body["environment"], json!("staging"));
     let again = http(&start, start_case.clone()).await;
     assert_eq!(again.status, 200, "{:#}", again.raw);
-    assert_eq!(id_of(&again), first);
+    assert_eq!(id_of(&again.body), first);
 
     // No token: 401 with the challenge header intact.
     let anonymous = http(&start, without_header(start_case.clone(), "authorization")).await;
@@ -339,7 +330,7 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     // A second execution (another key), cancelled while queued.
     let mut other_start = start_case;
     other_start["headers"]["idempotency-key"] = json!("deploy-4712-browser-checkout");
-    let second = id_of(&http(&start, other_start).await);
+    let second = id_of(&http(&start, other_start).await.body);
     assert_ne!(second, first);
     let cancel = sample(
         "apigw/cancel-execution.json",
@@ -459,7 +450,7 @@ async fn started_external_case(world: &World, token: &str) -> (String, String) {
     )
     .await;
     assert_eq!(created.status, 201, "{:#}", created.raw);
-    let case = id_of(&created);
+    let case = id_of(&created.body);
     let started = http(
         &start,
         sample(
@@ -472,7 +463,7 @@ async fn started_external_case(world: &World, token: &str) -> (String, String) {
     )
     .await;
     assert_eq!(started.status, 202, "{:#}", started.raw);
-    (case, id_of(&started))
+    (case, id_of(&started.body))
 }
 
 #[tokio::test]
@@ -606,36 +597,11 @@ async fn a_suite_runs_end_to_end_through_the_functions() {
         ],
     )
     .await;
-    let suite = http(
-        &catalog,
-        sample(
-            "apigw/create-test-suite.json",
-            &[
-                ("REPLACE_WITH_TOKEN", &token),
-                ("REPLACE_WITH_TEST_CASE_ID_A", &cases[0]),
-                ("REPLACE_WITH_TEST_CASE_ID_B", &cases[1]),
-                ("REPLACE_WITH_TEST_CASE_ID_C", &cases[2]),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(suite.status, 201, "{:#}", suite.raw);
-    let suite = id_of(&suite);
+    let suite = create_suite(&catalog, &token, &cases).await;
 
     // Start it (priority high): three work items on the high queue, nothing elsewhere.
-    let started = http(
-        &start,
-        sample(
-            "apigw/start-suite.json",
-            &[
-                ("REPLACE_WITH_TOKEN", &token),
-                ("REPLACE_WITH_TEST_SUITE_ID", &suite),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(started.status, 202, "{:#}", started.raw);
-    let execution = id_of(&started);
+    let started = start_suite(&start, &token, &suite).await;
+    let execution = id_of(&started.body);
     assert_eq!(started.body["kind"], json!("suite"));
     assert_eq!(started.body["children"]["total"], json!(3));
     let sqs = world.sqs();
@@ -841,7 +807,7 @@ async fn schedules_start_executions_and_sweep_timeouts() {
         ),
     )
     .await;
-    let case = id_of(&created);
+    let case = id_of(&created.body);
     let suite_request = sample(
         "apigw/create-test-suite.json",
         &[
@@ -857,7 +823,7 @@ async fn schedules_start_executions_and_sweep_timeouts() {
     );
     let suite = http(&catalog, suite_request).await;
     assert_eq!(suite.status, 201, "{:#}", suite.raw);
-    let suite = id_of(&suite);
+    let suite = id_of(&suite.body);
 
     // The scheduler's payload starts the suite as its owner; a retried delivery of the same
     // tick (same idempotency key) starts nothing more.
@@ -943,7 +909,7 @@ async fn schedules_start_executions_and_sweep_timeouts() {
     )
     .await;
     assert_eq!(started.status, 202, "{:#}", started.raw);
-    let short = id_of(&started);
+    let short = id_of(&started.body);
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let sweep = sample("eventbridge/scheduled-sweep.json", &[]);
     assert_eq!(

@@ -2,26 +2,21 @@
 //! queues, partial batch failures and the step-report queue. These tests fail (never skip)
 //! when the emulator is missing.
 
-#[path = "support/lambda_kit.rs"]
-mod lambda_kit;
-#[path = "support/scripted_aws.rs"]
-mod scripted_aws;
-
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
-use lambda_kit::receive;
 use runledger::aws::QueueUrls;
 use runledger::aws::sqs::{
     MAX_RECEIVE_COUNT, SqsStepReportSender, SqsWorkQueue, StepReportMessage, create_queues,
     parse_work_item, process_batch,
 };
-use runledger::aws::testkit::{Emulator, unique_name};
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{Priority, StepReport, StepStatus};
 use runledger::domain::time::Timestamp;
 use runledger::ports::{StoreError, WorkQueue};
-use scripted_aws::ScriptedAws;
+use runledger_testkit::emulator::{Emulator, unique_name};
+use runledger_testkit::lambda::receive;
+use runledger_testkit::scripted_aws::ScriptedAws;
 use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,29 +8,27 @@
 //! names of tables, indexes, queues, buses and variables in the template must be the ones the
 //! code reads, and the routes, triggers and rule patterns must be the ones it serves.
 
-#[path = "support/lambda_kit.rs"]
-mod lambda_kit;
-
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use lambda_kit::*;
 use runledger::api::{API_PREFIX, RouteGroup, routes};
-use runledger::auth::{Authenticator, JwtSettings};
 use runledger::aws::backend::JWT_SECRET_PARAMETER;
 use runledger::aws::dynamo::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
 use runledger::aws::lambda::FunctionContext;
 use runledger::aws::sqs::MAX_RECEIVE_COUNT;
-use runledger::aws::testkit::{Emulator, REGION, emulator_python, unique_name, workspace_root};
 use runledger::aws::{AwsSettings, lambda_sdk_config};
 use runledger::aws::{EVENT_SOURCE, lambda::ALLOW_PRIVATE_TARGETS};
 use runledger::domain::events::EventKind;
 use runledger::functions::{self, FunctionSpec, Trigger};
+use runledger_testkit::emulator::{Emulator, REGION, emulator_python, unique_name, workspace_root};
+use runledger_testkit::lambda::*;
+use runledger_testkit::tokens::authenticator_with;
+use runledger_testkit::wire::id_of;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -830,13 +828,7 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
         function(&functions::STEP_REPORT),
     );
     // A token signed with the secret the stack's functions read from SSM.
-    let token = Authenticator::new(JwtSettings {
-        secret: SECRET.as_bytes().to_vec(),
-        issuer: None,
-        audience: None,
-    })
-    .expect("authenticator")
-    .issue(OWNER, false, 600);
+    let token = authenticator_with(SECRET.as_bytes()).issue(OWNER, false, 600);
     let (base_url, hits) = http_target().await;
 
     // A suite of two built-in http cases (one target answers 503) and one external case.
@@ -856,34 +848,10 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     )
     .await;
     assert_eq!(external.status, 201, "{:#}", external.raw);
-    cases.push(id_of(&external));
-    let suite = http(
-        catalog,
-        sample(
-            "apigw/create-test-suite.json",
-            &[
-                ("REPLACE_WITH_TOKEN", &token),
-                ("REPLACE_WITH_TEST_CASE_ID_A", &cases[0]),
-                ("REPLACE_WITH_TEST_CASE_ID_B", &cases[1]),
-                ("REPLACE_WITH_TEST_CASE_ID_C", &cases[2]),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(suite.status, 201, "{:#}", suite.raw);
-    let started = http(
-        start,
-        sample(
-            "apigw/start-suite.json",
-            &[
-                ("REPLACE_WITH_TOKEN", &token),
-                ("REPLACE_WITH_TEST_SUITE_ID", &id_of(&suite)),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(started.status, 202, "{:#}", started.raw);
-    let execution = id_of(&started);
+    cases.push(id_of(&external.body));
+    let suite = create_suite(catalog, &token, &cases).await;
+    let started = start_suite(start, &token, &suite).await;
+    let execution = id_of(&started.body);
     let refs = [
         ("REPLACE_WITH_TOKEN", token.as_str()),
         ("REPLACE_WITH_EXECUTION_ID", execution.as_str()),
@@ -983,7 +951,7 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     )
     .await;
     assert_eq!(alone.status, 202, "{:#}", alone.raw);
-    let alone = id_of(&alone);
+    let alone = id_of(&alone.body);
     service.settle().await;
 
     // The notifications topic got the failed suite and the failed case run on its own, once

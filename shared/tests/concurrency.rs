@@ -9,16 +9,14 @@ use runledger::domain::events::{DomainEvent, EventKind};
 use runledger::domain::execution::{
     ExecutionConfig, ExecutionStatus, Progress, StepStatus, StepStorage,
 };
-use runledger::domain::ids::UlidSource;
 use runledger::engine::{EngineError, StartRequest};
-use runledger::ports::ExecutionStore;
-use runledger::store::conformance::{
-    Harness, assert_history_consistent, drain_events, report, request, transitions,
+use runledger_testkit::builders::{report, request};
+use runledger_testkit::conformance::{
+    Harness, assert_history_consistent, drain_events, transitions,
 };
-use runledger::store::embedded::EmbeddedStore;
+use runledger_testkit::stores::on_file;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tempfile::TempDir;
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 
@@ -26,16 +24,6 @@ use ExecutionStatus::{Cancelled, Failed, Passed, Queued, Running};
 
 const REPORTER_TASKS: usize = 200;
 const DELIVERIES_PER_STEP: usize = 3;
-
-fn file_store() -> (TempDir, Arc<dyn ExecutionStore>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = EmbeddedStore::open(
-        &dir.path().join("runledger.redb"),
-        Arc::new(UlidSource::default()),
-    )
-    .expect("file store");
-    (dir, Arc::new(store))
-}
 
 /// What step `index` ends as: a mix of every terminal step status.
 fn outcome(index: u32) -> StepStatus {
@@ -65,7 +53,7 @@ fn count(events: &[DomainEvent], id: &str, kind: EventKind) -> usize {
 /// Every step of a `steps`-step external execution delivered three times, in random order
 /// and random batches, by up to 200 reporters at once.
 async fn hammer(steps: u32, storage: StepStorage) {
-    let (_dir, store) = file_store();
+    let (_dir, store) = on_file();
     let h = Arc::new(Harness::new(store));
     let mut events = h.bus.subscribe();
     let case = h.external_case("hammered", steps as usize).await;
@@ -218,7 +206,7 @@ async fn reporters_on_an_inline_execution() {
 /// rolls up exactly once, whichever commits last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_children_finishing_together_roll_up_once() {
-    let (_dir, store) = file_store();
+    let (_dir, store) = on_file();
     let h = Arc::new(Harness::new(store));
     let a = h.external_case("left", 1).await;
     let b = h.external_case("right", 1).await;
@@ -297,7 +285,7 @@ async fn suite_children_finishing_together_roll_up_once() {
 /// Cancel and complete racing on one execution: exactly one wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_and_complete_race_has_one_winner() {
-    let (_dir, store) = file_store();
+    let (_dir, store) = on_file();
     let h = Arc::new(Harness::new(store));
     let case = h.external_case("raced", 2).await;
     for round in 0..30 {
@@ -350,7 +338,7 @@ async fn cancel_and_complete_race_has_one_winner() {
 /// Cancelling a suite while its last child completes: the suite ends once, either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_cancel_racing_the_last_child_ends_the_suite_once() {
-    let (_dir, store) = file_store();
+    let (_dir, store) = on_file();
     let h = Arc::new(Harness::new(store));
     let a = h.external_case("first", 1).await;
     let b = h.external_case("last", 1).await;
@@ -423,7 +411,7 @@ async fn suite_cancel_racing_the_last_child_ends_the_suite_once() {
 /// Many concurrent starts with one Idempotency-Key start exactly one execution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn concurrent_idempotent_starts_create_one_execution() {
-    let (_dir, store) = file_store();
+    let (_dir, store) = on_file();
     let h = Arc::new(Harness::new(store));
     let case = h.external_case("once", 1).await;
     for round in 0..5 {

@@ -1,31 +1,15 @@
 //! Retrying a whole suite: a new suite execution with fresh children, lineage kept.
 
-use runledger::bus::LocalEventBus;
 use runledger::domain::catalog::{TestCaseInput, TestSuiteInput};
-use runledger::domain::clock::SystemClock;
-use runledger::domain::execution::{ExecutionStatus, StepReport, StepStatus};
-use runledger::domain::ids::UlidSource;
-use runledger::engine::{Caller, Engine, EngineError, StartRequest};
-use runledger::queue::LocalWorkQueue;
-use runledger::store::embedded::EmbeddedStore;
+use runledger::domain::execution::{ExecutionStatus, StepStatus};
+use runledger::engine::{Caller, EngineError, StartRequest};
+use runledger_testkit::builders::report;
+use runledger_testkit::stores::{engine_over, in_memory};
 use serde_json::json;
-use std::sync::Arc;
-
-fn engine() -> Engine {
-    let ids = Arc::new(UlidSource::default());
-    let store = EmbeddedStore::in_memory(ids.clone()).unwrap();
-    Engine::new(
-        Arc::new(store),
-        Arc::new(LocalWorkQueue::new()),
-        Arc::new(LocalEventBus::new()),
-        Arc::new(SystemClock),
-        ids,
-    )
-}
 
 #[tokio::test]
 async fn a_finished_suite_is_retried_with_fresh_children() {
-    let engine = engine();
+    let engine = engine_over(in_memory());
     let alice = Caller::user("alice");
     let mut case_ids = Vec::new();
     for name in ["a", "b"] {
@@ -59,18 +43,8 @@ async fn a_finished_suite_is_retried_with_fresh_children() {
         .iter()
         .zip([StepStatus::Passed, StepStatus::Failed])
     {
-        let report = StepReport {
-            index: 0,
-            status,
-            name: None,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
-            message: None,
-            output: None,
-        };
         engine
-            .report_steps(&alice, &child.id, vec![report])
+            .report_steps(&alice, &child.id, vec![report(0, status)])
             .await
             .unwrap();
         engine.complete(&alice, &child.id).await.unwrap();

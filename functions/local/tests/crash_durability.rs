@@ -1,9 +1,9 @@
 //! Durability: what the server acknowledged survives SIGKILL (no graceful shutdown at all)
 //! and SIGTERM, as seen by a new server on the same data directory.
 
-mod common;
-
-use common::{Api, Server, external_case, id_of, statuses};
+use runledger_testkit::builders::external_case;
+use runledger_testkit::server::{Api, POLL_DEADLINE, Server};
+use runledger_testkit::wire::{id_of, statuses};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -244,12 +244,9 @@ async fn builtin_runs_cut_by_sigkill_are_recovered_on_restart() {
             .await,
     );
     alice
-        .wait_until(
-            &interrupted,
-            common::POLL_DEADLINE,
-            "the runner picks it up",
-            |e| e["status"] == "running",
-        )
+        .wait_until(&interrupted, POLL_DEADLINE, "the runner picks it up", |e| {
+            e["status"] == "running"
+        })
         .await;
     let waiting = id_of(&alice.start_case(&quick_case, None).await);
     assert_eq!(alice.execution(&waiting).await["status"], "queued");
@@ -375,7 +372,7 @@ async fn sigkill_in_the_middle_of_concurrent_batches_keeps_them_atomic() {
             }
         });
     }
-    let deadline = Instant::now() + common::POLL_DEADLINE;
+    let deadline = Instant::now() + POLL_DEADLINE;
     while acked.lock().unwrap().len() < KILL_AFTER {
         assert!(Instant::now() < deadline, "reports are too slow");
         tokio::time::sleep(Duration::from_millis(1)).await;

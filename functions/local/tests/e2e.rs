@@ -1,9 +1,10 @@
 //! End-to-end tests: the real `runledger-local` process over a socket, one server and one
 //! fresh data directory per test.
 
-mod common;
-
-use common::{Api, Server, external_case, id_of, is_terminal, statuses};
+use runledger_testkit::builders::external_case;
+use runledger_testkit::server::{Api, POLL_DEADLINE, Server};
+use runledger_testkit::tokens::SECRET;
+use runledger_testkit::wire::{encode, id_of, is_terminal, statuses};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -289,10 +290,7 @@ async fn partitioned_execution_pages_steps_with_cursors() {
         match &page["next_cursor"] {
             Value::String(cursor) => {
                 assert!(sizes.len() < 5, "paging does not end: {sizes:?}");
-                path = format!(
-                    "/executions/{id}/steps?limit=25&cursor={}",
-                    common::encode(cursor)
-                );
+                path = format!("/executions/{id}/steps?limit=25&cursor={}", encode(cursor));
             }
             Value::Null => break,
             other => panic!("bad next_cursor {other}"),
@@ -449,7 +447,7 @@ async fn max_retries_retries_a_failing_case_exactly_once() {
     assert_eq!(first["max_retries"], 1);
 
     let list_path = format!("/executions?test_case_id={case_id}");
-    let deadline = std::time::Instant::now() + common::POLL_DEADLINE;
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
     let items = loop {
         let page = alice.get(&list_path).await.expect(200, "list executions");
         let items = page["items"].as_array().expect("items").clone();
@@ -530,7 +528,7 @@ async fn idempotency_key_returns_the_same_execution_per_user() {
     // Bob's token comes from the `token` subcommand, signed with the same secret.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_runledger-local"))
         .args(["token", "--sub", "bob", "--ttl", "600"])
-        .env("RUNLEDGER_JWT_SECRET", common::SECRET)
+        .env("RUNLEDGER_JWT_SECRET", SECRET)
         .env_remove("RUNLEDGER_JWT_ISSUER")
         .env_remove("RUNLEDGER_JWT_AUDIENCE")
         .env("RUNLEDGER_DATA_DIR", server.data_dir.join("token-cli"))

@@ -1,9 +1,7 @@
 //! The README's quickstart, run as written (`scripts/quickstart`, plain curl) against the real
 //! server, so the front door cannot drift from the product.
 
-mod common;
-
-use common::Server;
+use runledger_testkit::server::Server;
 use std::process::Command;
 use tempfile::TempDir;
 

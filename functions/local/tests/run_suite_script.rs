@@ -1,9 +1,9 @@
 //! `scripts/run-suite` (the CI helper: start a suite, wait for its end, exit by its status),
 //! run for real against the real server and its built-in demo target.
 
-mod common;
-
-use common::{Server, external_case, mint_token};
+use runledger_testkit::builders::external_case;
+use runledger_testkit::server::Server;
+use runledger_testkit::tokens::mint_token;
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 use tempfile::TempDir;

@@ -6,7 +6,6 @@ pub mod eventbridge;
 pub mod lambda;
 pub mod metrics;
 pub mod sqs;
-pub mod testkit;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 

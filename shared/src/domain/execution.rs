@@ -94,9 +94,12 @@ impl ExecutionStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
+    #[default]
     Pending,
     Running,
     Passed,
@@ -251,8 +254,9 @@ impl StepResult {
     }
 }
 
-/// One step's result as a reporter (or the built-in runner) sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+/// One step's result as a reporter (or the built-in runner) sends it. The default (step 0,
+/// pending, nothing else) is for filling in the fields a literal does not name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
     pub index: u32,

@@ -1,7 +1,5 @@
 //! Identifiers: a kind prefix and a ULID, so ids sort by creation time and say what they name.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 pub const TEST_CASE_PREFIX: &str = "tc_";
 pub const TEST_SUITE_PREFIX: &str = "ts_";
 pub const EXECUTION_PREFIX: &str = "ex_";
@@ -38,18 +36,6 @@ impl IdSource for UlidSource {
             // Overflow within one millisecond (2^80 ids): fall back to a fresh random ULID.
             Err(_) => ulid::Ulid::new().to_string(),
         }
-    }
-}
-
-/// Predictable ids for tests: `00000000000000000000000001`, `...02`, ...
-#[derive(Default)]
-pub struct SequentialIds {
-    next: AtomicU64,
-}
-
-impl IdSource for SequentialIds {
-    fn next_ulid(&self) -> String {
-        format!("{:026}", self.next.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 

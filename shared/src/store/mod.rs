@@ -1,4 +1,4 @@
-//! Execution stores: the embedded adapter and the conformance suite every adapter passes.
+//! Execution stores: the embedded adapter (the conformance suite every adapter passes is in
+//! the `testkit/` crate).
 
-pub mod conformance;
 pub mod embedded;

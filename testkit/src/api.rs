@@ -1,23 +1,15 @@
-//! Shared helpers for the API-level integration tests: an in-process router over the embedded
-//! adapters, token helpers, and checks every error response must pass.
+//! The in-process API harness for the API-level tests: the router over the embedded adapters,
+//! tokens for it, and the checks every response must pass.
 
-#![allow(dead_code)]
-
+use crate::builders::external_case;
+use crate::stores::{engine_over, in_memory};
+use crate::tokens::{SECRET, authenticator, mint_token};
+use crate::wire::id_of;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use runledger::api::{RouteGroup, Router};
-use runledger::auth::{Authenticator, JwtSettings};
-use runledger::bus::LocalEventBus;
-use runledger::domain::clock::SystemClock;
-use runledger::domain::ids::UlidSource;
-use runledger::engine::Engine;
-use runledger::queue::LocalWorkQueue;
-use runledger::store::embedded::EmbeddedStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// The HS256 secret the test router verifies with. It must never show up in a response.
-pub const SECRET: &str = "api-test-secret-do-not-leak-0123456789abcdef";
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -39,40 +31,23 @@ const LEAKS: [&str; 12] = [
 
 pub struct Api {
     pub router: Router,
-    pub auth: Arc<Authenticator>,
 }
 
 impl Api {
     pub fn new() -> Self {
-        let ids = Arc::new(UlidSource::default());
-        let store = EmbeddedStore::in_memory(ids.clone()).expect("in-memory store");
-        let engine = Engine::new(
-            Arc::new(store),
-            Arc::new(LocalWorkQueue::new()),
-            Arc::new(LocalEventBus::new()),
-            Arc::new(SystemClock),
-            ids,
-        );
-        let auth = Arc::new(
-            Authenticator::new(JwtSettings {
-                secret: SECRET.as_bytes().to_vec(),
-                issuer: None,
-                audience: None,
-            })
-            .expect("secret is long enough"),
-        );
-        let router = Router::new(engine, Arc::clone(&auth), &RouteGroup::ALL);
-        Api { router, auth }
+        let engine = engine_over(in_memory());
+        let router = Router::new(engine, Arc::new(authenticator()), &RouteGroup::ALL);
+        Api { router }
     }
 
     /// A valid token for a plain user.
     pub fn token(&self, user: &str) -> String {
-        self.auth.issue(user, false, 3600)
+        mint_token(user, false)
     }
 
     /// A valid token for an administrator.
     pub fn admin_token(&self, user: &str) -> String {
-        self.auth.issue(user, true, 3600)
+        mint_token(user, true)
     }
 
     /// Sends a request with raw header values and body, and checks the invariants every
@@ -158,52 +133,55 @@ impl Api {
         self.send(Method::POST, uri, Some(token), body).await
     }
 
+    /// Posts `body` to `uri`, asserts `status`, returns the id of what it made.
+    pub async fn post_for_id(
+        &self,
+        uri: &str,
+        token: &str,
+        body: &Value,
+        status: StatusCode,
+    ) -> String {
+        let reply = self.post(uri, token, body).await;
+        assert_eq!(reply.status, status, "{}", reply.text());
+        id_of(&reply.json())
+    }
+
     /// Creates a test case of `steps` external steps; returns its id.
     pub async fn create_external_case(&self, token: &str, name: &str, steps: usize) -> String {
-        let reply = self
-            .post("/api/v1/test-cases", token, &external_case(name, steps))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
-        reply.json()["id"].as_str().unwrap().to_owned()
+        let case = external_case(name, steps);
+        self.post_for_id("/api/v1/test-cases", token, &case, StatusCode::CREATED)
+            .await
     }
 
     /// Creates a test suite over `case_ids`; returns its id.
     pub async fn create_suite(&self, token: &str, name: &str, case_ids: &[&str]) -> String {
-        let reply = self
-            .post(
-                "/api/v1/test-suites",
-                token,
-                &json!({"name": name, "test_case_ids": case_ids, "mode": "sequential"}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
-        reply.json()["id"].as_str().unwrap().to_owned()
+        let suite = json!({"name": name, "test_case_ids": case_ids, "mode": "sequential"});
+        self.post_for_id("/api/v1/test-suites", token, &suite, StatusCode::CREATED)
+            .await
     }
 
     /// Starts a case execution; returns its id.
     pub async fn start_case(&self, token: &str, case_id: &str) -> String {
-        let reply = self
-            .post(
-                "/api/v1/executions/case",
-                token,
-                &json!({"test_case_id": case_id}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
-        reply.json()["id"].as_str().unwrap().to_owned()
+        let start = json!({"test_case_id": case_id});
+        self.post_for_id(
+            "/api/v1/executions/case",
+            token,
+            &start,
+            StatusCode::ACCEPTED,
+        )
+        .await
     }
 
     /// Starts a suite execution; returns its id.
     pub async fn start_suite(&self, token: &str, suite_id: &str) -> String {
-        let reply = self
-            .post(
-                "/api/v1/executions/suite",
-                token,
-                &json!({"test_suite_id": suite_id}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
-        reply.json()["id"].as_str().unwrap().to_owned()
+        let start = json!({"test_suite_id": suite_id});
+        self.post_for_id(
+            "/api/v1/executions/suite",
+            token,
+            &start,
+            StatusCode::ACCEPTED,
+        )
+        .await
     }
 
     /// The ids in a listing (one page of at most 200).
@@ -234,26 +212,6 @@ impl Default for Api {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// A test case body with `steps` external steps.
-pub fn external_case(name: &str, steps: usize) -> Value {
-    let steps: Vec<Value> = (0..steps)
-        .map(|i| json!({"name": format!("step {i}"), "action": "external"}))
-        .collect();
-    json!({"name": name, "tags": ["api-test"], "steps": steps})
-}
-
-/// A test case body with one built-in HTTP step.
-pub fn http_case(name: &str) -> Value {
-    json!({
-        "name": name,
-        "steps": [{
-            "name": "health",
-            "action": "http",
-            "http": {"method": "GET", "url": "http://127.0.0.1:9/health"}
-        }]
-    })
 }
 
 pub struct Reply {

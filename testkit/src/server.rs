@@ -1,10 +1,8 @@
-//! Shared harness for the end-to-end tests: runs the real `runledger-local` binary on a
+//! The server harness for the end-to-end tests: runs the real `runledger-local` binary on a
 //! loopback port and talks to it over HTTP.
-//!
-//! Every test file includes this module but uses a different part of it.
-#![allow(dead_code)]
 
-use runledger::auth::{Authenticator, JwtSettings};
+use crate::tokens::{SECRET, mint_token};
+use crate::wire::{encode, id_of, is_terminal};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -12,8 +10,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The JWT secret every test server runs with, so tests can mint tokens for any user.
-pub const SECRET: &str = "e2e-test-secret-0123456789abcdef-0123456789";
 /// How long to wait for the server to print its address.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The default bound for polling the server for a state.
@@ -54,7 +50,7 @@ impl Server {
     pub fn start_at(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let log = tempfile::NamedTempFile::new().expect("a temp file for the server log");
         let stderr = log.reopen().expect("reopen the log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_runledger-local"));
+        let mut command = Command::new(local_binary());
         command
             .arg("serve")
             .arg("--listen")
@@ -203,15 +199,25 @@ impl Drop for Server {
     }
 }
 
-/// A token for `user`, signed with [`SECRET`].
-pub fn mint_token(user: &str, admin: bool) -> String {
-    let auth = Authenticator::new(JwtSettings {
-        secret: SECRET.as_bytes().to_vec(),
-        issuer: None,
-        audience: None,
-    })
-    .expect("the test secret is long enough");
-    auth.issue(user, admin, 3600)
+/// The `runledger-local` executable that cargo built for the running test: the one
+/// `CARGO_BIN_EXE_runledger-local` names when set at run time, else the one beside the test
+/// executable's directory (`target/<profile>/deps/<test>` next to `target/<profile>/`).
+pub fn local_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_runledger-local") {
+        return PathBuf::from(path);
+    }
+    let test = std::env::current_exe().expect("the test executable's path");
+    let binary = test
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join(format!("runledger-local{}", std::env::consts::EXE_SUFFIX)))
+        .expect("the test executable sits in target/<profile>/deps");
+    assert!(
+        binary.exists(),
+        "{} does not exist: run the test through `cargo test -p runledger-local`",
+        binary.display()
+    );
+    binary
 }
 
 /// One HTTP response: status, raw text and the body parsed as JSON (`Null` if not JSON).
@@ -480,47 +486,4 @@ impl Api {
         )
         .await
     }
-}
-
-pub fn is_terminal(status: &Value) -> bool {
-    matches!(
-        status.as_str(),
-        Some("passed" | "failed" | "cancelled" | "timed_out" | "error")
-    )
-}
-
-pub fn id_of(body: &Value) -> String {
-    body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {body}"))
-        .to_owned()
-}
-
-/// Percent-encodes a query parameter value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// A test case of `steps` external steps named `step-0`, `step-1`, ...
-pub fn external_case(name: &str, steps: usize) -> Value {
-    let steps: Vec<Value> = (0..steps)
-        .map(|i| json!({"name": format!("step-{i}"), "action": "external"}))
-        .collect();
-    json!({"name": name, "steps": steps})
-}
-
-/// The statuses of a list of steps (or executions), in order.
-pub fn statuses(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .map(|i| i["status"].as_str().unwrap_or("?").to_owned())
-        .collect()
 }

@@ -3,8 +3,8 @@
 //! `scripts/test` starts one emulator for the whole run and exports its address as
 //! `RUNLEDGER_TEST_AWS_ENDPOINT`. Without it (a plain `cargo test`), the first test that needs
 //! the emulator starts `moto_server` from the emulator's venv (`$RUNLEDGER_EMULATOR_VENV` or
-//! the project's `.venv`; `scripts/emulator install` puts it there). When neither works the test fails with a message saying so: tests that
-//! need AWS never skip.
+//! the project's `.venv`; `scripts/emulator install` puts it there). When neither works the
+//! test fails with a message saying so: tests that need AWS never skip.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -112,7 +112,7 @@ fn locate_or_spawn() -> Result<Spawned, String> {
 
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
-    // This file is shared/src/aws/testkit.rs; the workspace is two levels above the crate.
+    // The test kit's crate is `testkit/`, right below the workspace's root.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -2,15 +2,15 @@
 //! with their placeholders filled, the gateway's view of an HTTP reply, SQS batches as an event
 //! source mapping delivers them, reading queues and what a bus published, and a loopback HTTP
 //! target for `http` steps.
-#![allow(dead_code)] // each test binary uses a different part
 
+use crate::emulator::{unique_name, workspace_root};
+use crate::wire::id_of;
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use base64::Engine as _;
 use runledger::aws::EVENT_SOURCE;
 use runledger::aws::lambda::{FunctionContext, handle};
-use runledger::aws::testkit::unique_name;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 // ------------------------------------------------------------------------------------------
 
 pub fn events_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+    workspace_root().join("events")
 }
 
 /// A sample payload with its placeholders replaced (those it has); none may be left.
@@ -281,13 +281,6 @@ pub async fn http_target() -> (String, Arc<AtomicUsize>) {
     (base, hits)
 }
 
-pub fn id_of(reply: &Reply) -> String {
-    reply.body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {:#}", reply.raw))
-        .to_owned()
-}
-
 /// Creates one `http` test case per `(name, path)` through the catalog function, from
 /// `apigw/create-http-test-case.json`: a GET of `base_url` + `path` that expects the target's
 /// healthy answer. Returns their ids, in order.
@@ -313,9 +306,47 @@ pub async fn create_http_cases(
         body["steps"][0]["http"]["url"] = json!(format!("{{{{base_url}}}}{path}"));
         let created = http(catalog, with_body(request.clone(), body)).await;
         assert_eq!(created.status, 201, "{:#}", created.raw);
-        ids.push(id_of(&created));
+        ids.push(id_of(&created.body));
     }
     ids
+}
+
+/// Creates a suite of the first three of `cases` through the catalog function, from
+/// `apigw/create-test-suite.json`, asserting `201`; returns its id.
+pub async fn create_suite(catalog: &FunctionContext, token: &str, cases: &[String]) -> String {
+    let suite = http(
+        catalog,
+        sample(
+            "apigw/create-test-suite.json",
+            &[
+                ("REPLACE_WITH_TOKEN", token),
+                ("REPLACE_WITH_TEST_CASE_ID_A", &cases[0]),
+                ("REPLACE_WITH_TEST_CASE_ID_B", &cases[1]),
+                ("REPLACE_WITH_TEST_CASE_ID_C", &cases[2]),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(suite.status, 201, "{:#}", suite.raw);
+    id_of(&suite.body)
+}
+
+/// Starts a suite through the start function, from `apigw/start-suite.json`, asserting
+/// `202`; returns the reply.
+pub async fn start_suite(start: &FunctionContext, token: &str, suite_id: &str) -> Reply {
+    let started = http(
+        start,
+        sample(
+            "apigw/start-suite.json",
+            &[
+                ("REPLACE_WITH_TOKEN", token),
+                ("REPLACE_WITH_TEST_SUITE_ID", suite_id),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(started.status, 202, "{:#}", started.raw);
+    started
 }
 
 /// A rule on the bus that copies every runledger event to an SQS queue.

@@ -1,0 +1,58 @@
+//! Stores for tests: the embedded store in memory or on a fresh file, an engine over one, and
+//! the DynamoDB store on a fresh table of the AWS emulator.
+
+use crate::emulator::{Emulator, unique_name};
+use runledger::aws::dynamo::DynamoStore;
+use runledger::bus::LocalEventBus;
+use runledger::domain::clock::SystemClock;
+use runledger::domain::ids::UlidSource;
+use runledger::engine::Engine;
+use runledger::ports::ExecutionStore;
+use runledger::queue::LocalWorkQueue;
+use runledger::store::embedded::EmbeddedStore;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+/// An embedded store in memory.
+pub fn in_memory() -> Arc<dyn ExecutionStore> {
+    Arc::new(EmbeddedStore::in_memory(Arc::new(UlidSource::default())).expect("in-memory store"))
+}
+
+/// An embedded store on a fresh database file; the directory lives as long as the `TempDir`.
+pub fn on_file() -> (TempDir, Arc<dyn ExecutionStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(
+        &dir.path().join("runledger.redb"),
+        Arc::new(UlidSource::default()),
+    )
+    .expect("file store");
+    (dir, Arc::new(store))
+}
+
+/// An engine over `store` with the system clock, an in-process queue and bus.
+pub fn engine_over(store: Arc<dyn ExecutionStore>) -> Engine {
+    Engine::new(
+        store,
+        Arc::new(LocalWorkQueue::new()),
+        Arc::new(LocalEventBus::new()),
+        Arc::new(SystemClock),
+        Arc::new(UlidSource::default()),
+    )
+}
+
+/// A DynamoDB store on a fresh table (named `prefix-<ulid>`) of the emulator, with the client
+/// and the table's name.
+pub async fn dynamo_table(prefix: &str) -> (aws_sdk_dynamodb::Client, String, Arc<DynamoStore>) {
+    let config = Emulator::get().sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique_name(prefix);
+    DynamoStore::create_table(&client, &table)
+        .await
+        .expect("the emulator creates the table");
+    let store = Arc::new(DynamoStore::new(
+        client.clone(),
+        table.clone(),
+        Arc::new(UlidSource::default()),
+    ));
+    (client, table, store)
+}
