@@ -23,6 +23,7 @@ use problem::Problem;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use strum::VariantNames;
 use tracing::Instrument;
 
 /// Request bodies above this get `413`.
@@ -514,6 +515,10 @@ fn start_request(
         idempotency_key,
     })
 }
+/// "must be one of a, b, c", from a derived name list.
+fn one_of(names: &[&str]) -> String {
+    format!("must be one of {}", names.join(", "))
+}
 
 /// Ids in paths must have the shape runledger hands out; anything else cannot exist.
 fn known_id<'a>(id: &'a str, prefix: &str, what: &'static str) -> Result<&'a str, Problem> {
@@ -526,15 +531,17 @@ fn known_id<'a>(id: &'a str, prefix: &str, what: &'static str) -> Result<&'a str
 
 fn execution_query(query: &Query) -> Result<ExecutionQuery, Problem> {
     let status = match query.get("status") {
-        Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
-            Problem::field("status", "must be one of pending, queued, running, passed, failed, cancelled, timed_out, error")
-        })?),
+        Some(s) => Some(
+            ExecutionStatus::parse(s)
+                .ok_or_else(|| Problem::field("status", one_of(ExecutionStatus::VARIANTS)))?,
+        ),
         None => None,
     };
     let kind = match query.get("kind") {
-        Some("case") => Some(ExecutionKind::Case),
-        Some("suite") => Some(ExecutionKind::Suite),
-        Some(_) => return Err(Problem::field("kind", "must be case or suite")),
+        Some(k) => Some(k.parse::<ExecutionKind>().map_err(|_| {
+            let kinds = ExecutionKind::VARIANTS.join(" or ");
+            Problem::field("kind", format!("must be {kinds}"))
+        })?),
         None => None,
     };
     let time = |name: &str| -> Result<Option<Timestamp>, Problem> {

@@ -151,7 +151,7 @@ impl From<EngineError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
             EngineError::Conflict { code, detail } => {
-                Problem::new(StatusCode::CONFLICT, code, detail)
+                Problem::new(StatusCode::CONFLICT, code.code(), detail)
             }
             EngineError::Unavailable(internal) => {
                 tracing::error!(error = %internal, "store unavailable");

@@ -1,7 +1,7 @@
 //! How records look on the wire.
 
 use super::problem::Problem;
-use crate::domain::execution::{Execution, ExecutionKind, Progress, StepStorage};
+use crate::domain::execution::{Execution, ExecutionKind, StepStorage};
 use serde_json::{Map, Value, json};
 
 /// Every top-level field an execution trace may have; `?fields=` picks from these.
@@ -42,7 +42,7 @@ pub const EXECUTION_FIELDS: [&str; 30] = [
 /// keep items small; inline steps are always on `GET /executions/{id}` and `/steps`.
 pub fn execution(e: &Execution, with_steps: bool) -> Value {
     let progress = match (&e.kind, &e.suite) {
-        (ExecutionKind::Suite, Some(plan)) => suite_progress(plan),
+        (ExecutionKind::Suite, Some(plan)) => plan.progress(),
         _ => e.progress,
     };
     let mut view = json!({
@@ -72,25 +72,6 @@ pub fn execution(e: &Execution, with_steps: bool) -> Value {
         object.insert("children".into(), json!(plan.counts()));
     }
     view
-}
-
-/// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
-fn suite_progress(plan: &crate::domain::execution::SuitePlan) -> Progress {
-    let c = plan.counts();
-    let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error;
-    Progress {
-        total: c.total,
-        completed,
-        passed: c.passed,
-        failed: c.failed + c.timed_out,
-        skipped: c.cancelled,
-        errored: c.error,
-        percent: if c.total == 0 {
-            100.0
-        } else {
-            (f64::from(completed) * 1000.0 / f64::from(c.total)).round() / 10.0
-        },
-    }
 }
 
 /// Parses `?fields=a,b` against the known field names.

@@ -17,7 +17,7 @@
 //! conditional `PutItem`, more are one `TransactWriteItems`.
 
 use crate::domain::catalog::{TestCase, TestSuite};
-use crate::domain::execution::{Execution, ExecutionStatus, HistoryEntry, StepResult, StepStatus};
+use crate::domain::execution::{Execution, HistoryEntry, StepResult, StepStatus};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{
@@ -1430,10 +1430,7 @@ impl ExecutionStore for DynamoStore {
         let mut found: HashMap<String, Execution> = HashMap::new();
         for item in self.batch_get(keys).await? {
             let execution = StoredExecution::from_item(&item)?.execution;
-            if matches!(
-                execution.status,
-                ExecutionStatus::Queued | ExecutionStatus::Running
-            ) {
+            if execution.status.is_active() {
                 found.insert(execution.id.clone(), execution);
             }
         }
@@ -1467,11 +1464,9 @@ fn execution_item(
         item.insert("gsi3sk".into(), s(id));
     }
     // Sparse: only active executions are in the deadline index.
-    let active = matches!(
-        execution.status,
-        ExecutionStatus::Queued | ExecutionStatus::Running
-    );
-    if active && let Some(deadline) = execution.deadline_at {
+    if execution.status.is_active()
+        && let Some(deadline) = execution.deadline_at
+    {
         item.insert("gsi4pk".into(), s("ACTIVE"));
         item.insert(
             "gsi4sk".into(),

@@ -681,7 +681,7 @@ pub fn expect_invalid_transition<T: Debug>(
 #[track_caller]
 pub fn expect_conflict<T: Debug>(result: Result<T, EngineError>, expected_code: &str) {
     match result {
-        Err(EngineError::Conflict { code, .. }) => assert_eq!(code, expected_code),
+        Err(EngineError::Conflict { code, .. }) => assert_eq!(code.code(), expected_code),
         other => panic!("expected a {expected_code} conflict, got {other:?}"),
     }
 }

@@ -472,12 +472,10 @@ fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb
         if let Some(new) = execution.deadline_at {
             deadlines.insert(deadline_key(new, &execution.id).as_str(), [].as_slice())?;
         }
-        if execution.status.is_terminal()
-            || execution.status == crate::domain::execution::ExecutionStatus::Pending
-        {
-            active.remove(execution.id.as_str())?;
-        } else {
+        if execution.status.is_active() {
             active.insert(execution.id.as_str(), [].as_slice())?;
+        } else {
+            active.remove(execution.id.as_str())?;
         }
         if previous.is_none() {
             by_owner.insert(
