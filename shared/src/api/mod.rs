@@ -10,9 +10,9 @@ mod strict;
 pub mod views;
 
 use crate::auth::Authenticator;
-use crate::domain::catalog::{TestCaseInput, TestSuiteInput};
+use crate::domain::catalog::{CatalogEntry, CatalogKind, TestCase, TestSuite};
 use crate::domain::execution::{ExecutionConfig, ExecutionKind, ExecutionStatus, StepReport};
-use crate::domain::ids::{EXECUTION_PREFIX, TEST_CASE_PREFIX, TEST_SUITE_PREFIX, is_well_formed};
+use crate::domain::ids::{EXECUTION_PREFIX, is_well_formed};
 use crate::domain::time::Timestamp;
 use crate::engine::{Caller, Engine, StartRequest};
 use crate::ports::{ExecutionQuery, Page};
@@ -21,6 +21,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use params::{Query, encode_cursor, json_body};
 use problem::Problem;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use strum::VariantNames;
@@ -249,83 +250,18 @@ impl Router {
         let method = request.method().clone();
         let engine = &self.engine;
         match (route, method) {
-            (Route::TestCases, Method::POST) => {
-                Query::parse(raw_query, &[])?;
-                let case = engine
-                    .create_test_case(caller, json_body::<TestCaseInput>(body)?)
-                    .await?;
-                Ok(created(
-                    &format!("{API_PREFIX}/test-cases/{}", case.id),
-                    &json!(case),
-                ))
-            }
-            (Route::TestCases, _) => {
-                let query = Query::parse(raw_query, queries::CATALOG)?;
-                let page = engine
-                    .list_test_cases(
-                        caller,
-                        query.get("tag").map(str::to_owned),
-                        query.limit(50, 200)?,
-                        query.cursor("test-cases")?,
-                    )
-                    .await?;
-                Ok(page_response("test-cases", page, |c| json!(c)))
+            (Route::TestCases, method) => {
+                catalog_route::<TestCase>(engine, caller, &method, raw_query, body, None).await
             }
             (Route::TestCase(id), method) => {
-                Query::parse(raw_query, &[])?;
-                let id = known_id(&id, TEST_CASE_PREFIX, "test case")?;
-                match method {
-                    Method::GET => Ok(ok(&json!(engine.get_test_case(caller, id).await?))),
-                    Method::PUT => {
-                        let input = json_body::<TestCaseInput>(body)?;
-                        Ok(ok(&json!(
-                            engine.replace_test_case(caller, id, input).await?
-                        )))
-                    }
-                    _ => {
-                        engine.delete_test_case(caller, id).await?;
-                        Ok(no_content())
-                    }
-                }
+                catalog_route::<TestCase>(engine, caller, &method, raw_query, body, Some(&id)).await
             }
-            (Route::TestSuites, Method::POST) => {
-                Query::parse(raw_query, &[])?;
-                let suite = engine
-                    .create_test_suite(caller, json_body::<TestSuiteInput>(body)?)
-                    .await?;
-                Ok(created(
-                    &format!("{API_PREFIX}/test-suites/{}", suite.id),
-                    &json!(suite),
-                ))
-            }
-            (Route::TestSuites, _) => {
-                let query = Query::parse(raw_query, queries::CATALOG)?;
-                let page = engine
-                    .list_test_suites(
-                        caller,
-                        query.get("tag").map(str::to_owned),
-                        query.limit(50, 200)?,
-                        query.cursor("test-suites")?,
-                    )
-                    .await?;
-                Ok(page_response("test-suites", page, |s| json!(s)))
+            (Route::TestSuites, method) => {
+                catalog_route::<TestSuite>(engine, caller, &method, raw_query, body, None).await
             }
             (Route::TestSuite(id), method) => {
-                Query::parse(raw_query, &[])?;
-                let id = known_id(&id, TEST_SUITE_PREFIX, "test suite")?;
-                match method {
-                    Method::GET => Ok(ok(&json!(engine.get_test_suite(caller, id).await?))),
-                    Method::PUT => {
-                        let input = json_body::<TestSuiteInput>(body)?;
-                        Ok(ok(&json!(
-                            engine.replace_test_suite(caller, id, input).await?
-                        )))
-                    }
-                    _ => {
-                        engine.delete_test_suite(caller, id).await?;
-                        Ok(no_content())
-                    }
-                }
+                catalog_route::<TestSuite>(engine, caller, &method, raw_query, body, Some(&id))
+                    .await
             }
             (Route::StartCase, _) => {
                 Query::parse(raw_query, &[])?;
@@ -515,9 +451,59 @@ fn start_request(
         idempotency_key,
     })
 }
-/// "must be one of a, b, c", from a derived name list.
-fn one_of(names: &[&str]) -> String {
-    format!("must be one of {}", names.join(", "))
+
+/// The path segment of a kind's collection: `test-cases`.
+fn collection<T: CatalogEntry>() -> &'static str {
+    match T::KIND {
+        CatalogKind::TestCase => "test-cases",
+        CatalogKind::TestSuite => "test-suites",
+    }
+}
+
+/// A catalog collection (`id` is `None`: `POST` creates, `GET` lists) or one of its entries
+/// (`GET`, `PUT` replaces, `DELETE`), for every kind of entry.
+async fn catalog_route<T: CatalogEntry>(
+    engine: &Engine,
+    caller: &Caller,
+    method: &Method,
+    raw_query: Option<&str>,
+    body: &Bytes,
+    id: Option<&str>,
+) -> Result<Response<Bytes>, Problem>
+where
+    T::Input: DeserializeOwned,
+{
+    let collection = collection::<T>();
+    let Some(id) = id else {
+        if *method == Method::POST {
+            Query::parse(raw_query, &[])?;
+            let entry = engine
+                .create_entry::<T>(caller, json_body::<T::Input>(body)?)
+                .await?;
+            let location = format!("{API_PREFIX}/{collection}/{}", entry.id());
+            return Ok(created(&location, &json!(entry)));
+        }
+        let query = Query::parse(raw_query, queries::CATALOG)?;
+        let tag = query.get("tag").map(str::to_owned);
+        let (limit, after) = (query.limit(50, 200)?, query.cursor(collection)?);
+        let page = engine.list_entries::<T>(caller, tag, limit, after).await?;
+        return Ok(page_response(collection, page, |e| json!(e)));
+    };
+    Query::parse(raw_query, &[])?;
+    let id = known_id(id, T::KIND.id_prefix(), T::KIND.name())?;
+    match *method {
+        Method::GET => Ok(ok(&json!(engine.get_entry::<T>(caller, id).await?))),
+        Method::PUT => {
+            let input = json_body::<T::Input>(body)?;
+            Ok(ok(&json!(
+                engine.replace_entry::<T>(caller, id, input).await?
+            )))
+        }
+        _ => {
+            engine.delete_entry::<T>(caller, id).await?;
+            Ok(no_content())
+        }
+    }
 }
 
 /// Ids in paths must have the shape runledger hands out; anything else cannot exist.
@@ -527,6 +513,11 @@ fn known_id<'a>(id: &'a str, prefix: &str, what: &'static str) -> Result<&'a str
     } else {
         Err(crate::engine::EngineError::not_found(what, id).into())
     }
+}
+
+/// "must be one of a, b, c", from a derived name list.
+fn one_of(names: &[&str]) -> String {
+    format!("must be one of {}", names.join(", "))
 }
 
 fn execution_query(query: &Query) -> Result<ExecutionQuery, Problem> {

@@ -1,7 +1,7 @@
 //! Execution use cases: start, read, report, complete, cancel, retry, time out.
 
 use super::{Caller, Engine, EngineError};
-use crate::domain::catalog::{check_timeout, is_variable_name};
+use crate::domain::catalog::{TestCase, TestSuite, check_timeout, is_variable_name};
 use crate::domain::execution::{
     ChildSlot, Execution, ExecutionConfig, ExecutionStatus, HistoryEntry, MAX_RETRIES_LIMIT,
     StepReport, StepResult, SuitePlan, Transition,
@@ -36,12 +36,7 @@ impl Engine {
         request: StartRequest,
     ) -> Result<Started, EngineError> {
         validate_start(&request)?;
-        let case = self
-            .store
-            .get_test_case(test_case_id)
-            .await?
-            .filter(|c| caller.can_see(&c.owner))
-            .ok_or_else(|| EngineError::not_found("test case", test_case_id))?;
+        let case = self.get_entry::<TestCase>(caller, test_case_id).await?;
         let now = self.clock.now();
         let id = self.ids.execution_id();
         let execution = Execution::new_case(id.clone(), &case, &caller.user, &request.config, now);
@@ -61,16 +56,11 @@ impl Engine {
         request: StartRequest,
     ) -> Result<Started, EngineError> {
         validate_start(&request)?;
-        let suite = self
-            .store
-            .get_test_suite(test_suite_id)
-            .await?
-            .filter(|s| caller.can_see(&s.owner))
-            .ok_or_else(|| EngineError::not_found("test suite", test_suite_id))?;
+        let suite = self.get_entry::<TestSuite>(caller, test_suite_id).await?;
         let mut cases = Vec::with_capacity(suite.test_case_ids.len());
         let mut errors = ValidationErrors::default();
         for (i, case_id) in suite.test_case_ids.iter().enumerate() {
-            match self.store.get_test_case(case_id).await? {
+            match self.store.get_entry::<TestCase>(case_id).await? {
                 Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
                 _ => errors.add(
                     format!("test_case_ids[{i}]"),
