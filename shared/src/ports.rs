@@ -1,7 +1,7 @@
 //! The ports: what the use cases need from the outside world. Adapters live in `store`,
 //! `queue` and `events` (embedded) and, on AWS, in their own modules.
 
-use crate::domain::catalog::{TestCase, TestSuite};
+use crate::domain::catalog::{CatalogEntry, CatalogKind, TestCase};
 use crate::domain::events::{DomainEvent, WorkItem};
 use crate::domain::execution::{
     Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
@@ -76,6 +76,55 @@ impl ExecutionQuery {
     }
 }
 
+/// A catalog entry as a store writes it: the fields the store indexes, and the entry's JSON
+/// document, which is what the store keeps and hands back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogRecord {
+    pub kind: CatalogKind,
+    pub id: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    pub version: u64,
+    pub document: String,
+}
+
+impl CatalogRecord {
+    pub fn of<T: CatalogEntry>(entry: &T) -> Result<Self, StoreError> {
+        Ok(CatalogRecord {
+            kind: T::KIND,
+            id: entry.id().to_owned(),
+            owner: entry.owner().to_owned(),
+            tags: entry.tags().to_vec(),
+            version: entry.version(),
+            document: serde_json::to_string(entry).map_err(corrupt)?,
+        })
+    }
+}
+
+/// The fields every catalog entry's document has, read without decoding the whole entry.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct CatalogHeader {
+    pub id: String,
+    pub owner: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub version: u64,
+}
+
+impl CatalogHeader {
+    pub fn read(document: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(document).map_err(corrupt)
+    }
+}
+
+fn decode_entry<T: CatalogEntry>(document: &str) -> Result<T, StoreError> {
+    serde_json::from_str(document).map_err(corrupt)
+}
+
+fn corrupt(error: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
 /// A command planned as a unit of work; a store may run it more than once (optimistic
 /// concurrency), so it must only touch the unit of work.
 pub type Plan = Box<dyn FnMut(&mut UnitOfWork<'_>) -> Result<(), WorkflowError> + Send>;
@@ -83,27 +132,25 @@ pub type Plan = Box<dyn FnMut(&mut UnitOfWork<'_>) -> Result<(), WorkflowError> 
 /// Traces, steps, history and the catalog, with atomic multi-record changes.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync {
-    // --- catalog ---
-    async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError>;
-    /// Replaces a test case whose stored version is `expected_version`, else `Conflict`.
-    async fn replace_test_case(
+    // --- catalog (typed access: the `*_entry` methods on `dyn ExecutionStore`) ---
+    /// Adds a new entry; `Conflict` if its id exists.
+    async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError>;
+    /// Replaces an entry whose stored version is `expected_version`, else `Conflict`.
+    async fn replace_catalog(
         &self,
-        case: &TestCase,
+        record: &CatalogRecord,
         expected_version: u64,
     ) -> Result<(), StoreError>;
-    async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError>;
-    async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError>;
-    async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError>;
-
-    async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError>;
-    async fn replace_test_suite(
+    /// The entry's document.
+    async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError>;
+    /// Whether there was an entry to delete.
+    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError>;
+    /// Documents in id order (creation order), after `query.after`.
+    async fn list_catalog(
         &self,
-        suite: &TestSuite,
-        expected_version: u64,
-    ) -> Result<(), StoreError>;
-    async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError>;
-    async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError>;
-    async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError>;
+        kind: CatalogKind,
+        query: &CatalogQuery,
+    ) -> Result<Page<String>, StoreError>;
 
     // --- executions ---
     /// Plans `plan` against current records and writes its change set atomically.
@@ -140,6 +187,49 @@ pub trait ExecutionStore: Send + Sync {
     async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Queued and running executions, for recovery after a restart.
     async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError>;
+}
+
+/// Typed access to the catalog, one path for every kind of entry.
+impl dyn ExecutionStore {
+    pub async fn insert_entry<T: CatalogEntry>(&self, entry: &T) -> Result<(), StoreError> {
+        self.insert_catalog(&CatalogRecord::of(entry)?).await
+    }
+
+    /// Replaces an entry whose stored version is `expected_version`, else `Conflict`.
+    pub async fn replace_entry<T: CatalogEntry>(
+        &self,
+        entry: &T,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.replace_catalog(&CatalogRecord::of(entry)?, expected_version)
+            .await
+    }
+
+    pub async fn get_entry<T: CatalogEntry>(&self, id: &str) -> Result<Option<T>, StoreError> {
+        match self.get_catalog(T::KIND, id).await? {
+            Some(document) => decode_entry(&document).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_entry<T: CatalogEntry>(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_catalog(T::KIND, id).await
+    }
+
+    pub async fn list_entries<T: CatalogEntry>(
+        &self,
+        query: &CatalogQuery,
+    ) -> Result<Page<T>, StoreError> {
+        let page = self.list_catalog(T::KIND, query).await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|document| decode_entry(document))
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
 }
 
 /// Hands queued executions to runners.

@@ -1,6 +1,6 @@
 //! Retrying a whole suite: a new suite execution with fresh children, lineage kept.
 
-use runledger::domain::catalog::{TestCaseInput, TestSuiteInput};
+use runledger::domain::catalog::{TestCase, TestCaseInput, TestSuite, TestSuiteInput};
 use runledger::domain::execution::{ExecutionStatus, StepStatus};
 use runledger::engine::{Caller, EngineError, StartRequest};
 use runledger_testkit::builders::report;
@@ -17,11 +17,20 @@ async fn a_finished_suite_is_retried_with_fresh_children() {
             "name": name, "steps": [{"name": "s", "action": "external"}]
         }))
         .unwrap();
-        case_ids.push(engine.create_test_case(&alice, input).await.unwrap().id);
+        case_ids.push(
+            engine
+                .create_entry::<TestCase>(&alice, input)
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let suite_input: TestSuiteInput =
         serde_json::from_value(json!({"name": "s", "test_case_ids": case_ids})).unwrap();
-    let suite = engine.create_test_suite(&alice, suite_input).await.unwrap();
+    let suite = engine
+        .create_entry::<TestSuite>(&alice, suite_input)
+        .await
+        .unwrap();
     let first = engine
         .start_suite(&alice, &suite.id, StartRequest::default())
         .await

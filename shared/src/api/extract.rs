@@ -7,7 +7,8 @@
 use super::ApiState;
 use super::params::{Query, json_body};
 use super::problem::Problem;
-use crate::domain::ids::{EXECUTION_PREFIX, TEST_CASE_PREFIX, TEST_SUITE_PREFIX, is_well_formed};
+use crate::domain::catalog::CatalogEntry;
+use crate::domain::ids::{EXECUTION_PREFIX, is_well_formed};
 use crate::engine::{Caller, EngineError};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use utoipa::IntoParams;
 
 /// The authenticated caller (`Authorization: Bearer <JWT>`).
@@ -64,47 +66,48 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
 
 /// Ids in paths: only the shape runledger hands out can exist, anything else is the kind's
 /// `404`, exactly as an unknown id.
-macro_rules! path_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:expr, $what:literal) => {
-        $(#[$doc])*
-        pub struct $name(pub String);
-
-        impl<S: Send + Sync> FromRequestParts<S> for $name {
-            type Rejection = Problem;
-
-            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-                let id = axum::extract::Path::<String>::from_request_parts(parts, state)
-                    .await
-                    .map(|path| path.0)
-                    .unwrap_or_default();
-                if is_well_formed(&id, $prefix) {
-                    Ok($name(id))
-                } else {
-                    Err(EngineError::not_found($what, &id).into())
-                }
-            }
-        }
-    };
+async fn path_id<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    prefix: &str,
+    what: &'static str,
+) -> Result<String, Problem> {
+    let id = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map(|path| path.0)
+        .unwrap_or_default();
+    if is_well_formed(&id, prefix) {
+        Ok(id)
+    } else {
+        Err(EngineError::not_found(what, &id).into())
+    }
 }
 
-path_id!(
-    /// `{id}` of `/test-cases/{id}`.
-    TestCaseId,
-    TEST_CASE_PREFIX,
-    "test case"
-);
-path_id!(
-    /// `{id}` of `/test-suites/{id}`.
-    TestSuiteId,
-    TEST_SUITE_PREFIX,
-    "test suite"
-);
-path_id!(
-    /// `{id}` of `/executions/{id}/...`.
-    ExecutionId,
-    EXECUTION_PREFIX,
-    "execution"
-);
+/// `{id}` of `/executions/{id}/...`.
+pub struct ExecutionId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ExecutionId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        path_id(parts, state, EXECUTION_PREFIX, "execution")
+            .await
+            .map(ExecutionId)
+    }
+}
+
+/// `{id}` of a catalog entry of type `T` (`/test-cases/{id}`, `/test-suites/{id}`).
+pub struct EntryId<T>(pub String, pub PhantomData<T>);
+
+impl<S: Send + Sync, T: CatalogEntry> FromRequestParts<S> for EntryId<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        path_id(parts, state, T::KIND.id_prefix(), T::KIND.name())
+            .await
+            .map(|id| EntryId(id, PhantomData))
+    }
+}
 
 /// The body, read up to the body limit (`413` beyond it) and parsed as strict JSON into `T`:
 /// structs only as objects, unknown fields refused, errors naming the field.

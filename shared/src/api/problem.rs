@@ -1,6 +1,7 @@
 //! RFC 9457 problem responses. Details are written for clients: they never carry internals.
 
 use crate::auth::AuthError;
+use crate::domain::catalog::CatalogKind;
 use crate::domain::validation::{FieldError, ValidationErrors};
 use crate::engine::EngineError;
 use axum::response::{IntoResponse, Response};
@@ -142,10 +143,9 @@ impl From<EngineError> for Problem {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::NotFound { what, id } => {
-                let code = match what {
-                    "test case" => "test_case_not_found",
-                    "test suite" => "test_suite_not_found",
-                    "execution" => "execution_not_found",
+                let code = match (what, CatalogKind::named(what)) {
+                    (_, Some(kind)) => kind.not_found_code(),
+                    ("execution", None) => "execution_not_found",
                     _ => "not_found",
                 };
                 Problem::new(
@@ -159,7 +159,7 @@ impl From<EngineError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
             EngineError::Conflict { code, detail } => {
-                Problem::new(StatusCode::CONFLICT, code, detail)
+                Problem::new(StatusCode::CONFLICT, code.code(), detail)
             }
             EngineError::Unavailable(internal) => {
                 tracing::error!(error = %internal, "store unavailable");

@@ -2,7 +2,8 @@
 //! The router and the OpenAPI document are both built from this table, so neither can list
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
-use super::handlers::{catalog, executions, health, steps};
+use super::handlers::catalog::{test_cases, test_suites};
+use super::handlers::{executions, health, steps};
 use super::{ApiState, RouteGroup};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -12,16 +13,16 @@ fn table() -> Vec<(RouteGroup, UtoipaMethodRouter<ApiState>)> {
     vec![
         (Health, routes!(health::health)),
         (Health, routes!(health::openapi)),
-        (Catalog, routes!(catalog::create_test_case)),
-        (Catalog, routes!(catalog::list_test_cases)),
-        (Catalog, routes!(catalog::get_test_case)),
-        (Catalog, routes!(catalog::replace_test_case)),
-        (Catalog, routes!(catalog::delete_test_case)),
-        (Catalog, routes!(catalog::create_test_suite)),
-        (Catalog, routes!(catalog::list_test_suites)),
-        (Catalog, routes!(catalog::get_test_suite)),
-        (Catalog, routes!(catalog::replace_test_suite)),
-        (Catalog, routes!(catalog::delete_test_suite)),
+        (Catalog, routes!(test_cases::create)),
+        (Catalog, routes!(test_cases::list)),
+        (Catalog, routes!(test_cases::get)),
+        (Catalog, routes!(test_cases::replace)),
+        (Catalog, routes!(test_cases::delete)),
+        (Catalog, routes!(test_suites::create)),
+        (Catalog, routes!(test_suites::list)),
+        (Catalog, routes!(test_suites::get)),
+        (Catalog, routes!(test_suites::replace)),
+        (Catalog, routes!(test_suites::delete)),
         (Start, routes!(executions::start_case)),
         (Start, routes!(executions::start_suite)),
         (Start, routes!(executions::retry)),

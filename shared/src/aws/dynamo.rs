@@ -16,15 +16,18 @@
 //! if absent. A lost race is retried from fresh reads; a change that touches one item is one
 //! conditional `PutItem`, more are one `TransactWriteItems`.
 
-use crate::domain::catalog::{TestCase, TestSuite};
-use crate::domain::execution::{Execution, ExecutionStatus, HistoryEntry, StepResult, StepStatus};
+use crate::domain::catalog::{CatalogKind, TestCase};
+use crate::domain::execution::{Execution, HistoryEntry, StepResult, StepStatus};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{
     ChangeSet, DefinitionSource, IDEMPOTENCY_WINDOW_MS, IdempotencyRecord, RecordSource,
     UnitOfWork, WorkflowError,
 };
-use crate::ports::{CatalogQuery, ExecutionQuery, ExecutionStore, Page, Plan, StoreError};
+use crate::ports::{
+    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+    StoreError,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -263,6 +266,16 @@ impl DynamoStore {
     }
 
     async fn read_blob<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<T>, StoreError> {
+        match self.read_text(pk).await? {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The JSON document stored as `PART#n` items under `pk`.
+    async fn read_text(&self, pk: &str) -> Result<Option<String>, StoreError> {
         let parts = self.query_prefix(pk, "PART#", None, None).await?;
         if parts.is_empty() {
             return Ok(None);
@@ -271,170 +284,7 @@ impl DynamoStore {
         for part in &parts {
             text.push_str(string_attr(part, "body")?);
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-
-    // ----- catalog --------------------------------------------------------------------
-
-    async fn insert_catalog<T: Serialize>(
-        &self,
-        kind: CatalogKind,
-        id: &str,
-        owner: &str,
-        tags: &[String],
-        record: &T,
-    ) -> Result<(), StoreError> {
-        let pk = format!("{}#{id}", kind.prefix());
-        let mut meta = catalog_meta(kind, &pk, id, owner, tags, 1);
-        meta.insert("ver".into(), n(1));
-        let mut writes = vec![put(
-            &self.table,
-            meta,
-            Some("attribute_not_exists(pk)"),
-            HashMap::new(),
-        )];
-        writes.extend(
-            blob_parts(&pk, record)?
-                .into_iter()
-                .map(|p| put(&self.table, p, None, HashMap::new())),
-        );
-        self.transact(writes).await.map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("{id} already exists")),
-            other => other,
-        })
-    }
-
-    async fn replace_catalog<T: Serialize>(
-        &self,
-        kind: CatalogKind,
-        id: &str,
-        owner: &str,
-        tags: &[String],
-        record: &T,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
-        let pk = format!("{}#{id}", kind.prefix());
-        let old_parts = self.query_prefix(&pk, "PART#", None, None).await?.len();
-        let meta = catalog_meta(kind, &pk, id, owner, tags, expected_version + 1);
-        let condition = HashMap::from([(":expected".to_owned(), n(expected_version))]);
-        let mut writes = vec![put(
-            &self.table,
-            meta,
-            Some("attribute_exists(pk) AND ver = :expected"),
-            condition,
-        )];
-        let parts = blob_parts(&pk, record)?;
-        let new_parts = parts.len();
-        writes.extend(
-            parts
-                .into_iter()
-                .map(|p| put(&self.table, p, None, HashMap::new())),
-        );
-        for stale in new_parts..old_parts {
-            writes.push(delete(&self.table, &pk, &part_sk(stale)));
-        }
-        self.transact(writes).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("{id} changed meanwhile or does not exist"))
-            }
-            other => other,
-        })
-    }
-
-    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
-        let pk = format!("{}#{id}", kind.prefix());
-        let mut items = self.query_prefix(&pk, "", None, None).await?;
-        if items.is_empty() {
-            return Ok(false);
-        }
-        items.sort_by_key(|i| {
-            i.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(|v| v == META_SK)
-        });
-        // Parts first, the meta item last: a half-finished delete stays visible, not broken.
-        for item in items {
-            let sk = string_attr(&item, "sk")?.to_owned();
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", s(&sk))
-                .send()
-                .await
-                .map_err(|e| sdk_error("delete", e))?;
-        }
-        Ok(true)
-    }
-
-    async fn get_catalog<T: DeserializeOwned>(
-        &self,
-        kind: CatalogKind,
-        id: &str,
-    ) -> Result<Option<T>, StoreError> {
-        self.read_blob(&format!("{}#{id}", kind.prefix())).await
-    }
-
-    async fn list_catalog<T: DeserializeOwned>(
-        &self,
-        kind: CatalogKind,
-        query: &CatalogQuery,
-        tags: fn(&T) -> &[String],
-        id_of: fn(&T) -> &str,
-    ) -> Result<Page<T>, StoreError> {
-        let (index, partition) = match &query.owner {
-            Some(owner) => (INDEX_OWNER, format!("{}S#{owner}", kind.prefix())),
-            None => (INDEX_ALL, format!("{}S", kind.prefix())),
-        };
-        let mut items = Vec::new();
-        let mut after = query.after.clone();
-        let mut scanned = 0;
-        loop {
-            let (keys, last) = self
-                .index_page(index, &partition, after.as_deref(), true, 100)
-                .await?;
-            for meta in &keys {
-                scanned += 1;
-                let id = string_attr(meta, "id")?.to_owned();
-                let record_tags: Vec<String> = meta
-                    .get("tags")
-                    .map(|v| from_attribute_value(v.clone()))
-                    .transpose()
-                    .map_err(corrupt)?
-                    .unwrap_or_default();
-                if query.tag.as_ref().is_some_and(|t| !record_tags.contains(t)) {
-                    after = Some(id);
-                    continue;
-                }
-                if let Some(record) = self.get_catalog::<T>(kind, &id).await?
-                    && query.tag.as_ref().is_none_or(|t| tags(&record).contains(t))
-                {
-                    items.push(record);
-                }
-                after = Some(id);
-                if items.len() == query.limit {
-                    let next = items.last().map(|r| id_of(r).to_owned());
-                    return Ok(Page {
-                        items,
-                        next_cursor: next,
-                    });
-                }
-            }
-            if last.is_none() {
-                return Ok(Page {
-                    items,
-                    next_cursor: None,
-                });
-            }
-            if scanned >= MAX_SCAN {
-                return Ok(Page {
-                    items,
-                    next_cursor: after,
-                });
-            }
-        }
+        Ok(Some(text))
     }
 
     /// One page of an index partition, from the item after `after` (by id sort key).
@@ -971,35 +821,44 @@ impl DynamoStore {
                     }
                 }
             }
-            if last.is_none() {
-                return Ok(Page {
-                    items,
-                    next_cursor: None,
-                });
-            }
-            if scanned >= MAX_SCAN {
-                return Ok(Page {
-                    items,
-                    next_cursor: after,
-                });
+            if let Some(page) = walk_end(&mut items, last.is_none(), scanned, &after) {
+                return Ok(page);
             }
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum CatalogKind {
-    Case,
-    Suite,
+/// Where a walk over an index ends after one of its pages: at the end of the index, or once
+/// it has read [`MAX_SCAN`] items (with a cursor where it stopped). `None`: read on.
+fn walk_end<T>(
+    items: &mut Vec<T>,
+    end_of_index: bool,
+    scanned: usize,
+    after: &Option<String>,
+) -> Option<Page<T>> {
+    let next_cursor = if end_of_index {
+        None
+    } else if scanned >= MAX_SCAN {
+        after.clone()
+    } else {
+        return None;
+    };
+    Some(Page {
+        items: std::mem::take(items),
+        next_cursor,
+    })
 }
 
-impl CatalogKind {
-    fn prefix(self) -> &'static str {
-        match self {
-            CatalogKind::Case => "TC",
-            CatalogKind::Suite => "TS",
-        }
+/// The key prefix of a catalog kind's items (`TC#{id}`) and index partitions (`TCS#{owner}`).
+fn catalog_prefix(kind: CatalogKind) -> &'static str {
+    match kind {
+        CatalogKind::TestCase => "TC",
+        CatalogKind::TestSuite => "TS",
     }
+}
+
+fn catalog_pk(kind: CatalogKind, id: &str) -> String {
+    format!("{}#{id}", catalog_prefix(kind))
 }
 
 /// An execution as stored: the record, its history, version and definition snapshot key.
@@ -1130,83 +989,142 @@ const MISS: &str = "not read yet";
 
 #[async_trait]
 impl ExecutionStore for DynamoStore {
-    async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError> {
-        self.insert_catalog(CatalogKind::Case, &case.id, &case.owner, &case.tags, case)
-            .await
+    async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError> {
+        let (pk, id) = (catalog_pk(record.kind, &record.id), &record.id);
+        let meta = catalog_meta(record, &pk, 1);
+        let mut writes = vec![put(
+            &self.table,
+            meta,
+            Some("attribute_not_exists(pk)"),
+            HashMap::new(),
+        )];
+        writes.extend(
+            text_parts(&pk, &record.document)
+                .into_iter()
+                .map(|p| put(&self.table, p, None, HashMap::new())),
+        );
+        self.transact(writes).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("{id} already exists")),
+            other => other,
+        })
     }
 
-    async fn replace_test_case(
+    async fn replace_catalog(
         &self,
-        case: &TestCase,
+        record: &CatalogRecord,
         expected_version: u64,
     ) -> Result<(), StoreError> {
-        self.replace_catalog(
-            CatalogKind::Case,
-            &case.id,
-            &case.owner,
-            &case.tags,
-            case,
-            expected_version,
-        )
-        .await
+        let (pk, id) = (catalog_pk(record.kind, &record.id), &record.id);
+        let old_parts = self.query_prefix(&pk, "PART#", None, None).await?.len();
+        let meta = catalog_meta(record, &pk, expected_version + 1);
+        let condition = HashMap::from([(":expected".to_owned(), n(expected_version))]);
+        let mut writes = vec![put(
+            &self.table,
+            meta,
+            Some("attribute_exists(pk) AND ver = :expected"),
+            condition,
+        )];
+        let parts = text_parts(&pk, &record.document);
+        let new_parts = parts.len();
+        writes.extend(
+            parts
+                .into_iter()
+                .map(|p| put(&self.table, p, None, HashMap::new())),
+        );
+        for stale in new_parts..old_parts {
+            writes.push(delete(&self.table, &pk, &part_sk(stale)));
+        }
+        self.transact(writes).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("{id} changed meanwhile or does not exist"))
+            }
+            other => other,
+        })
     }
 
-    async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError> {
-        self.get_catalog(CatalogKind::Case, id).await
+    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
+        let pk = catalog_pk(kind, id);
+        let mut items = self.query_prefix(&pk, "", None, None).await?;
+        if items.is_empty() {
+            return Ok(false);
+        }
+        items.sort_by_key(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(|v| v == META_SK)
+        });
+        // Parts first, the meta item last: a half-finished delete stays visible, not broken.
+        for item in items {
+            let sk = string_attr(&item, "sk")?.to_owned();
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(&sk))
+                .send()
+                .await
+                .map_err(|e| sdk_error("delete", e))?;
+        }
+        Ok(true)
     }
 
-    async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(CatalogKind::Case, id).await
+    async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError> {
+        self.read_text(&catalog_pk(kind, id)).await
     }
 
-    async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError> {
-        self.list_catalog(CatalogKind::Case, query, |c: &TestCase| &c.tags, |c| &c.id)
-            .await
-    }
-
-    async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError> {
-        self.insert_catalog(
-            CatalogKind::Suite,
-            &suite.id,
-            &suite.owner,
-            &suite.tags,
-            suite,
-        )
-        .await
-    }
-
-    async fn replace_test_suite(
+    async fn list_catalog(
         &self,
-        suite: &TestSuite,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
-        self.replace_catalog(
-            CatalogKind::Suite,
-            &suite.id,
-            &suite.owner,
-            &suite.tags,
-            suite,
-            expected_version,
-        )
-        .await
-    }
-
-    async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError> {
-        self.get_catalog(CatalogKind::Suite, id).await
-    }
-
-    async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(CatalogKind::Suite, id).await
-    }
-
-    async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError> {
-        self.list_catalog(
-            CatalogKind::Suite,
-            query,
-            |s: &TestSuite| &s.tags,
-            |s| &s.id,
-        )
-        .await
+        kind: CatalogKind,
+        query: &CatalogQuery,
+    ) -> Result<Page<String>, StoreError> {
+        let (index, partition) = match &query.owner {
+            Some(owner) => (INDEX_OWNER, format!("{}S#{owner}", catalog_prefix(kind))),
+            None => (INDEX_ALL, format!("{}S", catalog_prefix(kind))),
+        };
+        let mut items = Vec::new();
+        let mut after = query.after.clone();
+        let mut scanned = 0;
+        let mut last_item = None;
+        loop {
+            let (keys, last) = self
+                .index_page(index, &partition, after.as_deref(), true, 100)
+                .await?;
+            for meta in &keys {
+                scanned += 1;
+                let id = string_attr(meta, "id")?.to_owned();
+                let record_tags: Vec<String> = meta
+                    .get("tags")
+                    .map(|v| from_attribute_value(v.clone()))
+                    .transpose()
+                    .map_err(corrupt)?
+                    .unwrap_or_default();
+                if query.tag.as_ref().is_some_and(|t| !record_tags.contains(t)) {
+                    after = Some(id);
+                    continue;
+                }
+                if let Some(document) = self.get_catalog(kind, &id).await? {
+                    // The meta item's tags may be older than the document's: check again.
+                    let tagged = match &query.tag {
+                        Some(tag) => CatalogHeader::read(document.as_bytes())?.tags.contains(tag),
+                        None => true,
+                    };
+                    if tagged {
+                        items.push(document);
+                        last_item = Some(id.clone());
+                    }
+                }
+                after = Some(id);
+                if items.len() == query.limit {
+                    return Ok(Page {
+                        items,
+                        next_cursor: last_item,
+                    });
+                }
+            }
+            if let Some(page) = walk_end(&mut items, last.is_none(), scanned, &after) {
+                return Ok(page);
+            }
+        }
     }
 
     async fn apply(&self, now: Timestamp, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
@@ -1430,10 +1348,7 @@ impl ExecutionStore for DynamoStore {
         let mut found: HashMap<String, Execution> = HashMap::new();
         for item in self.batch_get(keys).await? {
             let execution = StoredExecution::from_item(&item)?.execution;
-            if matches!(
-                execution.status,
-                ExecutionStatus::Queued | ExecutionStatus::Running
-            ) {
+            if execution.status.is_active() {
                 found.insert(execution.id.clone(), execution);
             }
         }
@@ -1467,11 +1382,9 @@ fn execution_item(
         item.insert("gsi3sk".into(), s(id));
     }
     // Sparse: only active executions are in the deadline index.
-    let active = matches!(
-        execution.status,
-        ExecutionStatus::Queued | ExecutionStatus::Running
-    );
-    if active && let Some(deadline) = execution.deadline_at {
+    if execution.status.is_active()
+        && let Some(deadline) = execution.deadline_at
+    {
         item.insert("gsi4pk".into(), s("ACTIVE"));
         item.insert(
             "gsi4sk".into(),
@@ -1502,15 +1415,9 @@ fn step_item(id: &str, step: &StepResult) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn catalog_meta(
-    kind: CatalogKind,
-    pk: &str,
-    id: &str,
-    owner: &str,
-    tags: &[String],
-    version: u64,
-) -> Item {
-    let prefix = kind.prefix();
+fn catalog_meta(record: &CatalogRecord, pk: &str, version: u64) -> Item {
+    let prefix = catalog_prefix(record.kind);
+    let (id, owner) = (record.id.as_str(), record.owner.as_str());
     let mut item = HashMap::from([
         ("pk".to_owned(), s(pk)),
         ("sk".to_owned(), s(META_SK)),
@@ -1522,7 +1429,7 @@ fn catalog_meta(
         ("gsi2pk".to_owned(), s(&format!("{prefix}S"))),
         ("gsi2sk".to_owned(), s(id)),
     ]);
-    if let Ok(value) = to_attribute_value(tags) {
+    if let Ok(value) = to_attribute_value(&record.tags) {
         item.insert("tags".into(), value);
     }
     item
@@ -1531,8 +1438,13 @@ fn catalog_meta(
 /// A JSON document split into `PART#n` items of at most [`PART_BYTES`].
 fn blob_parts<T: Serialize + ?Sized>(pk: &str, value: &T) -> Result<Vec<Item>, StoreError> {
     let text = serde_json::to_string(value).map_err(corrupt)?;
+    Ok(text_parts(pk, &text))
+}
+
+/// JSON text split into `PART#n` items of at most [`PART_BYTES`], cut on char boundaries.
+fn text_parts(pk: &str, text: &str) -> Vec<Item> {
     let mut parts = Vec::new();
-    let mut rest = text.as_str();
+    let mut rest = text;
     while !rest.is_empty() || parts.is_empty() {
         let mut end = rest.len().min(PART_BYTES);
         while !rest.is_char_boundary(end) {
@@ -1546,7 +1458,7 @@ fn blob_parts<T: Serialize + ?Sized>(pk: &str, value: &T) -> Result<Vec<Item>, S
         ]));
         rest = tail;
     }
-    Ok(parts)
+    parts
 }
 
 fn put(

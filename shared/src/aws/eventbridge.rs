@@ -21,17 +21,9 @@ pub const MAX_PUT_ENTRIES: usize = 10;
 const ENTRY_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-const KINDS: [EventKind; 5] = [
-    EventKind::ExecutionQueued,
-    EventKind::ExecutionStarted,
-    EventKind::StepFailed,
-    EventKind::ExecutionFinished,
-    EventKind::SuiteFinished,
-];
-
 /// The event kind of an EventBridge detail-type, if it is one of runledger's.
 pub fn event_kind(detail_type: &str) -> Option<EventKind> {
-    KINDS.into_iter().find(|k| k.detail_type() == detail_type)
+    EventKind::from_detail_type(detail_type)
 }
 
 /// Publishes domain events to a custom EventBridge bus.

@@ -234,7 +234,7 @@ impl InvocationError {
 fn is_transient(error: &EngineError) -> bool {
     match error {
         EngineError::Unavailable(_) => true,
-        EngineError::Conflict { code, .. } => *code == "concurrent_modification",
+        EngineError::Conflict { code, .. } => code.is_transient(),
         _ => false,
     }
 }
@@ -250,7 +250,7 @@ fn engine_detail(error: &EngineError) -> String {
                 .collect();
             format!("validation failed ({})", fields.join("; "))
         }
-        EngineError::Conflict { code, detail } => format!("{code}: {detail}"),
+        EngineError::Conflict { code, detail } => format!("{}: {detail}", code.code()),
         EngineError::Unavailable(internal) => format!("the store is unavailable: {internal}"),
         other => other.to_string(),
     }
@@ -1051,19 +1051,20 @@ mod tests {
     #[test]
     fn step_report_outcomes_decide_redelivery() {
         use crate::domain::execution::{ExecutionStatus, InvalidTransition};
+        use crate::engine::ConflictKind;
         let ended = EngineError::InvalidTransition(InvalidTransition {
             from: ExecutionStatus::Passed,
             to: ExecutionStatus::Running,
         });
         assert_eq!(step_report_disposition(Err(ended), 1), Ok(()));
         let conflict = EngineError::Conflict {
-            code: "step_conflict",
+            code: ConflictKind::StepConflict,
             detail: "step 0 is passed".into(),
         };
         assert_eq!(step_report_disposition(Err(conflict), 1), Ok(()));
         for retried in [
             EngineError::Conflict {
-                code: "concurrent_modification",
+                code: ConflictKind::ConcurrentModification,
                 detail: "lost a race".into(),
             },
             EngineError::Unavailable("timeout".into()),

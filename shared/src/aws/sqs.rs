@@ -161,7 +161,7 @@ impl SqsWorkQueue {
 #[async_trait]
 impl WorkQueue for SqsWorkQueue {
     async fn enqueue(&self, items: &[WorkItem]) -> Result<(), StoreError> {
-        for priority in [Priority::High, Priority::Normal, Priority::Low] {
+        for priority in <Priority as strum::IntoEnumIterator>::iter() {
             let bodies = items
                 .iter()
                 .filter(|item| item.priority == priority)

@@ -1,7 +1,10 @@
-//! The test catalog: test cases (ordered steps) and test suites (ordered test cases).
+//! The test catalog: test cases (ordered steps) and test suites (ordered test cases), and
+//! what every kind of catalog entry has in common ([`CatalogEntry`]).
 
+use super::ids::{TEST_CASE_PREFIX, TEST_SUITE_PREFIX};
 use super::time::Timestamp;
 use super::validation::{MAX_NAME_CHARS, ValidationErrors};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,6 +18,176 @@ pub const DEFAULT_MAX_PARALLEL: u32 = 10;
 pub const MAX_MAX_PARALLEL: u32 = 100;
 const MAX_DESCRIPTION_CHARS: usize = 4_000;
 const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The kinds of entries the catalog keeps. Stores key entries by kind; everything else about
+/// a kind is its [`CatalogEntry`] implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum CatalogKind {
+    TestCase,
+    TestSuite,
+}
+
+impl CatalogKind {
+    /// How messages name an entry of this kind: "test case".
+    pub fn name(self) -> &'static str {
+        match self {
+            CatalogKind::TestCase => "test case",
+            CatalogKind::TestSuite => "test suite",
+        }
+    }
+
+    /// The prefix of this kind's ids: `tc_`.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            CatalogKind::TestCase => TEST_CASE_PREFIX,
+            CatalogKind::TestSuite => TEST_SUITE_PREFIX,
+        }
+    }
+
+    /// The problem code of a missing entry: `test_case_not_found`.
+    pub fn not_found_code(self) -> &'static str {
+        match self {
+            CatalogKind::TestCase => "test_case_not_found",
+            CatalogKind::TestSuite => "test_suite_not_found",
+        }
+    }
+
+    /// The kind a [`name`](Self::name) names.
+    pub fn named(name: &str) -> Option<Self> {
+        <Self as strum::IntoEnumIterator>::iter().find(|k| k.name() == name)
+    }
+}
+
+/// An entry of the catalog: owned, tagged, versioned, created and replaced from a client's
+/// input. Stores keep it as its JSON document, indexed by kind, id, owner and tags.
+pub trait CatalogEntry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const KIND: CatalogKind;
+    /// What a client sends to create or replace an entry.
+    type Input: Send + Sync + 'static;
+
+    fn id(&self) -> &str;
+    fn owner(&self) -> &str;
+    fn tags(&self) -> &[String];
+    fn version(&self) -> u64;
+
+    /// The input's own checks; those that need other entries are [`references`](Self::references).
+    fn validate(input: &Self::Input) -> Result<(), ValidationErrors>;
+
+    /// Other entries the input names, each of which must exist and be visible to the caller.
+    fn references(_input: &Self::Input) -> Vec<Reference> {
+        Vec::new()
+    }
+
+    /// A new entry, version 1.
+    fn create(id: String, owner: String, input: Self::Input, now: Timestamp) -> Self;
+
+    /// This entry with `input`'s content: the same id, owner and creation time, the next version.
+    fn replaced(&self, input: Self::Input, now: Timestamp) -> Self;
+}
+
+/// An entry an input names, and the field that names it (for the validation error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub field: String,
+    pub kind: CatalogKind,
+    pub id: String,
+}
+
+/// What every entry type has alike: `id`, `owner`, `tags`, `version` and `created_at` fields,
+/// an input with its own `validate`, and a replacement that keeps id, owner and creation time.
+macro_rules! entry_fields {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+
+        fn owner(&self) -> &str {
+            &self.owner
+        }
+
+        fn tags(&self) -> &[String] {
+            &self.tags
+        }
+
+        fn version(&self) -> u64 {
+            self.version
+        }
+
+        fn validate(input: &Self::Input) -> Result<(), ValidationErrors> {
+            input.validate()
+        }
+
+        fn replaced(&self, input: Self::Input, now: Timestamp) -> Self {
+            let next = Self::create(self.id.clone(), self.owner.clone(), input, now);
+            Self {
+                created_at: self.created_at,
+                version: self.version + 1,
+                ..next
+            }
+        }
+    };
+}
+
+impl CatalogEntry for TestCase {
+    const KIND: CatalogKind = CatalogKind::TestCase;
+    type Input = TestCaseInput;
+
+    entry_fields!();
+
+    fn create(id: String, owner: String, input: TestCaseInput, now: Timestamp) -> Self {
+        TestCase {
+            id,
+            owner,
+            name: input.name,
+            description: input.description,
+            tags: input.tags,
+            variables: input.variables,
+            timeout_s: input.timeout_s,
+            steps: input.steps,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+}
+
+impl CatalogEntry for TestSuite {
+    const KIND: CatalogKind = CatalogKind::TestSuite;
+    type Input = TestSuiteInput;
+
+    entry_fields!();
+
+    /// Every listed test case.
+    fn references(input: &TestSuiteInput) -> Vec<Reference> {
+        input
+            .test_case_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Reference {
+                field: format!("test_case_ids[{i}]"),
+                kind: CatalogKind::TestCase,
+                id: id.clone(),
+            })
+            .collect()
+    }
+
+    fn create(id: String, owner: String, input: TestSuiteInput, now: Timestamp) -> Self {
+        TestSuite {
+            id,
+            owner,
+            name: input.name,
+            description: input.description,
+            test_case_ids: input.test_case_ids,
+            mode: input.mode,
+            max_parallel: input.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL),
+            fail_fast: input.fail_fast,
+            tags: input.tags,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -445,5 +618,73 @@ mod tests {
         assert_eq!(suite.concurrency(), 1);
         suite.mode = SuiteMode::Parallel;
         assert_eq!(suite.concurrency(), 5);
+    }
+
+    #[test]
+    fn kinds_name_their_ids_and_problems() {
+        use strum::IntoEnumIterator;
+        for kind in CatalogKind::iter() {
+            assert_eq!(CatalogKind::named(kind.name()), Some(kind));
+            assert_eq!(
+                kind.not_found_code(),
+                format!("{}_not_found", kind.name().replace(' ', "_"))
+            );
+        }
+        assert_eq!(TestCase::KIND.id_prefix(), "tc_");
+        assert_eq!(TestSuite::KIND.id_prefix(), "ts_");
+        assert_eq!(CatalogKind::named("execution"), None);
+    }
+
+    #[test]
+    fn a_replacement_is_the_next_version_of_the_same_entry() {
+        let input: TestSuiteInput = serde_json::from_value(json!({
+            "name": "first", "test_case_ids": ["tc_a", "tc_b"], "tags": ["smoke"]
+        }))
+        .unwrap();
+        let created = TestSuite::create(
+            "ts_1".into(),
+            "alice".into(),
+            input.clone(),
+            Timestamp::from_millis(1_000),
+        );
+        assert_eq!(
+            (created.version, created.max_parallel, created.created_at),
+            (1, DEFAULT_MAX_PARALLEL, created.updated_at)
+        );
+        let references: Vec<_> = TestSuite::references(&input)
+            .into_iter()
+            .map(|r| (r.field, r.kind, r.id))
+            .collect();
+        assert_eq!(
+            references,
+            [
+                (
+                    "test_case_ids[0]".to_owned(),
+                    CatalogKind::TestCase,
+                    "tc_a".to_owned()
+                ),
+                (
+                    "test_case_ids[1]".to_owned(),
+                    CatalogKind::TestCase,
+                    "tc_b".to_owned()
+                ),
+            ]
+        );
+        let renamed = TestSuiteInput {
+            name: "second".into(),
+            ..input
+        };
+        let replaced = created.replaced(renamed, Timestamp::from_millis(2_000));
+        assert_eq!(
+            (replaced.id(), replaced.owner(), replaced.version()),
+            ("ts_1", "alice", 2)
+        );
+        assert_eq!(replaced.created_at, Timestamp::from_millis(1_000));
+        assert_eq!(replaced.updated_at, Timestamp::from_millis(2_000));
+        assert_eq!(replaced.name, "second");
+        assert_eq!(replaced.tags(), ["smoke"]);
+
+        let case_input = case(json!([{"name": "s", "action": "external"}])).unwrap();
+        assert!(TestCase::references(&case_input).is_empty());
     }
 }

@@ -5,30 +5,43 @@ use super::execution::{ExecutionKind, ExecutionStatus, Priority};
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Named in Title Case ("Execution Queued"): the EventBridge detail-type, and the name serde
+/// reads and writes.
+#[derive(strum::VariantNames, strum::EnumString, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "title_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum EventKind {
-    #[serde(rename = "Execution Queued")]
     ExecutionQueued,
-    #[serde(rename = "Execution Started")]
     ExecutionStarted,
-    #[serde(rename = "Step Failed")]
     StepFailed,
-    #[serde(rename = "Execution Finished")]
     ExecutionFinished,
-    #[serde(rename = "Suite Finished")]
     SuiteFinished,
 }
 
 impl EventKind {
     /// The EventBridge detail-type.
     pub fn detail_type(self) -> &'static str {
-        match self {
-            EventKind::ExecutionQueued => "Execution Queued",
-            EventKind::ExecutionStarted => "Execution Started",
-            EventKind::StepFailed => "Step Failed",
-            EventKind::ExecutionFinished => "Execution Finished",
-            EventKind::SuiteFinished => "Suite Finished",
-        }
+        self.into()
+    }
+
+    /// The event kind of a detail-type, if it is one of runledger's.
+    pub fn from_detail_type(detail_type: &str) -> Option<Self> {
+        detail_type.parse().ok()
+    }
+}
+
+impl TryFrom<String> for EventKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        EventKind::from_detail_type(&name).ok_or_else(|| {
+            use strum::VariantNames;
+            format!(
+                "unknown event kind `{name}`, expected one of {}",
+                EventKind::VARIANTS.join(", ")
+            )
+        })
     }
 }
 
@@ -55,4 +68,33 @@ pub struct DomainEvent {
 pub struct WorkItem {
     pub execution_id: String,
     pub priority: Priority,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn kinds_are_named_by_their_detail_type() {
+        let names: Vec<_> = EventKind::iter().map(EventKind::detail_type).collect();
+        assert_eq!(
+            names,
+            [
+                "Execution Queued",
+                "Execution Started",
+                "Step Failed",
+                "Execution Finished",
+                "Suite Finished"
+            ]
+        );
+        for kind in EventKind::iter() {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.detail_type());
+            assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), kind);
+            assert_eq!(EventKind::from_detail_type(kind.detail_type()), Some(kind));
+        }
+        assert_eq!(EventKind::from_detail_type("execution queued"), None);
+        assert!(serde_json::from_value::<EventKind>("Step Passed".into()).is_err());
+    }
 }

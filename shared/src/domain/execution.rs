@@ -1,6 +1,6 @@
 //! The execution trace: status state machine, steps, progress, audit history, retry lineage.
 
-use super::catalog::{RunnerKind, SuiteMode};
+use super::catalog::{RunnerKind, SuiteMode, TestCase, TestSuite};
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,47 +13,40 @@ pub const MAX_OUTPUT_BYTES: usize = 4096;
 pub const DEFAULT_TIMEOUT_S: u64 = 3600;
 pub const MAX_RETRIES_LIMIT: u32 = 10;
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionStatus {
-    Pending,
-    Queued,
-    Running,
-    Passed,
-    Failed,
-    Cancelled,
-    TimedOut,
-    Error,
+named_enum! {
+    #[derive(PartialOrd, Ord)]
+    pub enum ExecutionStatus {
+        Pending,
+        Queued,
+        Running,
+        Passed,
+        Failed,
+        Cancelled,
+        TimedOut,
+        Error,
+    }
 }
 
 impl ExecutionStatus {
-    pub const ALL: [ExecutionStatus; 8] = [
-        ExecutionStatus::Pending,
-        ExecutionStatus::Queued,
-        ExecutionStatus::Running,
-        ExecutionStatus::Passed,
-        ExecutionStatus::Failed,
-        ExecutionStatus::Cancelled,
-        ExecutionStatus::TimedOut,
-        ExecutionStatus::Error,
-    ];
-
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
             ExecutionStatus::Pending | ExecutionStatus::Queued | ExecutionStatus::Running
+        )
+    }
+
+    /// Handed to a runner and not finished: queued or running. Only active executions have
+    /// a deadline, and recovery after a restart picks them up again.
+    pub fn is_active(self) -> bool {
+        matches!(self, ExecutionStatus::Queued | ExecutionStatus::Running)
+    }
+
+    /// An unsuccessful outcome: failed, timed out or error (not cancelled). Fail-fast stops a
+    /// suite on one, and an automatic retry may answer one.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
         )
     }
 
@@ -67,45 +60,19 @@ impl ExecutionStatus {
                 | (Running, Passed | Failed | Cancelled | TimedOut | Error)
         )
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutionStatus::Pending => "pending",
-            ExecutionStatus::Queued => "queued",
-            ExecutionStatus::Running => "running",
-            ExecutionStatus::Passed => "passed",
-            ExecutionStatus::Failed => "failed",
-            ExecutionStatus::Cancelled => "cancelled",
-            ExecutionStatus::TimedOut => "timed_out",
-            ExecutionStatus::Error => "error",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Outcomes that an automatic retry may answer.
-    pub fn is_retryable_failure(self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
-        )
-    }
 }
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    #[default]
-    Pending,
-    Running,
-    Passed,
-    Failed,
-    Skipped,
-    Error,
+named_enum! {
+    #[derive(Default)]
+    pub enum StepStatus {
+        #[default]
+        Pending,
+        Running,
+        Passed,
+        Failed,
+        Skipped,
+        Error,
+    }
 }
 
 impl StepStatus {
@@ -114,32 +81,21 @@ impl StepStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionKind {
-    Case,
-    Suite,
+named_enum! {
+    pub enum ExecutionKind {
+        Case,
+        Suite,
+    }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Default,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    High,
-    #[default]
-    Normal,
-    Low,
+named_enum! {
+    #[derive(PartialOrd, Ord, Default)]
+    pub enum Priority {
+        High,
+        #[default]
+        Normal,
+        Low,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -330,6 +286,17 @@ impl StepReport {
     }
 }
 
+/// `first`'s tags, then those of `second` that `first` lacks.
+fn merged_tags(first: &[String], second: &[String]) -> Vec<String> {
+    let mut tags = first.to_vec();
+    for tag in second {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}
+
 /// Keeps at most `max` bytes, cut on a character boundary.
 pub fn cap(text: Option<&str>, max: usize) -> (Option<String>, bool) {
     match text {
@@ -406,13 +373,24 @@ impl SuitePlan {
         counts
     }
 
+    /// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
+    pub fn progress(&self) -> Progress {
+        let c = self.counts();
+        let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error;
+        Progress {
+            total: c.total,
+            completed,
+            passed: c.passed,
+            failed: c.failed + c.timed_out,
+            skipped: c.cancelled,
+            errored: c.error,
+            percent: percent(completed, c.total),
+        }
+    }
+
     /// Pending children that may start now, in suite order, within the concurrency limit.
     pub fn startable(&self) -> Vec<usize> {
-        let active = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s.status, ExecutionStatus::Queued | ExecutionStatus::Running))
-            .count();
+        let active = self.slots.iter().filter(|s| s.status.is_active()).count();
         let room = (self.concurrency as usize).saturating_sub(active);
         self.slots
             .iter()
@@ -486,12 +464,6 @@ pub struct InvalidTransition {
     pub to: ExecutionStatus,
 }
 
-impl std::fmt::Display for ExecutionStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A requested status change with who asked and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -511,6 +483,104 @@ impl Transition {
 }
 
 impl Execution {
+    /// A new case execution (status `pending`) of `case` under `config`, its steps pending.
+    /// The request's timeout wins over the case's; the request's tags come first.
+    pub fn new_case(
+        id: String,
+        case: &TestCase,
+        owner: &str,
+        config: &ExecutionConfig,
+        now: Timestamp,
+    ) -> Execution {
+        let timeout_s = config
+            .timeout_s
+            .or(case.timeout_s)
+            .unwrap_or(DEFAULT_TIMEOUT_S);
+        let base = Execution::pending(id, ExecutionKind::Case, &case.name, owner, config.clone());
+        Execution {
+            test_case_id: Some(case.id.clone()),
+            runner: Some(case.runner()),
+            tags: merged_tags(&config.tags, &case.tags),
+            timeout_s,
+            max_retries: config.max_retries.unwrap_or(0),
+            created_at: now,
+            progress: Progress::new(case.steps.len() as u32),
+            storage: Some(StepStorage::for_step_count(case.steps.len())),
+            steps: case
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepResult::pending(i as u32, &s.name))
+                .collect(),
+            ..base
+        }
+    }
+
+    /// A new suite execution (status `pending`) of `suite` under `config`, scheduling its
+    /// children by `plan`. A suite is never retried automatically (its children may be).
+    pub fn new_suite(
+        id: String,
+        suite: &TestSuite,
+        owner: &str,
+        config: ExecutionConfig,
+        plan: SuitePlan,
+        now: Timestamp,
+    ) -> Execution {
+        let tags = merged_tags(&config.tags, &suite.tags);
+        let timeout_s = config.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+        let base = Execution::pending(id, ExecutionKind::Suite, &suite.name, owner, config);
+        Execution {
+            test_suite_id: Some(suite.id.clone()),
+            tags,
+            timeout_s,
+            created_at: now,
+            progress: Progress::new(plan.slots.len() as u32),
+            suite: Some(plan),
+            ..base
+        }
+    }
+
+    /// What every new execution starts with: pending, first attempt, nothing run yet.
+    fn pending(
+        id: String,
+        kind: ExecutionKind,
+        name: &str,
+        owner: &str,
+        config: ExecutionConfig,
+    ) -> Execution {
+        Execution {
+            id,
+            kind,
+            name: name.to_owned(),
+            test_case_id: None,
+            test_suite_id: None,
+            parent_id: None,
+            owner: owner.to_owned(),
+            status: ExecutionStatus::Pending,
+            priority: config.priority.unwrap_or_default(),
+            runner: None,
+            attempt: 1,
+            retry_of: None,
+            retried_by: None,
+            config,
+            tags: Vec::new(),
+            timeout_s: DEFAULT_TIMEOUT_S,
+            max_retries: 0,
+            created_at: Timestamp::from_millis(0),
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: None,
+            progress: Progress::new(0),
+            storage: None,
+            steps: Vec::new(),
+            suite: None,
+            slot: None,
+            history_len: 0,
+        }
+    }
+
     pub fn is_partitioned(&self) -> bool {
         self.storage == Some(StepStorage::Partitioned)
     }
@@ -583,7 +653,7 @@ impl Execution {
     /// Whether ending with `status` earns an automatic retry.
     pub fn earns_automatic_retry(&self, status: ExecutionStatus) -> bool {
         self.kind == ExecutionKind::Case
-            && status.is_retryable_failure()
+            && status.is_failure()
             && self.attempt <= self.max_retries
             && self.retried_by.is_none()
     }
@@ -678,8 +748,8 @@ mod tests {
 
     #[test]
     fn every_pair_follows_the_table() {
-        for from in ExecutionStatus::ALL {
-            for to in ExecutionStatus::ALL {
+        for from in ExecutionStatus::all() {
+            for to in ExecutionStatus::all() {
                 let expected = ALLOWED.contains(&(from, to));
                 assert_eq!(from.can_become(to), expected, "{from} -> {to}");
                 let mut execution = sample(from);
@@ -705,15 +775,54 @@ mod tests {
         }
     }
 
+    /// The derived name lists spell every variant as serde does.
+    #[test]
+    fn names_are_the_serde_names() {
+        fn check<T>(names: &[&str])
+        where
+            T: strum::IntoEnumIterator + Serialize + Into<&'static str> + std::str::FromStr,
+            T: PartialEq + std::fmt::Debug,
+            <T as std::str::FromStr>::Err: std::fmt::Debug,
+        {
+            let variants: Vec<T> = T::iter().collect();
+            assert_eq!(variants.len(), names.len());
+            for (variant, name) in variants.into_iter().zip(names) {
+                assert_eq!(serde_json::to_value(&variant).unwrap(), *name);
+                assert_eq!(name.parse::<T>().unwrap(), variant);
+                assert_eq!(variant.into(), *name);
+            }
+        }
+        use strum::VariantNames;
+        check::<ExecutionStatus>(ExecutionStatus::VARIANTS);
+        check::<StepStatus>(StepStatus::VARIANTS);
+        check::<ExecutionKind>(ExecutionKind::VARIANTS);
+        check::<Priority>(Priority::VARIANTS);
+        assert_eq!(
+            ExecutionStatus::VARIANTS.join(", "),
+            "pending, queued, running, passed, failed, cancelled, timed_out, error"
+        );
+        assert_eq!(
+            ExecutionStatus::parse("Pending"),
+            None,
+            "names are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn active_and_failure_statuses() {
+        let active: Vec<_> = ExecutionStatus::all().filter(|s| s.is_active()).collect();
+        assert_eq!(active, vec![Queued, Running]);
+        let failures: Vec<_> = ExecutionStatus::all().filter(|s| s.is_failure()).collect();
+        assert_eq!(failures, vec![Failed, TimedOut, Error]);
+        assert!(ExecutionStatus::all().all(|s| !(s.is_active() && s.is_terminal())));
+    }
+
     #[test]
     fn terminal_statuses_are_the_last_five() {
-        let terminal: Vec<_> = ExecutionStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_terminal())
-            .collect();
+        let terminal: Vec<_> = ExecutionStatus::all().filter(|s| s.is_terminal()).collect();
         assert_eq!(terminal, vec![Passed, Failed, Cancelled, TimedOut, Error]);
         for from in terminal {
-            assert!(ExecutionStatus::ALL.iter().all(|to| !from.can_become(*to)));
+            assert!(ExecutionStatus::all().all(|to| !from.can_become(to)));
         }
     }
 

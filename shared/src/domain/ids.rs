@@ -8,11 +8,8 @@ pub const EXECUTION_PREFIX: &str = "ex_";
 pub trait IdSource: Send + Sync {
     fn next_ulid(&self) -> String;
 
-    fn test_case_id(&self) -> String {
-        format!("{TEST_CASE_PREFIX}{}", self.next_ulid())
-    }
-    fn test_suite_id(&self) -> String {
-        format!("{TEST_SUITE_PREFIX}{}", self.next_ulid())
+    fn catalog_id(&self, kind: super::catalog::CatalogKind) -> String {
+        format!("{}{}", kind.id_prefix(), self.next_ulid())
     }
     fn execution_id(&self) -> String {
         format!("{EXECUTION_PREFIX}{}", self.next_ulid())

@@ -511,12 +511,7 @@ impl<'a> UnitOfWork<'a> {
             );
             self.apply_transition(suite_id, &t)?;
         }
-        let failing = plan.slots.iter().find(|s| {
-            matches!(
-                s.status,
-                ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Error
-            )
-        });
+        let failing = plan.slots.iter().find(|s| s.status.is_failure());
         if plan.fail_fast
             && let Some(failed) = failing
         {
@@ -602,7 +597,7 @@ impl<'a> UnitOfWork<'a> {
         requested: ExecutionStatus,
     ) -> Result<(), WorkflowError> {
         let status = self.execution(id)?.status;
-        if status.is_terminal() || status == ExecutionStatus::Pending {
+        if !status.is_active() {
             return Err(InvalidTransition {
                 from: status,
                 to: requested,

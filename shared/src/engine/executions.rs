@@ -1,13 +1,11 @@
 //! Execution use cases: start, read, report, complete, cancel, retry, time out.
 
 use super::{Caller, Engine, EngineError};
-use crate::domain::catalog::{TestCase, check_timeout, is_variable_name};
+use crate::domain::catalog::{TestCase, TestSuite, check_timeout, is_variable_name};
 use crate::domain::execution::{
-    ChildSlot, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
-    HistoryEntry, MAX_RETRIES_LIMIT, Progress, StepReport, StepResult, StepStorage, SuitePlan,
-    Transition,
+    ChildSlot, Execution, ExecutionConfig, ExecutionStatus, HistoryEntry, MAX_RETRIES_LIMIT,
+    StepReport, StepResult, SuitePlan, Transition,
 };
-use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
 use crate::ports::{ExecutionQuery, Page};
@@ -38,28 +36,17 @@ impl Engine {
         request: StartRequest,
     ) -> Result<Started, EngineError> {
         validate_start(&request)?;
-        let case = self
-            .store
-            .get_test_case(test_case_id)
-            .await?
-            .filter(|c| caller.can_see(&c.owner))
-            .ok_or_else(|| EngineError::not_found("test case", test_case_id))?;
+        let case = self.get_entry::<TestCase>(caller, test_case_id).await?;
         let now = self.clock.now();
         let id = self.ids.execution_id();
-        let execution = case_execution(id.clone(), &case, &caller.user, &request.config, now);
+        let execution = Execution::new_case(id.clone(), &case, &caller.user, &request.config, now);
         let case = Arc::new(case);
-        let (owner, actor, key) = (caller.user.clone(), caller.actor(), request.idempotency_key);
-        let root = id.clone();
-        let result = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                if let Some(key) = &key {
-                    unit.claim_idempotency_key(&owner, key, &root)?;
-                }
-                let definition = DefinitionSource::Snapshot(Arc::clone(&case));
-                unit.start(execution.clone(), Some(definition), &actor, "started")
-            }))
-            .await;
-        self.started(caller, &id, result).await
+        let start = move |unit: &mut UnitOfWork<'_>, actor: &str| {
+            let definition = DefinitionSource::Snapshot(Arc::clone(&case));
+            unit.start(execution.clone(), Some(definition), actor, "started")
+        };
+        self.start_once(caller, id, request.idempotency_key, start)
+            .await
     }
 
     pub async fn start_suite(
@@ -69,16 +56,11 @@ impl Engine {
         request: StartRequest,
     ) -> Result<Started, EngineError> {
         validate_start(&request)?;
-        let suite = self
-            .store
-            .get_test_suite(test_suite_id)
-            .await?
-            .filter(|s| caller.can_see(&s.owner))
-            .ok_or_else(|| EngineError::not_found("test suite", test_suite_id))?;
+        let suite = self.get_entry::<TestSuite>(caller, test_suite_id).await?;
         let mut cases = Vec::with_capacity(suite.test_case_ids.len());
         let mut errors = ValidationErrors::default();
         for (i, case_id) in suite.test_case_ids.iter().enumerate() {
-            match self.store.get_test_case(case_id).await? {
+            match self.store.get_entry::<TestCase>(case_id).await? {
                 Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
                 _ => errors.add(
                     format!("test_case_ids[{i}]"),
@@ -94,7 +76,7 @@ impl Engine {
         let mut children = Vec::with_capacity(cases.len());
         for (slot, case) in cases.iter().enumerate() {
             let mut child =
-                case_execution(self.ids.execution_id(), case, &caller.user, &config, now);
+                Execution::new_case(self.ids.execution_id(), case, &caller.user, &config, now);
             child.parent_id = Some(suite_id.clone());
             child.test_suite_id = Some(suite.id.clone());
             child.slot = Some(slot as u32);
@@ -113,52 +95,38 @@ impl Engine {
                 })
                 .collect(),
         };
-        let execution = Execution {
-            id: suite_id.clone(),
-            kind: ExecutionKind::Suite,
-            name: suite.name.clone(),
-            test_case_id: None,
-            test_suite_id: Some(suite.id.clone()),
-            parent_id: None,
-            owner: caller.user.clone(),
-            status: ExecutionStatus::Pending,
-            priority: config.priority.unwrap_or_default(),
-            runner: None,
-            attempt: 1,
-            retry_of: None,
-            retried_by: None,
-            tags: merged_tags(&config.tags, &suite.tags),
-            timeout_s: config.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
-            max_retries: 0,
-            config,
-            created_at: now,
-            queued_at: None,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
-            deadline_at: None,
-            progress: Progress::new(children.len() as u32),
-            storage: None,
-            steps: Vec::new(),
-            suite: Some(plan),
-            slot: None,
-            history_len: 0,
+        let execution =
+            Execution::new_suite(suite_id.clone(), &suite, &caller.user, config, plan, now);
+        let start = move |unit: &mut UnitOfWork<'_>, actor: &str| {
+            for (child, case) in &children {
+                let definition = DefinitionSource::Snapshot(Arc::clone(case));
+                unit.add_child(child.clone(), definition, actor)?;
+            }
+            unit.start(execution.clone(), None, actor, "started")
         };
-        let (owner, actor, key) = (caller.user.clone(), caller.actor(), request.idempotency_key);
-        let root = suite_id.clone();
+        self.start_once(caller, suite_id, request.idempotency_key, start)
+            .await
+    }
+
+    /// Starts execution `id` by `start` (given the actor) in one unit of work, which first
+    /// claims the request's idempotency key, if any, for it.
+    async fn start_once(
+        &self,
+        caller: &Caller,
+        id: String,
+        key: Option<String>,
+        mut start: impl FnMut(&mut UnitOfWork<'_>, &str) -> Result<(), WorkflowError> + Send + 'static,
+    ) -> Result<Started, EngineError> {
+        let (owner, actor, root) = (caller.user.clone(), caller.actor(), id.clone());
         let result = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
                 if let Some(key) = &key {
                     unit.claim_idempotency_key(&owner, key, &root)?;
                 }
-                for (child, case) in &children {
-                    let definition = DefinitionSource::Snapshot(Arc::clone(case));
-                    unit.add_child(child.clone(), definition, &actor)?;
-                }
-                unit.start(execution.clone(), None, &actor, "started")
+                start(unit, &actor)
             }))
             .await;
-        self.started(caller, &suite_id, result).await
+        self.started(caller, &id, result).await
     }
 
     /// Turns a start's outcome into the execution to return, honouring idempotency.
@@ -481,7 +449,7 @@ impl Engine {
 /// parts, so that none of it applies when any of it is refused.
 fn check_reports(execution: &Execution, reports: &[StepReport]) -> Result<(), EngineError> {
     let status = execution.status;
-    if status.is_terminal() || status == ExecutionStatus::Pending {
+    if !status.is_active() {
         return Err(crate::domain::execution::InvalidTransition {
             from: status,
             to: ExecutionStatus::Running,
@@ -530,64 +498,4 @@ fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
         );
     }
     errors.into_result().map_err(EngineError::Validation)
-}
-
-fn merged_tags(first: &[String], second: &[String]) -> Vec<String> {
-    let mut tags = first.to_vec();
-    for tag in second {
-        if !tags.contains(tag) {
-            tags.push(tag.clone());
-        }
-    }
-    tags
-}
-
-/// A new case execution (status `pending`) for `case` under `config`.
-pub fn case_execution(
-    id: String,
-    case: &TestCase,
-    owner: &str,
-    config: &ExecutionConfig,
-    now: Timestamp,
-) -> Execution {
-    let total = case.steps.len() as u32;
-    Execution {
-        id,
-        kind: ExecutionKind::Case,
-        name: case.name.clone(),
-        test_case_id: Some(case.id.clone()),
-        test_suite_id: None,
-        parent_id: None,
-        owner: owner.to_owned(),
-        status: ExecutionStatus::Pending,
-        priority: config.priority.unwrap_or_default(),
-        runner: Some(case.runner()),
-        attempt: 1,
-        retry_of: None,
-        retried_by: None,
-        config: config.clone(),
-        tags: merged_tags(&config.tags, &case.tags),
-        timeout_s: config
-            .timeout_s
-            .or(case.timeout_s)
-            .unwrap_or(DEFAULT_TIMEOUT_S),
-        max_retries: config.max_retries.unwrap_or(0),
-        created_at: now,
-        queued_at: None,
-        started_at: None,
-        finished_at: None,
-        duration_ms: None,
-        deadline_at: None,
-        progress: Progress::new(total),
-        storage: Some(StepStorage::for_step_count(case.steps.len())),
-        steps: case
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| StepResult::pending(i as u32, &s.name))
-            .collect(),
-        suite: None,
-        slot: None,
-        history_len: 0,
-    }
 }

@@ -4,7 +4,7 @@ mod catalog;
 mod executions;
 mod run;
 
-pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started, case_execution};
+pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};
 pub use run::StepRunner;
 
 use crate::domain::clock::Clock;
@@ -61,9 +61,37 @@ pub enum EngineError {
     InvalidTransition(#[from] InvalidTransition),
     /// A well-formed request that conflicts with the current state.
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ConflictKind, detail: String },
     #[error("the store is unavailable")]
     Unavailable(String),
+}
+
+crate::domain::named_enum! {
+    /// Why a well-formed request conflicts with the current state. Its [`code`](Self::code)
+    /// is the stable problem code clients see.
+    pub enum ConflictKind {
+        /// A conditional write lost a race (a version or status changed underneath); retrying
+        /// from a fresh read may succeed.
+        ConcurrentModification,
+        /// A step report contradicts a step that already ended.
+        StepConflict,
+        /// The command does not apply to the execution as it is (e.g. retrying a running one).
+        NotApplicable,
+        /// An idempotency key was already used for another start.
+        AlreadyStarted,
+    }
+}
+
+impl ConflictKind {
+    /// The problem code: `concurrent_modification`, `step_conflict`, ...
+    pub fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// Whether a later attempt may not meet the conflict.
+    pub fn is_transient(self) -> bool {
+        self == ConflictKind::ConcurrentModification
+    }
 }
 
 impl EngineError {
@@ -83,7 +111,7 @@ impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(detail) => EngineError::Conflict {
-                code: "concurrent_modification",
+                code: ConflictKind::ConcurrentModification,
                 detail,
             },
             other => EngineError::Unavailable(other.to_string()),
@@ -98,16 +126,16 @@ impl EngineError {
             WorkflowError::NotFound(id) => EngineError::not_found("execution", &id),
             WorkflowError::InvalidTransition(e) => EngineError::InvalidTransition(e),
             WorkflowError::StepConflict(e) => EngineError::Conflict {
-                code: "step_conflict",
+                code: ConflictKind::StepConflict,
                 detail: e.to_string(),
             },
             WorkflowError::Validation(errors) => EngineError::Validation(errors),
             WorkflowError::NotApplicable(detail) => EngineError::Conflict {
-                code: "not_applicable",
+                code: ConflictKind::NotApplicable,
                 detail,
             },
             WorkflowError::AlreadyStarted(id) => EngineError::Conflict {
-                code: "already_started",
+                code: ConflictKind::AlreadyStarted,
                 detail: format!("already started as {id}"),
             },
             WorkflowError::Store(e) => e.into(),
@@ -170,5 +198,26 @@ impl Engine {
         {
             tracing::error!(error = %e, "could not publish events");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_codes_are_stable() {
+        let codes: Vec<_> = ConflictKind::all().map(ConflictKind::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "concurrent_modification",
+                "step_conflict",
+                "not_applicable",
+                "already_started"
+            ]
+        );
+        let transient: Vec<_> = ConflictKind::all().filter(|k| k.is_transient()).collect();
+        assert_eq!(transient, [ConflictKind::ConcurrentModification]);
     }
 }

@@ -5,14 +5,17 @@
 //! after one durable commit. Each job sees the writes of the jobs before it, so the result is
 //! exactly as if they had committed one by one, at a fraction of the fsyncs.
 
-use crate::domain::catalog::{TestCase, TestSuite};
+use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{
     ChangeSet, DefinitionSource, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
 };
-use crate::ports::{CatalogQuery, ExecutionQuery, ExecutionStore, Page, Plan, StoreError};
+use crate::ports::{
+    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+    StoreError,
+};
 use async_trait::async_trait;
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -167,180 +170,31 @@ impl EmbeddedStore {
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
 
-    async fn insert_catalog<T: Serialize>(
-        &self,
-        records: Table,
-        by_owner: Table,
-        id: &str,
-        owner: &str,
-        record: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = encode(record)?;
-        let (id, owner_key) = (id.to_owned(), key2(owner, id));
-        self.write_store(move |txn| {
-            let mut table = txn.open_table(records)?;
-            if table.get(id.as_str())?.is_some() {
-                return Ok(Err(StoreError::Conflict(format!("{id} already exists"))));
-            }
-            table.insert(id.as_str(), bytes.as_slice())?;
-            txn.open_table(by_owner)?
-                .insert(owner_key.as_str(), [].as_slice())?;
-            Ok(Ok(()))
-        })
-        .await
-    }
-
-    async fn replace_catalog<T: Serialize + DeserializeOwned + Versioned>(
-        &self,
-        records: Table,
-        id: &str,
-        record: &T,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
-        let bytes = encode(record)?;
-        let id = id.to_owned();
-        self.write_store(move |txn| {
-            let mut table = txn.open_table(records)?;
-            let current: Option<T> = match table.get(id.as_str())? {
-                Some(raw) => Some(match decode(raw.value()) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Err(e)),
-                }),
-                None => None,
-            };
-            match current {
-                None => Ok(Err(StoreError::Conflict(format!("{id} does not exist")))),
-                Some(c) if c.version() != expected_version => Ok(Err(StoreError::Conflict(
-                    format!("{id} changed meanwhile (version {})", c.version()),
-                ))),
-                Some(_) => {
-                    table.insert(id.as_str(), bytes.as_slice())?;
-                    Ok(Ok(()))
-                }
-            }
-        })
-        .await
-    }
-
-    async fn delete_catalog(
-        &self,
-        records: Table,
-        by_owner: Table,
-        id: &str,
-    ) -> Result<bool, StoreError> {
-        let id = id.to_owned();
-        self.write_store(move |txn| {
-            let mut table = txn.open_table(records)?;
-            let owner = match table.remove(id.as_str())? {
-                Some(raw) => match serde_json::from_slice::<OwnedRecord>(raw.value()) {
-                    Ok(r) => r.owner,
-                    // Already removed: abandon the group rather than leave the index behind.
-                    Err(e) => return Err(redb::Error::Corrupted(e.to_string())),
-                },
-                None => return Ok(Ok(false)),
-            };
-            txn.open_table(by_owner)?
-                .remove(key2(&owner, &id).as_str())?;
-            Ok(Ok(true))
-        })
-        .await
-    }
-
     async fn get_record<T: DeserializeOwned + Send + 'static>(
         &self,
         table: Table,
         id: &str,
     ) -> Result<Option<T>, StoreError> {
+        self.get_with(table, id, decode).await
+    }
+
+    /// The record `id` of `table`, read by `read`.
+    async fn get_with<T: Send + 'static>(
+        &self,
+        table: Table,
+        id: &str,
+        read: fn(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
         let id = id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(table).map_err(unavailable)?;
             match table.get(id.as_str()).map_err(unavailable)? {
-                Some(raw) => decode(raw.value()).map(Some),
+                Some(raw) => read(raw.value()).map(Some),
                 None => Ok(None),
             }
         })
         .await
     }
-
-    async fn list_catalog<T>(
-        &self,
-        records: Table,
-        by_owner: Table,
-        query: &CatalogQuery,
-        tags: fn(&T) -> &[String],
-        id_of: fn(&T) -> &str,
-    ) -> Result<Page<T>, StoreError>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        let query = query.clone();
-        self.read(move |txn| {
-            let records = txn.open_table(records).map_err(unavailable)?;
-            let ids: Vec<String> = match &query.owner {
-                Some(owner) => {
-                    let prefix = key2(owner, "");
-                    let start = match &query.after {
-                        Some(after) => key2(owner, after) + "\u{1}",
-                        None => prefix.clone(),
-                    };
-                    let index = txn.open_table(by_owner).map_err(unavailable)?;
-                    collect_keys(&index, &start, &prefix, MAX_SCAN)?
-                        .into_iter()
-                        .map(|k| k[prefix.len()..].to_owned())
-                        .collect()
-                }
-                None => {
-                    let start = query.after.clone().map(|a| a + "\u{1}").unwrap_or_default();
-                    collect_keys(&records, &start, "", MAX_SCAN)?
-                }
-            };
-            let scanned_all = ids.len() < MAX_SCAN;
-            let mut items = Vec::new();
-            let mut last_seen = None;
-            for id in ids {
-                let Some(raw) = records.get(id.as_str()).map_err(unavailable)? else {
-                    continue;
-                };
-                last_seen = Some(id);
-                let record: T = decode(raw.value())?;
-                if query.tag.as_ref().is_none_or(|t| tags(&record).contains(t)) {
-                    items.push(record);
-                    if items.len() == query.limit {
-                        break;
-                    }
-                }
-            }
-            let next_cursor = if items.len() == query.limit {
-                items.last().map(|r| id_of(r).to_owned())
-            } else if !scanned_all {
-                // The scan stopped early: continue where it stopped.
-                last_seen
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
-        })
-        .await
-    }
-}
-
-trait Versioned {
-    fn version(&self) -> u64;
-}
-impl Versioned for TestCase {
-    fn version(&self) -> u64 {
-        self.version
-    }
-}
-impl Versioned for TestSuite {
-    fn version(&self) -> u64 {
-        self.version
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct OwnedRecord {
-    owner: String,
 }
 
 fn write_loop(db: &Database, mut jobs: mpsc::UnboundedReceiver<Job>) {
@@ -472,12 +326,10 @@ fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb
         if let Some(new) = execution.deadline_at {
             deadlines.insert(deadline_key(new, &execution.id).as_str(), [].as_slice())?;
         }
-        if execution.status.is_terminal()
-            || execution.status == crate::domain::execution::ExecutionStatus::Pending
-        {
-            active.remove(execution.id.as_str())?;
-        } else {
+        if execution.status.is_active() {
             active.insert(execution.id.as_str(), [].as_slice())?;
+        } else {
+            active.remove(execution.id.as_str())?;
         }
         if previous.is_none() {
             by_owner.insert(
@@ -535,77 +387,136 @@ fn abandon(error: StoreError) -> redb::Error {
 
 #[async_trait]
 impl ExecutionStore for EmbeddedStore {
-    async fn insert_test_case(&self, case: &TestCase) -> Result<(), StoreError> {
-        self.insert_catalog(TEST_CASES, TEST_CASES_BY_OWNER, &case.id, &case.owner, case)
-            .await
-    }
-
-    async fn replace_test_case(
-        &self,
-        case: &TestCase,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
-        self.replace_catalog(TEST_CASES, &case.id, case, expected_version)
-            .await
-    }
-
-    async fn get_test_case(&self, id: &str) -> Result<Option<TestCase>, StoreError> {
-        self.get_record(TEST_CASES, id).await
-    }
-
-    async fn delete_test_case(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(TEST_CASES, TEST_CASES_BY_OWNER, id)
-            .await
-    }
-
-    async fn list_test_cases(&self, query: &CatalogQuery) -> Result<Page<TestCase>, StoreError> {
-        self.list_catalog(
-            TEST_CASES,
-            TEST_CASES_BY_OWNER,
-            query,
-            |c: &TestCase| &c.tags,
-            |c| &c.id,
-        )
+    async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError> {
+        let (records, by_owner) = catalog_tables(record.kind);
+        let owner_key = key2(&record.owner, &record.id);
+        let (id, document) = (record.id.clone(), record.document.clone());
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            if table.get(id.as_str())?.is_some() {
+                return Ok(Err(StoreError::Conflict(format!("{id} already exists"))));
+            }
+            table.insert(id.as_str(), document.as_bytes())?;
+            txn.open_table(by_owner)?
+                .insert(owner_key.as_str(), [].as_slice())?;
+            Ok(Ok(()))
+        })
         .await
     }
 
-    async fn insert_test_suite(&self, suite: &TestSuite) -> Result<(), StoreError> {
-        self.insert_catalog(
-            TEST_SUITES,
-            TEST_SUITES_BY_OWNER,
-            &suite.id,
-            &suite.owner,
-            suite,
-        )
+    async fn replace_catalog(
+        &self,
+        record: &CatalogRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let (records, _) = catalog_tables(record.kind);
+        let (id, document) = (record.id.clone(), record.document.clone());
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            let current = match table.get(id.as_str())? {
+                Some(raw) => match CatalogHeader::read(raw.value()) {
+                    Ok(header) => Some(header),
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => None,
+            };
+            match current {
+                None => Ok(Err(StoreError::Conflict(format!("{id} does not exist")))),
+                Some(c) if c.version != expected_version => Ok(Err(StoreError::Conflict(format!(
+                    "{id} changed meanwhile (version {})",
+                    c.version
+                )))),
+                Some(_) => {
+                    table.insert(id.as_str(), document.as_bytes())?;
+                    Ok(Ok(()))
+                }
+            }
+        })
         .await
     }
 
-    async fn replace_test_suite(
+    async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError> {
+        self.get_with(catalog_tables(kind).0, id, document).await
+    }
+
+    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
+        let (records, by_owner) = catalog_tables(kind);
+        let id = id.to_owned();
+        self.write_store(move |txn| {
+            let mut table = txn.open_table(records)?;
+            let owner = match table.remove(id.as_str())? {
+                Some(raw) => match CatalogHeader::read(raw.value()) {
+                    Ok(header) => header.owner,
+                    // Already removed: abandon the group rather than leave the index behind.
+                    Err(e) => return Err(redb::Error::Corrupted(e.to_string())),
+                },
+                None => return Ok(Ok(false)),
+            };
+            txn.open_table(by_owner)?
+                .remove(key2(&owner, &id).as_str())?;
+            Ok(Ok(true))
+        })
+        .await
+    }
+
+    async fn list_catalog(
         &self,
-        suite: &TestSuite,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
-        self.replace_catalog(TEST_SUITES, &suite.id, suite, expected_version)
-            .await
-    }
-
-    async fn get_test_suite(&self, id: &str) -> Result<Option<TestSuite>, StoreError> {
-        self.get_record(TEST_SUITES, id).await
-    }
-
-    async fn delete_test_suite(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_catalog(TEST_SUITES, TEST_SUITES_BY_OWNER, id)
-            .await
-    }
-
-    async fn list_test_suites(&self, query: &CatalogQuery) -> Result<Page<TestSuite>, StoreError> {
-        self.list_catalog(
-            TEST_SUITES,
-            TEST_SUITES_BY_OWNER,
-            query,
-            |s: &TestSuite| &s.tags,
-            |s| &s.id,
-        )
+        kind: CatalogKind,
+        query: &CatalogQuery,
+    ) -> Result<Page<String>, StoreError> {
+        let (records, by_owner) = catalog_tables(kind);
+        let query = query.clone();
+        self.read(move |txn| {
+            let records = txn.open_table(records).map_err(unavailable)?;
+            let ids: Vec<String> = match &query.owner {
+                Some(owner) => {
+                    let prefix = key2(owner, "");
+                    let start = match &query.after {
+                        Some(after) => key2(owner, after) + "\u{1}",
+                        None => prefix.clone(),
+                    };
+                    let index = txn.open_table(by_owner).map_err(unavailable)?;
+                    collect_keys(&index, &start, &prefix, MAX_SCAN)?
+                        .into_iter()
+                        .map(|k| k[prefix.len()..].to_owned())
+                        .collect()
+                }
+                None => {
+                    let start = query.after.clone().map(|a| a + "\u{1}").unwrap_or_default();
+                    collect_keys(&records, &start, "", MAX_SCAN)?
+                }
+            };
+            let scanned_all = ids.len() < MAX_SCAN;
+            let mut items = Vec::new();
+            let mut last_seen = None;
+            let mut last_item = None;
+            for id in ids {
+                let Some(raw) = records.get(id.as_str()).map_err(unavailable)? else {
+                    continue;
+                };
+                last_seen = Some(id.clone());
+                let tagged = match &query.tag {
+                    Some(tag) => CatalogHeader::read(raw.value())?.tags.contains(tag),
+                    None => true,
+                };
+                if tagged {
+                    items.push(document(raw.value())?);
+                    last_item = Some(id);
+                    if items.len() == query.limit {
+                        break;
+                    }
+                }
+            }
+            let next_cursor = if items.len() == query.limit {
+                last_item
+            } else if !scanned_all {
+                // The scan stopped early: continue where it stopped.
+                last_seen
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
         .await
     }
 
@@ -875,6 +786,19 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A catalog kind's tables: its records by id, and its owner index (`owner` NUL `id`).
+fn catalog_tables(kind: CatalogKind) -> (Table, Table) {
+    match kind {
+        CatalogKind::TestCase => (TEST_CASES, TEST_CASES_BY_OWNER),
+        CatalogKind::TestSuite => (TEST_SUITES, TEST_SUITES_BY_OWNER),
+    }
+}
+
+/// A stored catalog document as text.
+fn document(bytes: &[u8]) -> Result<String, StoreError> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {

@@ -18,7 +18,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     input.timeout_s = Some(120);
     let created = h
         .engine
-        .create_test_case(&alice, input)
+        .create_entry::<TestCase>(&alice, input)
         .await
         .expect("create");
     assert!(created.id.starts_with("tc_"), "{}", created.id);
@@ -27,13 +27,13 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     assert_eq!((created.created_at, created.updated_at), (h.now(), h.now()));
     assert_eq!(
         h.engine
-            .get_test_case(&alice, &created.id)
+            .get_entry::<TestCase>(&alice, &created.id)
             .await
             .expect("get"),
         created
     );
     assert_eq!(
-        h.store.get_test_case(&created.id).await.unwrap(),
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
         Some(created.clone())
     );
 
@@ -41,7 +41,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     h.advance_secs(1);
     let replaced = h
         .engine
-        .replace_test_case(
+        .replace_entry::<TestCase>(
             &alice,
             &created.id,
             case_input("round trip v2", &["nightly"], external_steps(3)),
@@ -58,7 +58,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     assert_eq!(replaced.steps.len(), 3);
     assert_eq!(replaced.description, None, "a replacement is whole");
     assert_eq!(
-        h.store.get_test_case(&created.id).await.unwrap(),
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
         Some(replaced.clone())
     );
 
@@ -66,12 +66,12 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     let mut stale = replaced.clone();
     stale.name = "stale writer".into();
     stale.version = 2;
-    match h.store.replace_test_case(&stale, 1).await {
+    match h.store.replace_entry::<TestCase>(&stale, 1).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("a stale replace must be a conflict, got {other:?}"),
     }
     assert_eq!(
-        h.store.get_test_case(&created.id).await.unwrap(),
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
         Some(replaced.clone())
     );
     // The right expected version wins.
@@ -79,48 +79,55 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     v3.name = "round trip v3".into();
     v3.version = 3;
     h.store
-        .replace_test_case(&v3, 2)
+        .replace_entry::<TestCase>(&v3, 2)
         .await
         .expect("replace at the current version");
     assert_eq!(
-        h.store.get_test_case(&created.id).await.unwrap(),
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
         Some(v3.clone())
     );
     // Replacing what does not exist is a conflict too, and creates nothing.
     let mut ghost = v3.clone();
     ghost.id = format!("tc_{}", ulid::Ulid::new());
-    match h.store.replace_test_case(&ghost, 3).await {
+    match h.store.replace_entry::<TestCase>(&ghost, 3).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("replacing a missing case must be a conflict, got {other:?}"),
     }
-    assert_eq!(h.store.get_test_case(&ghost.id).await.unwrap(), None);
+    assert_eq!(
+        h.store.get_entry::<TestCase>(&ghost.id).await.unwrap(),
+        None
+    );
     // Inserting an id that exists is a conflict and keeps the stored case.
     let mut clash = v3.clone();
     clash.name = "clash".into();
-    match h.store.insert_test_case(&clash).await {
+    match h.store.insert_entry::<TestCase>(&clash).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("inserting an existing id must be a conflict, got {other:?}"),
     }
     assert_eq!(
-        h.store.get_test_case(&created.id).await.unwrap(),
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
         Some(v3.clone())
     );
 
     // Another user cannot see, replace or delete it; an administrator can see it.
-    expect_not_found(h.engine.get_test_case(&mallory, &created.id).await);
+    expect_not_found(h.engine.get_entry::<TestCase>(&mallory, &created.id).await);
     expect_not_found(
         h.engine
-            .replace_test_case(
+            .replace_entry::<TestCase>(
                 &mallory,
                 &created.id,
                 case_input("taken", &[], external_steps(1)),
             )
             .await,
     );
-    expect_not_found(h.engine.delete_test_case(&mallory, &created.id).await);
+    expect_not_found(
+        h.engine
+            .delete_entry::<TestCase>(&mallory, &created.id)
+            .await,
+    );
     assert_eq!(
         h.engine
-            .get_test_case(&admin, &created.id)
+            .get_entry::<TestCase>(&admin, &created.id)
             .await
             .expect("admin get"),
         v3
@@ -128,16 +135,19 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
 
     // Delete.
     h.engine
-        .delete_test_case(&alice, &created.id)
+        .delete_entry::<TestCase>(&alice, &created.id)
         .await
         .expect("delete");
-    expect_not_found(h.engine.get_test_case(&alice, &created.id).await);
-    assert_eq!(h.store.get_test_case(&created.id).await.unwrap(), None);
+    expect_not_found(h.engine.get_entry::<TestCase>(&alice, &created.id).await);
+    assert_eq!(
+        h.store.get_entry::<TestCase>(&created.id).await.unwrap(),
+        None
+    );
     assert!(
-        !h.store.delete_test_case(&created.id).await.unwrap(),
+        !h.store.delete_entry::<TestCase>(&created.id).await.unwrap(),
         "a second delete finds nothing"
     );
-    expect_not_found(h.engine.delete_test_case(&alice, &created.id).await);
+    expect_not_found(h.engine.delete_entry::<TestCase>(&alice, &created.id).await);
 
     // Suites, the same way.
     let a = h.external_case("suite member a", 1).await;
@@ -153,7 +163,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     };
     let suite = h
         .engine
-        .create_test_suite(&alice, input.clone())
+        .create_entry::<TestSuite>(&alice, input.clone())
         .await
         .expect("create suite");
     assert!(suite.id.starts_with("ts_"));
@@ -162,7 +172,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     assert_eq!(suite.test_case_ids, vec![a.id.clone(), b.id.clone()]);
     assert_eq!(
         h.engine
-            .get_test_suite(&alice, &suite.id)
+            .get_entry::<TestSuite>(&alice, &suite.id)
             .await
             .expect("get suite"),
         suite
@@ -170,7 +180,7 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     h.advance_secs(1);
     let replaced_suite = h
         .engine
-        .replace_test_suite(
+        .replace_entry::<TestSuite>(
             &alice,
             &suite.id,
             TestSuiteInput {
@@ -185,28 +195,28 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
     assert_eq!(replaced_suite.version, 2);
     assert_eq!(replaced_suite.created_at, suite.created_at);
     assert_eq!(
-        h.store.get_test_suite(&suite.id).await.unwrap(),
+        h.store.get_entry::<TestSuite>(&suite.id).await.unwrap(),
         Some(replaced_suite.clone())
     );
     let mut stale_suite = replaced_suite.clone();
     stale_suite.version = 2;
     stale_suite.name = "stale".into();
-    match h.store.replace_test_suite(&stale_suite, 1).await {
+    match h.store.replace_entry::<TestSuite>(&stale_suite, 1).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("a stale suite replace must be a conflict, got {other:?}"),
     }
     assert_eq!(
-        h.store.get_test_suite(&suite.id).await.unwrap(),
+        h.store.get_entry::<TestSuite>(&suite.id).await.unwrap(),
         Some(replaced_suite.clone())
     );
-    match h.store.insert_test_suite(&replaced_suite).await {
+    match h.store.insert_entry::<TestSuite>(&replaced_suite).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("inserting an existing suite id must be a conflict, got {other:?}"),
     }
     // Members must exist and be visible.
     let errors = expect_validation(
         h.engine
-            .create_test_suite(
+            .create_entry::<TestSuite>(
                 &alice,
                 TestSuiteInput {
                     test_case_ids: vec![a.id.clone(), UNKNOWN_CASE.into()],
@@ -216,27 +226,38 @@ pub async fn catalog_round_trip(store: Arc<dyn ExecutionStore>) {
             .await,
     );
     assert_eq!(fields(&errors), vec!["test_case_ids[1]"]);
-    let errors = expect_validation(h.engine.create_test_suite(&mallory, input.clone()).await);
+    let errors = expect_validation(
+        h.engine
+            .create_entry::<TestSuite>(&mallory, input.clone())
+            .await,
+    );
     assert_eq!(
         fields(&errors),
         vec!["test_case_ids[0]", "test_case_ids[1]"]
     );
-    expect_not_found(h.engine.get_test_suite(&mallory, &suite.id).await);
-    expect_not_found(h.engine.delete_test_suite(&mallory, &suite.id).await);
+    expect_not_found(h.engine.get_entry::<TestSuite>(&mallory, &suite.id).await);
+    expect_not_found(
+        h.engine
+            .delete_entry::<TestSuite>(&mallory, &suite.id)
+            .await,
+    );
     assert_eq!(
         h.engine
-            .get_test_suite(&admin, &suite.id)
+            .get_entry::<TestSuite>(&admin, &suite.id)
             .await
             .expect("admin"),
         replaced_suite
     );
     h.engine
-        .delete_test_suite(&alice, &suite.id)
+        .delete_entry::<TestSuite>(&alice, &suite.id)
         .await
         .expect("delete suite");
-    assert_eq!(h.store.get_test_suite(&suite.id).await.unwrap(), None);
-    assert!(!h.store.delete_test_suite(&suite.id).await.unwrap());
-    expect_not_found(h.engine.get_test_suite(&alice, &suite.id).await);
+    assert_eq!(
+        h.store.get_entry::<TestSuite>(&suite.id).await.unwrap(),
+        None
+    );
+    assert!(!h.store.delete_entry::<TestSuite>(&suite.id).await.unwrap());
+    expect_not_found(h.engine.get_entry::<TestSuite>(&alice, &suite.id).await);
 }
 
 /// Listing test cases and suites: tag filter, cursor paging (each seen once) and owners.
@@ -311,7 +332,7 @@ pub async fn catalog_listing(store: Arc<dyn ExecutionStore>) {
     // A deleted case leaves the listing.
     let gone = all.iter().next().cloned().expect("seven cases");
     h.engine
-        .delete_test_case(&alice, &gone)
+        .delete_entry::<TestCase>(&alice, &gone)
         .await
         .expect("delete");
     let after_delete: BTreeSet<String> = h
@@ -338,7 +359,7 @@ pub async fn catalog_listing(store: Arc<dyn ExecutionStore>) {
         };
         suites.insert(
             h.engine
-                .create_test_suite(&alice, input)
+                .create_entry::<TestSuite>(&alice, input)
                 .await
                 .expect("suite")
                 .id,

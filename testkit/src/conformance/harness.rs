@@ -73,7 +73,7 @@ impl Harness {
     ) -> TestCase {
         let input = case_input(name, tags, steps);
         self.engine
-            .create_test_case(caller, input)
+            .create_entry::<TestCase>(caller, input)
             .await
             .unwrap_or_else(|e| panic!("create test case {name}: {e:?}"))
     }
@@ -120,7 +120,7 @@ impl Harness {
             tags: vec![],
         };
         self.engine
-            .create_test_suite(&self.user, input)
+            .create_entry::<TestSuite>(&self.user, input)
             .await
             .unwrap_or_else(|e| panic!("create test suite: {e:?}"))
     }
@@ -299,7 +299,7 @@ impl Harness {
     ) -> Vec<TestCase> {
         page_through("test cases", limit, move |after| {
             self.engine
-                .list_test_cases(caller, tag.map(str::to_owned), limit, after)
+                .list_entries::<TestCase>(caller, tag.map(str::to_owned), limit, after)
         })
         .await
     }
@@ -312,7 +312,7 @@ impl Harness {
     ) -> Vec<TestSuite> {
         page_through("test suites", limit, move |after| {
             self.engine
-                .list_test_suites(caller, tag.map(str::to_owned), limit, after)
+                .list_entries::<TestSuite>(caller, tag.map(str::to_owned), limit, after)
         })
         .await
     }
@@ -454,7 +454,7 @@ pub fn expect_invalid_transition<T: Debug>(
 #[track_caller]
 pub fn expect_conflict<T: Debug>(result: Result<T, EngineError>, expected_code: &str) {
     match result {
-        Err(EngineError::Conflict { code, .. }) => assert_eq!(code, expected_code),
+        Err(EngineError::Conflict { code, .. }) => assert_eq!(code.code(), expected_code),
         other => panic!("expected a {expected_code} conflict, got {other:?}"),
     }
 }

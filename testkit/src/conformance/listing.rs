@@ -25,7 +25,7 @@ pub async fn list_executions(store: Arc<dyn ExecutionStore>) {
     };
     let definition = h
         .engine
-        .create_test_suite(&h.user, definition)
+        .create_entry::<TestSuite>(&h.user, definition)
         .await
         .expect("suite");
 

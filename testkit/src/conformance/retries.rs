@@ -134,7 +134,7 @@ pub async fn retry_manual(store: Arc<dyn ExecutionStore>) {
     let before_delete = h.start(&doomed).await;
     h.fail(&before_delete.id).await;
     h.engine
-        .delete_test_case(&h.user, &doomed.id)
+        .delete_entry::<TestCase>(&h.user, &doomed.id)
         .await
         .expect("delete");
     let orphan = h

@@ -67,7 +67,7 @@ pub async fn builtin_run(store: Arc<dyn ExecutionStore>) {
     input.variables.insert("base".into(), "v1".into());
     let case = h
         .engine
-        .create_test_case(&h.user, input)
+        .create_entry::<TestCase>(&h.user, input)
         .await
         .expect("create");
     let mut overrides = ExecutionConfig::default();
@@ -82,7 +82,7 @@ pub async fn builtin_run(store: Arc<dyn ExecutionStore>) {
     );
     // What runs is the snapshot taken at start.
     h.engine
-        .replace_test_case(
+        .replace_entry::<TestCase>(
             &h.user,
             &case.id,
             case_input("changed", &[], vec![http_step("z")]),

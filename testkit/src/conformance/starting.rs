@@ -108,7 +108,7 @@ pub async fn start_case(store: Arc<dyn ExecutionStore>) {
         Some(case.clone())
     );
     h.engine
-        .replace_test_case(
+        .replace_entry::<TestCase>(
             &h.user,
             &case.id,
             case_input("changed", &[], external_steps(5)),
@@ -159,7 +159,7 @@ pub async fn start_case(store: Arc<dyn ExecutionStore>) {
     slow.timeout_s = Some(90);
     let slow = h
         .engine
-        .create_test_case(&h.user, slow)
+        .create_entry::<TestCase>(&h.user, slow)
         .await
         .expect("create");
     let s = h.start(&slow).await;

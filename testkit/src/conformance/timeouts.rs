@@ -117,7 +117,7 @@ pub async fn timeouts(store: Arc<dyn ExecutionStore>) {
     slow.timeout_s = Some(5);
     let slow = h
         .engine
-        .create_test_case(&h.user, slow)
+        .create_entry::<TestCase>(&h.user, slow)
         .await
         .expect("create");
     let definition = h

@@ -1,16 +1,16 @@
-//! Test cases and test suites: create, list, get, replace, delete.
+//! Test cases and test suites: create, list, get, replace, delete. One definition serves
+//! every kind of catalog entry (`catalog_handlers!` below); each kind only names its path,
+//! entry and input types, so a new kind is one more invocation and five route lines.
 
 use crate::api::ApiState;
-use crate::api::extract::{
-    Authenticated, NoQuery, StrictJson, StrictQuery, TestCaseId, TestSuiteId,
-};
+use crate::api::extract::{Authenticated, EntryId, NoQuery, StrictJson, StrictQuery};
 use crate::api::params::{cursor, encode_cursor, limit};
 use crate::api::problem::Problem;
 use crate::api::wire::Page;
-use crate::domain::catalog::{TestCase, TestCaseInput, TestSuite, TestSuiteInput};
+use crate::domain::catalog::{CatalogEntry, CatalogKind};
+use crate::engine::Caller;
 use axum::Json;
-use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -28,171 +28,149 @@ pub struct CatalogParams {
     cursor: Option<String>,
 }
 
-fn created<T: serde::Serialize>(location: String, entry: T) -> impl IntoResponse {
-    (
+/// The collection's path segment, which also names its cursors.
+fn collection(kind: CatalogKind) -> &'static str {
+    match kind {
+        CatalogKind::TestCase => "test-cases",
+        CatalogKind::TestSuite => "test-suites",
+    }
+}
+
+async fn create<T: CatalogEntry>(
+    api: ApiState,
+    caller: Caller,
+    input: T::Input,
+) -> Result<Response, Problem> {
+    let entry = api.engine.create_entry::<T>(&caller, input).await?;
+    let location = format!(
+        "{}/{}/{}",
+        crate::api::API_PREFIX,
+        collection(T::KIND),
+        entry.id()
+    );
+    Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(entry),
     )
+        .into_response())
 }
 
-fn page<T>(kind: &str, page: crate::ports::Page<T>) -> Json<Page<T>> {
-    Json(Page {
-        items: page.items,
-        next_cursor: page.next_cursor.map(|p| encode_cursor(kind, &p)),
-    })
-}
-
-/// Create a test case
-#[utoipa::path(post, path = "/test-cases", tag = "catalog", request_body = TestCaseInput,
-    responses((status = 201, description = "Created", body = TestCase)))]
-pub async fn create_test_case(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    StrictJson(input): StrictJson<TestCaseInput>,
-) -> Result<impl IntoResponse, Problem> {
-    let case = api.engine.create_test_case(&caller, input).await?;
-    Ok(created(
-        format!("{}/test-cases/{}", crate::api::API_PREFIX, case.id),
-        case,
-    ))
-}
-
-/// List test cases
-#[utoipa::path(get, path = "/test-cases", tag = "catalog", params(CatalogParams),
-    responses((status = 200, description = "A page of test cases", body = Page<TestCase>)))]
-pub async fn list_test_cases(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    StrictQuery(query): StrictQuery<CatalogParams>,
-) -> Result<Json<Page<TestCase>>, Problem> {
+async fn list<T: CatalogEntry>(
+    api: ApiState,
+    caller: Caller,
+    query: CatalogParams,
+) -> Result<Json<Page<T>>, Problem> {
+    let kind = collection(T::KIND);
     let found = api
         .engine
-        .list_test_cases(
+        .list_entries::<T>(
             &caller,
             query.tag,
             limit(query.limit.as_deref(), 50, 200)?,
-            cursor(query.cursor.as_deref(), "test-cases")?,
+            cursor(query.cursor.as_deref(), kind)?,
         )
         .await?;
-    Ok(page("test-cases", found))
+    Ok(Json(Page {
+        items: found.items,
+        next_cursor: found.next_cursor.map(|p| encode_cursor(kind, &p)),
+    }))
 }
 
-/// Get a test case
-#[utoipa::path(get, path = "/test-cases/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 200, description = "The test case", body = TestCase)))]
-pub async fn get_test_case(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestCaseId(id): TestCaseId,
-) -> Result<Json<TestCase>, Problem> {
-    Ok(Json(api.engine.get_test_case(&caller, &id).await?))
+macro_rules! catalog_handlers {
+    ($module:ident, $path:literal, $entry:ty, $input:ty, $tag:literal,
+     $create:literal, $list:literal, $get:literal, $replace:literal, $delete:literal) => {
+        pub mod $module {
+            use super::*;
+
+            #[utoipa::path(post, path = $path, tag = $tag, summary = $create, request_body = $input,
+                        responses((status = 201, description = "Created", body = $entry)))]
+            pub async fn create(
+                axum::extract::State(api): axum::extract::State<ApiState>,
+                Authenticated(caller): Authenticated,
+                _: NoQuery,
+                StrictJson(input): StrictJson<$input>,
+            ) -> Result<Response, Problem> {
+                super::create::<$entry>(api, caller, input).await
+            }
+
+            #[utoipa::path(get, path = $path, tag = $tag, summary = $list, params(CatalogParams),
+                        responses((status = 200, description = "A page", body = Page<$entry>)))]
+            pub async fn list(
+                axum::extract::State(api): axum::extract::State<ApiState>,
+                Authenticated(caller): Authenticated,
+                StrictQuery(query): StrictQuery<CatalogParams>,
+            ) -> Result<Json<Page<$entry>>, Problem> {
+                super::list::<$entry>(api, caller, query).await
+            }
+
+            #[utoipa::path(get, path = concat!($path, "/{id}"), tag = $tag, summary = $get,
+                        params(("id" = String, Path)),
+                        responses((status = 200, description = "The entry", body = $entry)))]
+            pub async fn get(
+                axum::extract::State(api): axum::extract::State<ApiState>,
+                Authenticated(caller): Authenticated,
+                _: NoQuery,
+                EntryId(id, ..): EntryId<$entry>,
+            ) -> Result<Json<$entry>, Problem> {
+                Ok(Json(api.engine.get_entry::<$entry>(&caller, &id).await?))
+            }
+
+            #[utoipa::path(put, path = concat!($path, "/{id}"), tag = $tag, summary = $replace,
+                        params(("id" = String, Path)), request_body = $input,
+                        responses((status = 200, description = "The new version", body = $entry)))]
+            pub async fn replace(
+                axum::extract::State(api): axum::extract::State<ApiState>,
+                Authenticated(caller): Authenticated,
+                _: NoQuery,
+                EntryId(id, ..): EntryId<$entry>,
+                StrictJson(input): StrictJson<$input>,
+            ) -> Result<Json<$entry>, Problem> {
+                Ok(Json(
+                    api.engine
+                        .replace_entry::<$entry>(&caller, &id, input)
+                        .await?,
+                ))
+            }
+
+            #[utoipa::path(delete, path = concat!($path, "/{id}"), tag = $tag, summary = $delete,
+                        params(("id" = String, Path)),
+                        responses((status = 204, description = "Deleted")))]
+            pub async fn delete(
+                axum::extract::State(api): axum::extract::State<ApiState>,
+                Authenticated(caller): Authenticated,
+                _: NoQuery,
+                EntryId(id, ..): EntryId<$entry>,
+            ) -> Result<StatusCode, Problem> {
+                api.engine.delete_entry::<$entry>(&caller, &id).await?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+        }
+    };
 }
 
-/// Replace a test case (bumps version)
-#[utoipa::path(put, path = "/test-cases/{id}", tag = "catalog", params(("id" = String, Path)),
-    request_body = TestCaseInput,
-    responses((status = 200, description = "The new version", body = TestCase)))]
-pub async fn replace_test_case(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestCaseId(id): TestCaseId,
-    StrictJson(input): StrictJson<TestCaseInput>,
-) -> Result<Json<TestCase>, Problem> {
-    Ok(Json(
-        api.engine.replace_test_case(&caller, &id, input).await?,
-    ))
-}
+catalog_handlers!(
+    test_cases,
+    "/test-cases",
+    crate::domain::catalog::TestCase,
+    crate::domain::catalog::TestCaseInput,
+    "catalog",
+    "Create a test case",
+    "List test cases",
+    "Get a test case",
+    "Replace a test case (bumps version)",
+    "Delete a test case"
+);
 
-/// Delete a test case
-#[utoipa::path(delete, path = "/test-cases/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted")))]
-pub async fn delete_test_case(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestCaseId(id): TestCaseId,
-) -> Result<StatusCode, Problem> {
-    api.engine.delete_test_case(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Create a test suite
-#[utoipa::path(post, path = "/test-suites", tag = "catalog", request_body = TestSuiteInput,
-    responses((status = 201, description = "Created", body = TestSuite)))]
-pub async fn create_test_suite(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    StrictJson(input): StrictJson<TestSuiteInput>,
-) -> Result<impl IntoResponse, Problem> {
-    let suite = api.engine.create_test_suite(&caller, input).await?;
-    Ok(created(
-        format!("{}/test-suites/{}", crate::api::API_PREFIX, suite.id),
-        suite,
-    ))
-}
-
-/// List test suites
-#[utoipa::path(get, path = "/test-suites", tag = "catalog", params(CatalogParams),
-    responses((status = 200, description = "A page of test suites", body = Page<TestSuite>)))]
-pub async fn list_test_suites(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    StrictQuery(query): StrictQuery<CatalogParams>,
-) -> Result<Json<Page<TestSuite>>, Problem> {
-    let found = api
-        .engine
-        .list_test_suites(
-            &caller,
-            query.tag,
-            limit(query.limit.as_deref(), 50, 200)?,
-            cursor(query.cursor.as_deref(), "test-suites")?,
-        )
-        .await?;
-    Ok(page("test-suites", found))
-}
-
-/// Get a test suite
-#[utoipa::path(get, path = "/test-suites/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 200, description = "The test suite", body = TestSuite)))]
-pub async fn get_test_suite(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestSuiteId(id): TestSuiteId,
-) -> Result<Json<TestSuite>, Problem> {
-    Ok(Json(api.engine.get_test_suite(&caller, &id).await?))
-}
-
-/// Replace a test suite (bumps version)
-#[utoipa::path(put, path = "/test-suites/{id}", tag = "catalog", params(("id" = String, Path)),
-    request_body = TestSuiteInput,
-    responses((status = 200, description = "The new version", body = TestSuite)))]
-pub async fn replace_test_suite(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestSuiteId(id): TestSuiteId,
-    StrictJson(input): StrictJson<TestSuiteInput>,
-) -> Result<Json<TestSuite>, Problem> {
-    Ok(Json(
-        api.engine.replace_test_suite(&caller, &id, input).await?,
-    ))
-}
-
-/// Delete a test suite
-#[utoipa::path(delete, path = "/test-suites/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted")))]
-pub async fn delete_test_suite(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    TestSuiteId(id): TestSuiteId,
-) -> Result<StatusCode, Problem> {
-    api.engine.delete_test_suite(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+catalog_handlers!(
+    test_suites,
+    "/test-suites",
+    crate::domain::catalog::TestSuite,
+    crate::domain::catalog::TestSuiteInput,
+    "catalog",
+    "Create a test suite",
+    "List test suites",
+    "Get a test suite",
+    "Replace a test suite (bumps version)",
+    "Delete a test suite"
+);

@@ -18,6 +18,7 @@ use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use strum::VariantNames;
 use utoipa::IntoParams;
 
 const MAX_CANCEL_REASON_CHARS: usize = 1000;
@@ -105,18 +106,24 @@ pub struct ListParams {
 
 impl ListParams {
     fn into_query(self) -> Result<ExecutionQuery, Problem> {
-        let status = match self.status.as_deref() {
-            Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
-                Problem::field("status", "must be one of pending, queued, running, passed, failed, cancelled, timed_out, error")
-            })?),
-            None => None,
-        };
-        let kind = match self.kind.as_deref() {
-            Some("case") => Some(ExecutionKind::Case),
-            Some("suite") => Some(ExecutionKind::Suite),
-            Some(_) => return Err(Problem::field("kind", "must be case or suite")),
-            None => None,
-        };
+        let status = self
+            .status
+            .map(|s| {
+                ExecutionStatus::parse(&s).ok_or_else(|| {
+                    let names = ExecutionStatus::VARIANTS.join(", ");
+                    Problem::field("status", format!("must be one of {names}"))
+                })
+            })
+            .transpose()?;
+        let kind = self
+            .kind
+            .map(|k| {
+                ExecutionKind::parse(&k).ok_or_else(|| {
+                    let kinds = ExecutionKind::VARIANTS.join(" or ");
+                    Problem::field("kind", format!("must be {kinds}"))
+                })
+            })
+            .transpose()?;
         let time = |name: &str, text: Option<&str>| -> Result<Option<Timestamp>, Problem> {
             text.map(|t| {
                 Timestamp::parse(t)
