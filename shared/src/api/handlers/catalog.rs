@@ -7,7 +7,9 @@ use crate::api::extract::{Authenticated, EntryId, NoQuery, StrictJson, StrictQue
 use crate::api::params::{cursor, encode_cursor, limit};
 use crate::api::problem::Problem;
 use crate::api::wire::Page;
-use crate::domain::catalog::{CatalogEntry, CatalogKind};
+use crate::domain::catalog::{
+    CatalogEntry, CatalogKind, TestCase, TestCaseInput, TestSuite, TestSuiteInput,
+};
 use crate::engine::Caller;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -78,12 +80,11 @@ async fn list<T: CatalogEntry>(
 }
 
 macro_rules! catalog_handlers {
-    ($module:ident, $path:literal, $entry:ty, $input:ty, $tag:literal,
-     $create:literal, $list:literal, $get:literal, $replace:literal, $delete:literal) => {
+    ($module:ident, $path:literal, $entry:ty, $input:ty, $what:literal) => {
         pub mod $module {
             use super::*;
 
-            #[utoipa::path(post, path = $path, tag = $tag, summary = $create, request_body = $input,
+            #[utoipa::path(post, path = $path, tag = "catalog", summary = concat!("Create a ", $what), request_body = $input,
                         responses((status = 201, description = "Created", body = $entry)))]
             pub async fn create(
                 axum::extract::State(api): axum::extract::State<ApiState>,
@@ -94,7 +95,7 @@ macro_rules! catalog_handlers {
                 super::create::<$entry>(api, caller, input).await
             }
 
-            #[utoipa::path(get, path = $path, tag = $tag, summary = $list, params(CatalogParams),
+            #[utoipa::path(get, path = $path, tag = "catalog", summary = concat!("List ", $what, "s"), params(CatalogParams),
                         responses((status = 200, description = "A page", body = Page<$entry>)))]
             pub async fn list(
                 axum::extract::State(api): axum::extract::State<ApiState>,
@@ -104,7 +105,7 @@ macro_rules! catalog_handlers {
                 super::list::<$entry>(api, caller, query).await
             }
 
-            #[utoipa::path(get, path = concat!($path, "/{id}"), tag = $tag, summary = $get,
+            #[utoipa::path(get, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Get a ", $what),
                         params(("id" = String, Path)),
                         responses((status = 200, description = "The entry", body = $entry)))]
             pub async fn get(
@@ -116,7 +117,7 @@ macro_rules! catalog_handlers {
                 Ok(Json(api.engine.get_entry::<$entry>(&caller, &id).await?))
             }
 
-            #[utoipa::path(put, path = concat!($path, "/{id}"), tag = $tag, summary = $replace,
+            #[utoipa::path(put, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Replace a ", $what, " (bumps version)"),
                         params(("id" = String, Path)), request_body = $input,
                         responses((status = 200, description = "The new version", body = $entry)))]
             pub async fn replace(
@@ -133,7 +134,7 @@ macro_rules! catalog_handlers {
                 ))
             }
 
-            #[utoipa::path(delete, path = concat!($path, "/{id}"), tag = $tag, summary = $delete,
+            #[utoipa::path(delete, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Delete a ", $what),
                         params(("id" = String, Path)),
                         responses((status = 204, description = "Deleted")))]
             pub async fn delete(
@@ -152,25 +153,14 @@ macro_rules! catalog_handlers {
 catalog_handlers!(
     test_cases,
     "/test-cases",
-    crate::domain::catalog::TestCase,
-    crate::domain::catalog::TestCaseInput,
-    "catalog",
-    "Create a test case",
-    "List test cases",
-    "Get a test case",
-    "Replace a test case (bumps version)",
-    "Delete a test case"
+    TestCase,
+    TestCaseInput,
+    "test case"
 );
-
 catalog_handlers!(
     test_suites,
     "/test-suites",
-    crate::domain::catalog::TestSuite,
-    crate::domain::catalog::TestSuiteInput,
-    "catalog",
-    "Create a test suite",
-    "List test suites",
-    "Get a test suite",
-    "Replace a test suite (bumps version)",
-    "Delete a test suite"
+    TestSuite,
+    TestSuiteInput,
+    "test suite"
 );

@@ -11,7 +11,7 @@ use crate::api::wire::{
 };
 use crate::domain::execution::{ExecutionConfig, ExecutionKind, ExecutionStatus};
 use crate::domain::time::Timestamp;
-use crate::engine::{StartRequest, Started};
+use crate::engine::{Caller, StartRequest};
 use crate::ports::ExecutionQuery;
 use axum::Json;
 use axum::extract::State;
@@ -23,21 +23,34 @@ use utoipa::IntoParams;
 
 const MAX_CANCEL_REASON_CHARS: usize = 1000;
 
-fn start_request(config: Option<ExecutionConfig>, key: IdempotencyKey) -> StartRequest {
-    StartRequest {
-        config: config.unwrap_or_default(),
-        idempotency_key: key.0,
-    }
+/// What a start runs.
+enum Target {
+    Case(String),
+    Suite(String),
 }
 
 /// `202` with a new execution, `200` with the one an `Idempotency-Key` already started.
-fn started(started: Started) -> (StatusCode, Json<ExecutionTrace>) {
+async fn start(
+    api: ApiState,
+    caller: Caller,
+    target: Target,
+    config: Option<ExecutionConfig>,
+    key: IdempotencyKey,
+) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
+    let request = StartRequest {
+        config: config.unwrap_or_default(),
+        idempotency_key: key.0,
+    };
+    let started = match target {
+        Target::Case(id) => api.engine.start_case(&caller, &id, request).await?,
+        Target::Suite(id) => api.engine.start_suite(&caller, &id, request).await?,
+    };
     let status = if started.created {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    (status, Json(ExecutionTrace::of(&started.execution, true)))
+    Ok((status, Json(ExecutionTrace::of(&started.execution, true))))
 }
 
 /// Start a test case (Idempotency-Key honoured; 200 on replay)
@@ -52,12 +65,8 @@ pub async fn start_case(
     key: IdempotencyKey,
     StrictJson(body): StrictJson<StartCaseBody>,
 ) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
-    let request = start_request(body.config, key);
-    let execution = api
-        .engine
-        .start_case(&caller, &body.test_case_id, request)
-        .await?;
-    Ok(started(execution))
+    let target = Target::Case(body.test_case_id);
+    start(api, caller, target, body.config, key).await
 }
 
 /// Start a test suite (Idempotency-Key honoured; 200 on replay)
@@ -72,12 +81,14 @@ pub async fn start_suite(
     key: IdempotencyKey,
     StrictJson(body): StrictJson<StartSuiteBody>,
 ) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
-    let request = start_request(body.config, key);
-    let execution = api
-        .engine
-        .start_suite(&caller, &body.test_suite_id, request)
-        .await?;
-    Ok(started(execution))
+    start(
+        api,
+        caller,
+        Target::Suite(body.test_suite_id),
+        body.config,
+        key,
+    )
+    .await
 }
 
 /// The filters of `GET /executions`.
