@@ -1,0 +1,116 @@
+//! The local server's connection limits, over real sockets: connections that never finish a
+//! request head are closed after the header-read time-out, and connections over the cap are
+//! answered `503` at once, while the server keeps answering everyone else.
+
+use runledger::api::{RouteGroup, Router};
+use runledger_local::server::{Limits, serve};
+use runledger_testkit::stores::{engine_over, in_memory};
+use runledger_testkit::tokens::authenticator;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let router = Router::new(
+        engine_over(in_memory()),
+        Arc::new(authenticator()),
+        &RouteGroup::ALL,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, Arc::new(router), limits, async {
+        let _ = stopped.await;
+    }));
+    (address, stop)
+}
+
+/// Sends a whole health request on a new connection and reads the answer's status line.
+async fn health(address: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Opens a connection that sends half a request head and nothing more.
+async fn half_open(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: ")
+        .await
+        .expect("write");
+    stream
+}
+
+/// Whether the server closed the connection (end of stream) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buffer = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    let (address, _stop) = start(Limits {
+        max_connections: 64,
+        header_read_timeout: Duration::from_millis(300),
+    })
+    .await;
+    let mut stalled = half_open(&address).await;
+    assert_eq!(health(&address).await, "HTTP/1.1 200 OK");
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(5)).await,
+        "a half-sent request head must not hold its connection"
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_and_the_rest_keep_working() {
+    let (address, _stop) = start(Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(800),
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(half_open(&address).await);
+    }
+    // Let the server accept all four before the fifth arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(health(&address).await, "HTTP/1.1 503 Service Unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once"
+    );
+    // The held connections time out, their slots come back, and service resumes.
+    for stream in &mut held {
+        assert!(closed_within(stream, Duration::from_secs(5)).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health(&address).await;
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
