@@ -300,16 +300,10 @@ impl Engine {
         actor: String,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
-        let target = id.to_owned();
-        let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                // Checked inside the unit of work: one read serves both.
-                unit.require_visible(&target, owner.as_deref())?;
-                unit.report_steps(&target, &reports, &actor).map(|_| ())
-            }))
-            .await
-            .map_err(EngineError::from_workflow)?;
-        self.execution_in(changes, id).await
+        self.apply_to(id, owner, move |unit, target| {
+            unit.report_steps(target, &reports, &actor).map(|_| ())
+        })
+        .await
     }
 
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
@@ -323,16 +317,8 @@ impl Engine {
         actor: String,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
-        let target = id.to_owned();
-        let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                // Checked inside the unit of work: one read serves both.
-                unit.require_visible(&target, owner.as_deref())?;
-                unit.complete(&target, &actor)
-            }))
+        self.apply_to(id, owner, move |unit, target| unit.complete(target, &actor))
             .await
-            .map_err(EngineError::from_workflow)?;
-        self.execution_in(changes, id).await
     }
 
     pub async fn cancel(
@@ -355,10 +341,26 @@ impl Engine {
         id: &str,
         transition: Transition,
     ) -> Result<Execution, EngineError> {
+        self.apply_to(id, None, move |unit, target| {
+            unit.transition(target, transition.clone())
+        })
+        .await
+    }
+
+    /// Applies `command` to execution `id` as one unit of work and returns the execution as
+    /// committed. With an `owner`, only that user's execution may be changed: checked inside
+    /// the same unit of work, so one read serves both.
+    async fn apply_to(
+        &self,
+        id: &str,
+        owner: Option<String>,
+        mut command: impl FnMut(&mut UnitOfWork<'_>, &str) -> Result<(), WorkflowError> + Send + 'static,
+    ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                unit.transition(&target, transition.clone())
+                unit.require_visible(&target, owner.as_deref())?;
+                command(unit, &target)
             }))
             .await
             .map_err(EngineError::from_workflow)?;
