@@ -2,6 +2,7 @@
 //! `queue` and `events` (embedded) and, on AWS, in their own modules.
 
 use crate::domain::catalog::{CatalogEntry, CatalogKind, TestCase};
+use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, WorkItem};
 use crate::domain::execution::{
     Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
@@ -9,19 +10,6 @@ use crate::domain::execution::{
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use async_trait::async_trait;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The backing store could not be reached or failed; retrying may help.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A record could not be decoded: a bug or a damaged database.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-    /// A conditional write lost a race (a version or status changed underneath).
-    #[error("conflict: {0}")]
-    Conflict(String),
-}
 
 /// A page of results and the opaque cursor of the next one.
 #[derive(Debug, Clone, PartialEq)]

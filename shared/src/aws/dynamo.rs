@@ -17,6 +17,7 @@
 //! conditional `PutItem`, more are one `TransactWriteItems`.
 
 use crate::domain::catalog::{CatalogKind, TestCase};
+use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult, StepStatus};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
@@ -26,7 +27,6 @@ use crate::domain::workflow::{
 };
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
-    StoreError,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;

@@ -48,6 +48,7 @@ pub(crate) use named_enum;
 
 pub mod catalog;
 pub mod clock;
+pub mod errors;
 pub mod events;
 pub mod execution;
 pub mod ids;

@@ -55,6 +55,7 @@ use runledger::domain::catalog::{
     TestSuiteInput,
 };
 use runledger::domain::clock::Clock;
+use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind, WorkItem};
 use runledger::domain::execution::{
     ChildCounts, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
@@ -68,7 +69,7 @@ use runledger::domain::workflow::{
     ENGINE_ACTOR, IDEMPOTENCY_WINDOW_MS, RUNNER_ACTOR, TIMEOUT_ACTOR,
 };
 use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started, StepRunner};
-use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StoreError};
+use runledger::ports::{ExecutionQuery, ExecutionStore, Page};
 use runledger::queue::LocalWorkQueue;
 use runledger::runner::{HttpStepOutcome, StepVerdict};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
