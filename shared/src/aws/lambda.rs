@@ -51,8 +51,9 @@ use crate::auth::Authenticator;
 use crate::domain::events::EventKind;
 use crate::domain::execution::{Execution, ExecutionConfig};
 use crate::domain::ids::EXECUTION_PREFIX;
-use crate::engine::{Caller, Engine, EngineError, StartRequest, StepRunner};
+use crate::engine::{Caller, Engine, EngineError, StartRequest};
 use crate::functions::{FunctionSpec, Trigger};
+use crate::ports::StepRunner;
 use crate::runner::target_guard::TargetPolicy;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{

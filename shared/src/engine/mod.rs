@@ -5,7 +5,6 @@ mod executions;
 mod run;
 
 pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};
-pub use run::StepRunner;
 
 use crate::domain::clock::Clock;
 use crate::domain::errors::StoreError;

@@ -63,15 +63,15 @@ use runledger::domain::execution::{
     StepStatus, StepStorage, SuitePlan,
 };
 use runledger::domain::ids::UlidSource;
+use runledger::domain::step_outcome::{StepOutcome, StepVerdict};
 use runledger::domain::time::Timestamp;
 use runledger::domain::validation::ValidationErrors;
 use runledger::domain::workflow::{
     ENGINE_ACTOR, IDEMPOTENCY_WINDOW_MS, RUNNER_ACTOR, TIMEOUT_ACTOR,
 };
-use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started, StepRunner};
-use runledger::ports::{ExecutionQuery, ExecutionStore, Page};
+use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started};
+use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StepRunner};
 use runledger::queue::LocalWorkQueue;
-use runledger::runner::{HttpStepOutcome, StepVerdict};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
