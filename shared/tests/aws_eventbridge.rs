@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use runledger::aws::EVENT_SOURCE;
-use runledger::aws::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
+use runledger::bus::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
 use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind};
 use runledger::domain::execution::{ExecutionKind, ExecutionStatus};

@@ -41,13 +41,13 @@
 //! [`MAX_RECEIVE_COUNT`]: super::sqs::MAX_RECEIVE_COUNT
 
 use super::backend::{AwsBackend, jwt_settings};
-use super::eventbridge::{event_kind, parse_event};
 use super::sqs::{StepReportMessage, parse_work_item, process_batch};
 use super::{AwsSettings, EVENT_SOURCE, Vars, env_var, lambda_sdk_config};
 use crate::api::problem::Problem;
 use crate::api::wire::ExecutionTrace;
 use crate::api::{self, API_PREFIX, Router};
 use crate::auth::Authenticator;
+use crate::bus::eventbridge::{event_kind, parse_event};
 use crate::domain::events::EventKind;
 use crate::domain::execution::{Execution, ExecutionConfig};
 use crate::domain::ids::EXECUTION_PREFIX;

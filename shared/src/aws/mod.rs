@@ -2,7 +2,6 @@
 
 pub mod backend;
 pub mod dynamo;
-pub mod eventbridge;
 pub mod lambda;
 pub mod metrics;
 pub mod sqs;

@@ -49,7 +49,7 @@ use crate::builders::*;
 
 use crate::fakes::ManualClock;
 use async_trait::async_trait;
-use runledger::bus::LocalEventBus;
+use runledger::bus::local::LocalEventBus;
 use runledger::domain::catalog::{
     DEFAULT_MAX_PARALLEL, MAX_STEPS, RunnerKind, StepDefinition, SuiteMode, TestCase, TestSuite,
     TestSuiteInput,
@@ -71,7 +71,7 @@ use runledger::domain::workflow::{
 };
 use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started};
 use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StepRunner};
-use runledger::queue::LocalWorkQueue;
+use runledger::queue::local::LocalWorkQueue;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Debug;
 use std::future::Future;

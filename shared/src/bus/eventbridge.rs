@@ -4,7 +4,7 @@
 //! serialized [`DomainEvent`] as its `detail`. The JSON Schemas of the details are in
 //! `events/schemas/`, one per detail-type.
 
-use super::EVENT_SOURCE;
+use crate::aws::EVENT_SOURCE;
 use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::ports::EventBus;
