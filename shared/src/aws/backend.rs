@@ -1,7 +1,6 @@
 //! runledger over AWS: the engine wired to DynamoDB, SQS and EventBridge. Built once per
 //! process (a Lambda cold start, or `runledger-local serve --backend aws`).
 
-use super::dynamo::DynamoStore;
 use super::metrics::RequestCounter;
 use super::sqs::{SqsWorkQueue, create_queues};
 use super::{AwsSettings, QueueUrls, Vars};
@@ -11,6 +10,7 @@ use crate::bus::eventbridge::{EventBridgeBus, create_bus};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ids::{IdSource, UlidSource};
 use crate::engine::Engine;
+use crate::store::dynamo::DynamoStore;
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
