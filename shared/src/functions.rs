@@ -3,7 +3,7 @@
 //! and refuses, with an error naming what arrived, any event its spec does not list.
 
 use crate::api::RouteGroup;
-use crate::engine::StepRunner;
+use crate::ports::StepRunner;
 use crate::runner::HttpStepRunner;
 use crate::runner::target_guard::TargetPolicy;
 use std::sync::Arc;

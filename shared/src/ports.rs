@@ -1,27 +1,17 @@
-//! The ports: what the use cases need from the outside world. Adapters live in `store`,
-//! `queue` and `events` (embedded) and, on AWS, in their own modules.
+//! The ports: what the use cases need from the outside world. Each port's adapters live in
+//! one folder named after it: `store`, `queue`, `bus`; the step runner's in `runner`.
 
-use crate::domain::catalog::{CatalogEntry, CatalogKind, TestCase};
+use crate::domain::catalog::{CatalogEntry, CatalogKind, StepDefinition, TestCase};
+use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, WorkItem};
 use crate::domain::execution::{
     Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
 };
+use crate::domain::step_outcome::StepOutcome;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use async_trait::async_trait;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The backing store could not be reached or failed; retrying may help.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A record could not be decoded: a bug or a damaged database.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-    /// A conditional write lost a race (a version or status changed underneath).
-    #[error("conflict: {0}")]
-    Conflict(String),
-}
+use std::collections::BTreeMap;
 
 /// A page of results and the opaque cursor of the next one.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,4 +232,14 @@ pub trait WorkQueue: Send + Sync {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError>;
+}
+
+/// Runs one step definition; the HTTP runner in production, fakes in tests.
+#[async_trait]
+pub trait StepRunner: Send + Sync {
+    async fn run_step(
+        &self,
+        step: &StepDefinition,
+        variables: &BTreeMap<String, String>,
+    ) -> StepOutcome;
 }

@@ -4,11 +4,12 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use runledger::aws::EVENT_SOURCE;
-use runledger::aws::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
+use runledger::bus::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
+use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind};
 use runledger::domain::execution::{ExecutionKind, ExecutionStatus};
 use runledger::domain::time::Timestamp;
-use runledger::ports::{EventBus, StoreError};
+use runledger::ports::EventBus;
 use runledger_testkit::emulator::{Emulator, unique_name};
 use runledger_testkit::lambda;
 use runledger_testkit::scripted_aws::ScriptedAws;

@@ -10,10 +10,11 @@ use runledger::aws::sqs::{
     MAX_RECEIVE_COUNT, SqsStepReportSender, SqsWorkQueue, StepReportMessage, create_queues,
     parse_work_item, process_batch,
 };
+use runledger::domain::errors::StoreError;
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{Priority, StepReport, StepStatus};
 use runledger::domain::time::Timestamp;
-use runledger::ports::{StoreError, WorkQueue};
+use runledger::ports::WorkQueue;
 use runledger_testkit::emulator::{Emulator, unique_name};
 use runledger_testkit::lambda::receive;
 use runledger_testkit::scripted_aws::ScriptedAws;

@@ -2,13 +2,13 @@
 //! the DynamoDB store on a fresh table of the AWS emulator.
 
 use crate::emulator::{Emulator, unique_name};
-use runledger::aws::dynamo::DynamoStore;
-use runledger::bus::LocalEventBus;
+use runledger::bus::local::LocalEventBus;
 use runledger::domain::clock::SystemClock;
 use runledger::domain::ids::UlidSource;
 use runledger::engine::Engine;
 use runledger::ports::ExecutionStore;
-use runledger::queue::LocalWorkQueue;
+use runledger::queue::local::LocalWorkQueue;
+use runledger::store::dynamo::DynamoStore;
 use runledger::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use tempfile::TempDir;

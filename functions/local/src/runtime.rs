@@ -4,11 +4,12 @@
 use runledger::api::{RouteGroup, Router};
 use runledger::auth::{Authenticator, JwtSettings};
 use runledger::aws::backend::AwsBackend;
-use runledger::bus::LocalEventBus;
+use runledger::bus::local::LocalEventBus;
 use runledger::domain::clock::{Clock, SystemClock};
 use runledger::domain::ids::{IdSource, UlidSource};
-use runledger::engine::{Engine, StepRunner};
-use runledger::queue::LocalWorkQueue;
+use runledger::engine::Engine;
+use runledger::ports::StepRunner;
+use runledger::queue::local::LocalWorkQueue;
 use runledger::runner::HttpStepRunner;
 use runledger::runner::target_guard::TargetPolicy;
 use runledger::store::embedded::EmbeddedStore;

@@ -1,16 +1,16 @@
 //! runledger over AWS: the engine wired to DynamoDB, SQS and EventBridge. Built once per
 //! process (a Lambda cold start, or `runledger-local serve --backend aws`).
 
-use super::dynamo::DynamoStore;
-use super::eventbridge::{EventBridgeBus, create_bus};
 use super::metrics::RequestCounter;
 use super::sqs::{SqsWorkQueue, create_queues};
 use super::{AwsSettings, QueueUrls, Vars};
 use crate::api::{RouteGroup, Router};
 use crate::auth::{Authenticator, JwtSettings};
+use crate::bus::eventbridge::{EventBridgeBus, create_bus};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ids::{IdSource, UlidSource};
 use crate::engine::Engine;
+use crate::store::dynamo::DynamoStore;
 use aws_config::SdkConfig;
 use std::sync::Arc;
 

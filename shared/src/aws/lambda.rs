@@ -41,18 +41,19 @@
 //! [`MAX_RECEIVE_COUNT`]: super::sqs::MAX_RECEIVE_COUNT
 
 use super::backend::{AwsBackend, jwt_settings};
-use super::eventbridge::{event_kind, parse_event};
 use super::sqs::{StepReportMessage, parse_work_item, process_batch};
 use super::{AwsSettings, EVENT_SOURCE, Vars, env_var, lambda_sdk_config};
 use crate::api::problem::Problem;
 use crate::api::wire::ExecutionTrace;
 use crate::api::{self, API_PREFIX, Router};
 use crate::auth::Authenticator;
+use crate::bus::eventbridge::{event_kind, parse_event};
 use crate::domain::events::EventKind;
 use crate::domain::execution::{Execution, ExecutionConfig};
 use crate::domain::ids::EXECUTION_PREFIX;
-use crate::engine::{Caller, Engine, EngineError, StartRequest, StepRunner};
+use crate::engine::{Caller, Engine, EngineError, StartRequest};
 use crate::functions::{FunctionSpec, Trigger};
+use crate::ports::StepRunner;
 use crate::runner::target_guard::TargetPolicy;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{

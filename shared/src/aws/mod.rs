@@ -1,8 +1,6 @@
 //! The AWS adapters: DynamoDB store, SQS work queue, EventBridge bus, and their settings.
 
 pub mod backend;
-pub mod dynamo;
-pub mod eventbridge;
 pub mod lambda;
 pub mod metrics;
 pub mod sqs;

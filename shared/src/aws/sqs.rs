@@ -8,10 +8,11 @@
 //! its dead-letter queue (after [`MAX_RECEIVE_COUNT`] receives).
 
 use super::QueueUrls;
+use crate::domain::errors::StoreError;
 use crate::domain::events::WorkItem;
 use crate::domain::execution::{Priority, StepReport};
 use crate::engine::MAX_STEPS_PER_REPORT;
-use crate::ports::{StoreError, WorkQueue};
+use crate::ports::WorkQueue;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;

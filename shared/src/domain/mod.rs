@@ -48,9 +48,11 @@ pub(crate) use named_enum;
 
 pub mod catalog;
 pub mod clock;
+pub mod errors;
 pub mod events;
 pub mod execution;
 pub mod ids;
+pub mod step_outcome;
 pub mod time;
 pub mod validation;
 pub mod workflow;

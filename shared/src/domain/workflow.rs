@@ -6,6 +6,7 @@
 //! that caused them, which is what makes each of them happen exactly once.
 
 use super::catalog::{RunnerKind, TestCase};
+use super::errors::StoreError;
 use super::events::{DomainEvent, EventKind, WorkItem};
 use super::execution::{
     ChildSlot, Execution, ExecutionKind, ExecutionStatus, HistoryEntry, InvalidTransition,
@@ -14,7 +15,6 @@ use super::execution::{
 use super::ids::IdSource;
 use super::time::Timestamp;
 use super::validation::ValidationErrors;
-use crate::ports::StoreError;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 

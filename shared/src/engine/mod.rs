@@ -5,14 +5,14 @@ mod executions;
 mod run;
 
 pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};
-pub use run::StepRunner;
 
 use crate::domain::clock::Clock;
+use crate::domain::errors::StoreError;
 use crate::domain::execution::InvalidTransition;
 use crate::domain::ids::IdSource;
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
-use crate::ports::{EventBus, ExecutionStore, Plan, StoreError, WorkQueue};
+use crate::ports::{EventBus, ExecutionStore, Plan, WorkQueue};
 use std::sync::Arc;
 
 /// Who is asking: the token's subject and whether it may see everyone's data.

@@ -1,34 +1,13 @@
 //! The built-in runner's use case: run a queued execution's `http` steps in order.
 
 use super::{Engine, EngineError};
-use crate::domain::catalog::{RunnerKind, StepDefinition};
+use crate::domain::catalog::RunnerKind;
 use crate::domain::events::WorkItem;
 use crate::domain::execution::{ExecutionStatus, StepReport, StepStatus, Transition};
+use crate::domain::step_outcome::StepVerdict;
 use crate::domain::workflow::RUNNER_ACTOR;
-use crate::runner::{HttpStepOutcome, HttpStepRunner, StepVerdict};
-use async_trait::async_trait;
+use crate::ports::StepRunner;
 use std::collections::BTreeMap;
-
-/// Runs one step definition; the HTTP runner in production, fakes in tests.
-#[async_trait]
-pub trait StepRunner: Send + Sync {
-    async fn run_step(
-        &self,
-        step: &StepDefinition,
-        variables: &BTreeMap<String, String>,
-    ) -> HttpStepOutcome;
-}
-
-#[async_trait]
-impl StepRunner for HttpStepRunner {
-    async fn run_step(
-        &self,
-        step: &StepDefinition,
-        variables: &BTreeMap<String, String>,
-    ) -> HttpStepOutcome {
-        self.run(step, variables).await
-    }
-}
 
 impl Engine {
     /// Runs a queued built-in execution to its end. Safe to call twice for the same item

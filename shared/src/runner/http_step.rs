@@ -4,7 +4,10 @@ use super::expect::{self, ObservedResponse};
 use super::target_guard::{BlockedTarget, DnsFailure, GuardedResolver, TargetPolicy};
 use super::template::{self, TemplateError};
 use crate::domain::catalog::{DEFAULT_STEP_TIMEOUT_MS, HttpRequestSpec, StepDefinition};
+use crate::domain::step_outcome::{StepOutcome, StepVerdict};
 use crate::domain::time::Timestamp;
+use crate::ports::StepRunner;
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -21,26 +24,6 @@ const OUTPUT_BODY_BYTES: usize = 2 * 1024;
 const MAX_REDIRECTS: usize = 5;
 /// URLs in messages are cut to this many characters.
 const MAX_URL_CHARS: usize = 200;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepVerdict {
-    Passed,
-    Failed,
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpStepOutcome {
-    pub verdict: StepVerdict,
-    /// `None` when the step passed; otherwise every failure, joined with "; ".
-    pub message: Option<String>,
-    /// A request/response summary and the start of the response body, when there was one.
-    pub output: Option<String>,
-    /// Captured variables; empty unless the step passed.
-    pub captures: BTreeMap<String, String>,
-    pub started_at: Timestamp,
-    pub finished_at: Timestamp,
-    pub duration_ms: u64,
-}
 
 /// Runs `http` steps with one HTTP client that only reaches targets the policy allows.
 pub struct HttpStepRunner {
@@ -85,11 +68,7 @@ impl HttpStepRunner {
         HttpStepRunner { client, policy }
     }
 
-    pub async fn run(
-        &self,
-        step: &StepDefinition,
-        vars: &BTreeMap<String, String>,
-    ) -> HttpStepOutcome {
+    pub async fn run(&self, step: &StepDefinition, vars: &BTreeMap<String, String>) -> StepOutcome {
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let (failures, output, captures) = match self.execute(step, vars).await {
@@ -107,7 +86,7 @@ impl HttpStepRunner {
                 BTreeMap::new(),
             )
         };
-        HttpStepOutcome {
+        StepOutcome {
             verdict,
             message,
             output,
@@ -167,6 +146,17 @@ impl HttpStepRunner {
             output,
             captures,
         })
+    }
+}
+
+#[async_trait]
+impl StepRunner for HttpStepRunner {
+    async fn run_step(
+        &self,
+        step: &StepDefinition,
+        variables: &BTreeMap<String, String>,
+    ) -> StepOutcome {
+        self.run(step, variables).await
     }
 }
 
@@ -560,7 +550,7 @@ mod tests {
         })
     }
 
-    fn message(outcome: &HttpStepOutcome) -> &str {
+    fn message(outcome: &StepOutcome) -> &str {
         assert_eq!(outcome.verdict, StepVerdict::Failed, "{outcome:?}");
         outcome.message.as_deref().unwrap()
     }

@@ -7,4 +7,4 @@ pub mod template;
 
 mod http_step;
 
-pub use http_step::{HttpStepOutcome, HttpStepRunner, StepVerdict};
+pub use http_step::HttpStepRunner;

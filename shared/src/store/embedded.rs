@@ -6,6 +6,7 @@
 //! exactly as if they had committed one by one, at a fraction of the fsyncs.
 
 use crate::domain::catalog::{CatalogKind, TestCase};
+use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
@@ -14,7 +15,6 @@ use crate::domain::workflow::{
 };
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
-    StoreError,
 };
 use async_trait::async_trait;
 use redb::{

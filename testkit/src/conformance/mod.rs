@@ -49,12 +49,13 @@ use crate::builders::*;
 
 use crate::fakes::ManualClock;
 use async_trait::async_trait;
-use runledger::bus::LocalEventBus;
+use runledger::bus::local::LocalEventBus;
 use runledger::domain::catalog::{
     DEFAULT_MAX_PARALLEL, MAX_STEPS, RunnerKind, StepDefinition, SuiteMode, TestCase, TestSuite,
     TestSuiteInput,
 };
 use runledger::domain::clock::Clock;
+use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind, WorkItem};
 use runledger::domain::execution::{
     ChildCounts, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
@@ -62,15 +63,15 @@ use runledger::domain::execution::{
     StepStatus, StepStorage, SuitePlan,
 };
 use runledger::domain::ids::UlidSource;
+use runledger::domain::step_outcome::{StepOutcome, StepVerdict};
 use runledger::domain::time::Timestamp;
 use runledger::domain::validation::ValidationErrors;
 use runledger::domain::workflow::{
     ENGINE_ACTOR, IDEMPOTENCY_WINDOW_MS, RUNNER_ACTOR, TIMEOUT_ACTOR,
 };
-use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started, StepRunner};
-use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StoreError};
-use runledger::queue::LocalWorkQueue;
-use runledger::runner::{HttpStepOutcome, StepVerdict};
+use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started};
+use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StepRunner};
+use runledger::queue::local::LocalWorkQueue;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Debug;
 use std::future::Future;

@@ -28,14 +28,14 @@ impl StepRunner for ScriptedRunner {
         &self,
         step: &StepDefinition,
         variables: &BTreeMap<String, String>,
-    ) -> HttpStepOutcome {
+    ) -> StepOutcome {
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((step.name.clone(), variables.clone()));
         let failed = self.failing.contains(&step.name);
         let at = Timestamp::from_millis(1_000_000);
-        HttpStepOutcome {
+        StepOutcome {
             verdict: if failed {
                 StepVerdict::Failed
             } else {

@@ -4,9 +4,10 @@
 //! serialized [`DomainEvent`] as its `detail`. The JSON Schemas of the details are in
 //! `events/schemas/`, one per detail-type.
 
-use super::EVENT_SOURCE;
+use crate::aws::EVENT_SOURCE;
+use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, EventKind};
-use crate::ports::{EventBus, StoreError};
+use crate::ports::EventBus;
 use async_trait::async_trait;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_sdk_eventbridge::Client;

@@ -1,8 +1,9 @@
 //! The embedded work queue: an in-process priority queue that runner workers pull from.
 //! Higher priority first; first in, first out within a priority.
 
+use crate::domain::errors::StoreError;
 use crate::domain::events::WorkItem;
-use crate::ports::{StoreError, WorkQueue};
+use crate::ports::WorkQueue;
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,7 +1,8 @@
 //! The embedded event bus: in-process fan-out to local subscribers, and a log line per event.
 
+use crate::domain::errors::StoreError;
 use crate::domain::events::DomainEvent;
-use crate::ports::{EventBus, StoreError};
+use crate::ports::EventBus;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 

@@ -1,0 +1,3 @@
+//! WorkQueue adapters: the in-process priority queue.
+
+pub mod local;

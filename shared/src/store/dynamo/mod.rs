@@ -1,0 +1,347 @@
+//! The DynamoDB store: one table, generic keys, conditional writes.
+//!
+//! - `keys`: the key scheme (every key and index-partition format);
+//! - `items`: the item codec;
+//! - `plan`: the plan/read loop and the reads it is built on;
+//! - `write`: the write path (conditional puts, transactions, intents rolled forward);
+//! - `schema`: provisioning (the table, its indexes and projections, TTL).
+//!
+//! Every command is planned by the domain's unit of work against records read with strongly
+//! consistent reads, then written with conditions: a changed execution only if its `ver` is
+//! still the one read (so a status change is conditional on the status read), a new one only
+//! if absent. A lost race is retried from fresh reads; a change that touches one item is one
+//! conditional `PutItem`, more are one `TransactWriteItems`.
+
+mod items;
+mod keys;
+mod plan;
+mod schema;
+mod write;
+
+pub use schema::{
+    INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
+};
+
+use crate::domain::catalog::{CatalogKind, TestCase};
+use crate::domain::errors::StoreError;
+use crate::domain::execution::{Execution, HistoryEntry, StepResult};
+use crate::domain::ids::IdSource;
+use crate::domain::time::Timestamp;
+use crate::domain::workflow::{ChangeSet, WorkflowError};
+use crate::ports::{
+    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use items::{StoredExecution, corrupt, decode_attr, s, string_attr};
+use keys::{
+    ACTIVE_EXECUTIONS, ALL_EXECUTIONS, EXEC_SK, STEP_PREFIX, all_catalog, catalog_pk, children_of,
+    deadline_bound, exec_pk, execution_id_of_key, index_pk, index_sk, owner_catalog,
+    owner_executions, step_sk,
+};
+use plan::{Snapshot, walk_end};
+use serde_dynamo::aws_sdk_dynamodb_1::from_attribute_value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    ids: Arc<dyn IdSource>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, ids: Arc<dyn IdSource>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            ids,
+        }
+    }
+}
+
+#[async_trait]
+impl ExecutionStore for DynamoStore {
+    async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError> {
+        self.write_new_catalog(record).await
+    }
+
+    async fn replace_catalog(
+        &self,
+        record: &CatalogRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.write_catalog_version(record, expected_version).await
+    }
+
+    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
+        self.delete_catalog_items(kind, id).await
+    }
+
+    async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError> {
+        self.read_text(&catalog_pk(kind, id)).await
+    }
+
+    async fn list_catalog(
+        &self,
+        kind: CatalogKind,
+        query: &CatalogQuery,
+    ) -> Result<Page<String>, StoreError> {
+        let (index, partition) = match &query.owner {
+            Some(owner) => (INDEX_OWNER, owner_catalog(kind, owner)),
+            None => (INDEX_ALL, all_catalog(kind)),
+        };
+        let mut items = Vec::new();
+        let mut after = query.after.clone();
+        let mut scanned = 0;
+        let mut last_item = None;
+        loop {
+            let (keys, last) = self
+                .index_page(index, &partition, after.as_deref(), true, 100)
+                .await?;
+            for meta in &keys {
+                scanned += 1;
+                let id = string_attr(meta, "id")?.to_owned();
+                let record_tags: Vec<String> = meta
+                    .get("tags")
+                    .map(|v| from_attribute_value(v.clone()))
+                    .transpose()
+                    .map_err(corrupt)?
+                    .unwrap_or_default();
+                if query.tag.as_ref().is_some_and(|t| !record_tags.contains(t)) {
+                    after = Some(id);
+                    continue;
+                }
+                if let Some(document) = self.get_catalog(kind, &id).await? {
+                    // The meta item's tags may be older than the document's: check again.
+                    let tagged = match &query.tag {
+                        Some(tag) => CatalogHeader::read(document.as_bytes())?.tags.contains(tag),
+                        None => true,
+                    };
+                    if tagged {
+                        items.push(document);
+                        last_item = Some(id.clone());
+                    }
+                }
+                after = Some(id);
+                if items.len() == query.limit {
+                    return Ok(Page {
+                        items,
+                        next_cursor: last_item,
+                    });
+                }
+            }
+            if let Some(page) = walk_end(&mut items, last.is_none(), scanned, &after) {
+                return Ok(page);
+            }
+        }
+    }
+
+    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError> {
+        self.plan_and_write(now, plan).await
+    }
+
+    fn max_steps_per_change(&self) -> usize {
+        // Step results ride in their execution's record (as an intent) until written out:
+        // 25 results of at most ~5.3 KB keep that record far below DynamoDB's 400 KB.
+        25
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        Ok(self.load_execution(id).await?.map(|s| s.execution))
+    }
+
+    async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError> {
+        match self
+            .load_execution(execution_id)
+            .await?
+            .and_then(|s| s.definition)
+        {
+            Some(pk) => self.read_blob(&pk).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_steps(
+        &self,
+        execution_id: &str,
+        after_index: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<StepResult>, StoreError> {
+        let Some(stored) = self.load_execution(execution_id).await? else {
+            return Ok(Vec::new());
+        };
+        let first = after_index.map_or(0, |i| i.saturating_add(1));
+        if !stored.execution.is_partitioned() {
+            return Ok(stored
+                .execution
+                .steps
+                .into_iter()
+                .skip(first as usize)
+                .take(limit)
+                .collect());
+        }
+        let total = stored.execution.progress.total;
+        let last = first.saturating_add(limit as u32).min(total);
+        let mut snapshot = Snapshot::default();
+        snapshot
+            .executions
+            .insert(execution_id.to_owned(), Some(stored));
+        let names = self.step_names(&mut snapshot, execution_id).await?;
+        let start_after = first.checked_sub(1).map(step_sk);
+        let mut reported: BTreeMap<u32, StepResult> = BTreeMap::new();
+        for item in self
+            .query_prefix(
+                &exec_pk(execution_id),
+                STEP_PREFIX,
+                start_after.as_deref(),
+                Some(limit),
+            )
+            .await?
+        {
+            let step: StepResult = decode_attr(&item, "data")?;
+            if step.index < last {
+                reported.insert(step.index, step);
+            }
+        }
+        let Some(Some(stored)) = snapshot.executions.remove(execution_id) else {
+            return Ok(Vec::new());
+        };
+        for step in &stored.intent {
+            if (first..last).contains(&step.index) {
+                reported.insert(step.index, step.clone());
+            }
+        }
+        Ok((first..last)
+            .map(|i| {
+                reported.remove(&i).unwrap_or_else(|| {
+                    stored.unstored_step(
+                        i,
+                        names
+                            .get(i as usize)
+                            .map(String::as_str)
+                            .unwrap_or_default(),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(self
+            .load_execution(execution_id)
+            .await?
+            .map(|s| s.history)
+            .unwrap_or_default())
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError> {
+        let (index, partition) = match &query.owner {
+            Some(owner) => (INDEX_OWNER, owner_executions(owner)),
+            None => (INDEX_ALL, ALL_EXECUTIONS.to_owned()),
+        };
+        self.executions_page(
+            index,
+            &partition,
+            query.after.as_deref(),
+            false,
+            query.limit,
+            Some(query),
+        )
+        .await
+    }
+
+    async fn list_children(
+        &self,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Execution>, StoreError> {
+        self.executions_page(
+            INDEX_PARENT,
+            &children_of(parent_id),
+            after,
+            true,
+            limit,
+            None,
+        )
+        .await
+    }
+
+    async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_ACTIVE)
+            .key_condition_expression(format!(
+                "{} = :active AND {} <= :now",
+                index_pk(INDEX_ACTIVE),
+                index_sk(INDEX_ACTIVE)
+            ))
+            .expression_attribute_values(":active", s(ACTIVE_EXECUTIONS))
+            .expression_attribute_values(":now", s(&deadline_bound(now)))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(|e| sdk_error("query deadlines", e))?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(execution_id_of_key)
+            .collect()
+    }
+
+    async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        // The deadline index holds keys only: page through it (by DynamoDB's own cursor),
+        // then read the executions, keeping those still active by the time they are read.
+        let mut ids = Vec::new();
+        let mut start = None;
+        while ids.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX_ACTIVE)
+                .key_condition_expression(format!("{} = :active", index_pk(INDEX_ACTIVE)))
+                .expression_attribute_values(":active", s(ACTIVE_EXECUTIONS))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("query active", e))?;
+            for item in output.items.unwrap_or_default() {
+                if ids.len() < limit {
+                    ids.push(execution_id_of_key(&item)?);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let keys = ids
+            .iter()
+            .map(|id| (exec_pk(id), EXEC_SK.to_owned()))
+            .collect();
+        let mut found: HashMap<String, Execution> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let execution = StoredExecution::from_item(&item)?.execution;
+            if execution.status.is_active() {
+                found.insert(execution.id.clone(), execution);
+            }
+        }
+        // In the index's order: earliest deadline first.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+/// SDK errors become `Unavailable`; the detail is logged, never shown to clients.
+fn sdk_error<E: std::fmt::Debug, R: std::fmt::Debug>(
+    what: &str,
+    error: SdkError<E, R>,
+) -> StoreError {
+    tracing::warn!(error = ?error, "DynamoDB {what} failed");
+    StoreError::Unavailable(format!("DynamoDB {what} failed"))
+}

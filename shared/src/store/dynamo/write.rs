@@ -1,0 +1,476 @@
+//! The write path: a planned change set as conditional puts and transactions, step intents
+//! rolled forward into step items, and catalog writes.
+
+use super::DynamoStore;
+use super::items::{
+    Item, StoredExecution, blob_parts, catalog_meta, corrupt, execution_item, n, s, step_item,
+    string_attr, text_parts,
+};
+use super::keys::{
+    EXEC_SK, IDEM_SK, META_SK, PART_PREFIX, catalog_pk, definition_pk, exec_pk, idem_pk, part_sk,
+};
+use super::plan::Snapshot;
+use super::schema::TTL_ATTRIBUTE;
+use super::sdk_error;
+use crate::domain::catalog::CatalogKind;
+use crate::domain::errors::StoreError;
+use crate::domain::execution::{HistoryEntry, StepResult, StepStatus};
+use crate::domain::time::Timestamp;
+use crate::domain::workflow::{ChangeSet, DefinitionSource, IDEMPOTENCY_WINDOW_MS};
+use crate::ports::CatalogRecord;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// DynamoDB's limit on the items of one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+impl DynamoStore {
+    /// Writes the step items a committed change carried in its execution's `intent`, then
+    /// clears the intent (only if the execution is still at that version: a later version
+    /// carries its own). Safe to repeat: the intent is the truth for those steps.
+    pub(super) async fn roll_forward(&self, stored: &StoredExecution) -> Result<(), StoreError> {
+        let id = &stored.execution.id;
+        let mut items = Vec::with_capacity(stored.intent.len());
+        for step in &stored.intent {
+            items.push(step_item(id, step)?);
+        }
+        self.batch_put(items).await?;
+        let cleared = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&exec_pk(id)))
+            .key("sk", s(EXEC_SK))
+            .update_expression("REMOVE intent")
+            .condition_expression("ver = :ver")
+            .expression_attribute_values(":ver", n(stored.version))
+            .send()
+            .await;
+        match cleared {
+            Ok(_) => Ok(()),
+            // Already superseded by a newer version, which rolled this one forward first.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("clear intent", e)),
+        }
+    }
+
+    /// Unconditional puts, 25 a request, unprocessed items retried.
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .expect("item is set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 10 {
+                    return Err(StoreError::Unavailable(
+                        "batch write kept coming back unprocessed".into(),
+                    ));
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("batch write", e))?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20 * rounds)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a planned change set with its conditions.
+    pub(super) async fn write_changes(
+        &self,
+        snapshot: &Snapshot,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Definition snapshots are immutable and content-addressed by case and version:
+        // written before the change, harmless if the change then loses a race.
+        let mut definitions: HashMap<&str, String> = HashMap::new();
+        for (id, source) in &changes.definitions {
+            let pk = match source {
+                DefinitionSource::Snapshot(case) => {
+                    let pk = definition_pk(&case.id, case.version);
+                    if self.get_item(&pk, &part_sk(0)).await?.is_none() {
+                        for part in blob_parts(&pk, case.as_ref())? {
+                            self.client
+                                .put_item()
+                                .table_name(&self.table)
+                                .set_item(Some(part))
+                                .send()
+                                .await
+                                .map_err(|e| sdk_error("write definition", e))?;
+                        }
+                    }
+                    pk
+                }
+                DefinitionSource::CopyOf(original) => match snapshot
+                    .executions
+                    .get(original)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| s.definition)
+                {
+                    Some(pk) => pk,
+                    None => match self
+                        .load_execution(original)
+                        .await?
+                        .and_then(|s| s.definition)
+                    {
+                        Some(pk) => pk,
+                        None => continue,
+                    },
+                },
+            };
+            definitions.insert(id.as_str(), pk);
+        }
+        let mut history: HashMap<&str, Vec<&HistoryEntry>> = HashMap::new();
+        for (id, _, entry) in &changes.history {
+            history.entry(id.as_str()).or_default().push(entry);
+        }
+        let created: HashSet<&str> = changes.created.iter().map(String::as_str).collect();
+        // Step results go into their execution's record as an intent, committed with it,
+        // and are written as step items right after (see `roll_forward`). Never-reported
+        // steps are not stored: they are implied pending, or skipped once completed.
+        let mut intents: HashMap<&str, Vec<StepResult>> = HashMap::new();
+        let mut skipped_at: HashMap<&str, Timestamp> = HashMap::new();
+        for (id, step) in &changes.steps {
+            let unstored = !snapshot.stored.contains(&(id.clone(), step.index));
+            if unstored && step.status == StepStatus::Pending {
+                continue;
+            }
+            if unstored && step.status == StepStatus::Skipped && step.started_at.is_none() {
+                skipped_at.insert(id.as_str(), step.finished_at.unwrap_or(now));
+                continue;
+            }
+            intents.entry(id.as_str()).or_default().push(step.clone());
+        }
+        let mut creations = Vec::new();
+        let mut updates = Vec::new();
+        let mut written: Vec<StoredExecution> = Vec::new();
+        for execution in &changes.executions {
+            let previous = snapshot.executions.get(&execution.id).cloned().flatten();
+            let mut full_history = previous
+                .as_ref()
+                .map(|p| p.history.clone())
+                .unwrap_or_default();
+            full_history.extend(
+                history
+                    .get(execution.id.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|e| (*e).clone()),
+            );
+            let definition = definitions
+                .get(execution.id.as_str())
+                .cloned()
+                .or_else(|| previous.as_ref().and_then(|p| p.definition.clone()));
+            let version = previous.as_ref().map_or(0, |p| p.version);
+            let mut item =
+                execution_item(execution, &full_history, definition.as_deref(), version + 1)?;
+            let intent = intents.remove(execution.id.as_str()).unwrap_or_default();
+            if !intent.is_empty() {
+                item.insert(
+                    "intent".into(),
+                    to_attribute_value(&intent).map_err(corrupt)?,
+                );
+            }
+            let skipped = skipped_at
+                .get(execution.id.as_str())
+                .copied()
+                .or_else(|| previous.as_ref().and_then(|p| p.unreported_skipped_at));
+            if let Some(at) = skipped {
+                item.insert("skipped_at".into(), n(at.millis().max(0) as u64));
+            }
+            if !intent.is_empty() {
+                written.push(StoredExecution {
+                    execution: execution.clone(),
+                    history: Vec::new(),
+                    version: version + 1,
+                    definition: None,
+                    intent,
+                    unreported_skipped_at: skipped,
+                });
+            }
+            if created.contains(execution.id.as_str()) {
+                let write = put(
+                    &self.table,
+                    item,
+                    Some("attribute_not_exists(pk)"),
+                    HashMap::new(),
+                );
+                // The root of a new tree goes with the updates, so it appears last.
+                if execution.parent_id.is_some()
+                    && changes.created.len() > MAX_TRANSACTION_ITEMS - 2
+                {
+                    creations.push(write);
+                } else {
+                    updates.push(write);
+                }
+            } else {
+                let values = HashMap::from([(":ver".to_owned(), n(version))]);
+                updates.push(put(&self.table, item, Some("ver = :ver"), values));
+            }
+        }
+        if let Some(record) = &changes.idempotency {
+            let mut item = HashMap::from([
+                ("pk".to_owned(), s(&idem_pk(&record.owner, &record.key))),
+                ("sk".to_owned(), s(IDEM_SK)),
+                (
+                    TTL_ATTRIBUTE.to_owned(),
+                    n(((record.created_at.millis() + IDEMPOTENCY_WINDOW_MS) / 1000) as u64),
+                ),
+            ]);
+            item.insert("data".into(), to_attribute_value(record).map_err(corrupt)?);
+            let values = HashMap::from([(
+                ":expired".to_owned(),
+                n((now.millis() / 1000).max(0) as u64),
+            )]);
+            updates.push(put(
+                &self.table,
+                item,
+                Some("attribute_not_exists(pk) OR expires_at <= :expired"),
+                values,
+            ));
+        }
+        if !intents.is_empty() {
+            return Err(StoreError::Corrupt(
+                "step results for an execution the change does not touch".into(),
+            ));
+        }
+        // The plan's decisions also rest on what it only read: check those are unchanged.
+        if !updates.is_empty() {
+            for unchanged in &changes.unchanged {
+                if let Some(Some(read)) = snapshot.executions.get(&unchanged.id) {
+                    updates.push(condition_check(
+                        &self.table,
+                        &exec_pk(&unchanged.id),
+                        read.version,
+                    ));
+                }
+            }
+        }
+        for chunk in creations.chunks(MAX_TRANSACTION_ITEMS) {
+            self.transact(chunk.to_vec()).await?;
+        }
+        // Larger changes (a big suite's cascade, a big step batch) are written in chunks;
+        // each chunk is atomic and a lost race re-plans from what is then stored.
+        for chunk in updates.chunks(MAX_TRANSACTION_ITEMS) {
+            self.transact(chunk.to_vec()).await?;
+        }
+        for stored in &written {
+            self.roll_forward(stored).await?;
+        }
+        Ok(())
+    }
+
+    /// One conditional `PutItem` when there is one write, else one transaction.
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        if writes.len() == 1
+            && let Some(put) = writes[0].put()
+        {
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
+                .set_condition_expression(put.condition_expression().map(str::to_owned))
+                .set_expression_attribute_values(put.expression_attribute_values().cloned());
+            if put.expression_attribute_names().is_some() {
+                request = request
+                    .set_expression_attribute_names(put.expression_attribute_names().cloned());
+            }
+            return match request.send().await {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Err(StoreError::Conflict("a record changed meanwhile".into()))
+                }
+                Err(e) => Err(sdk_error("write", e)),
+            };
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                // Cancelled for a failed condition or a concurrent transaction is a lost race;
+                // cancelled for anything else (validation, size) is not.
+                let conflict = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                        cancel.cancellation_reasons().iter().any(|r| {
+                            matches!(
+                                r.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
+                        })
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                    Some(_) => false,
+                    None => false,
+                };
+                if conflict {
+                    Err(StoreError::Conflict("a record changed meanwhile".into()))
+                } else {
+                    Err(sdk_error("write", e))
+                }
+            }
+        }
+    }
+
+    /// A new catalog entry: its meta item (only if absent) and its document parts.
+    pub(super) async fn write_new_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError> {
+        let (pk, id) = (catalog_pk(record.kind, &record.id), &record.id);
+        let meta = catalog_meta(record, &pk, 1);
+        let mut writes = vec![put(
+            &self.table,
+            meta,
+            Some("attribute_not_exists(pk)"),
+            HashMap::new(),
+        )];
+        writes.extend(
+            text_parts(&pk, &record.document)
+                .into_iter()
+                .map(|p| put(&self.table, p, None, HashMap::new())),
+        );
+        self.transact(writes).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("{id} already exists")),
+            other => other,
+        })
+    }
+
+    /// A catalog entry's next version, only if the stored one is `expected_version`.
+    pub(super) async fn write_catalog_version(
+        &self,
+        record: &CatalogRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let (pk, id) = (catalog_pk(record.kind, &record.id), &record.id);
+        let old_parts = self.query_prefix(&pk, PART_PREFIX, None, None).await?.len();
+        let meta = catalog_meta(record, &pk, expected_version + 1);
+        let condition = HashMap::from([(":expected".to_owned(), n(expected_version))]);
+        let mut writes = vec![put(
+            &self.table,
+            meta,
+            Some("attribute_exists(pk) AND ver = :expected"),
+            condition,
+        )];
+        let parts = text_parts(&pk, &record.document);
+        let new_parts = parts.len();
+        writes.extend(
+            parts
+                .into_iter()
+                .map(|p| put(&self.table, p, None, HashMap::new())),
+        );
+        for stale in new_parts..old_parts {
+            writes.push(delete(&self.table, &pk, &part_sk(stale)));
+        }
+        self.transact(writes).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("{id} changed meanwhile or does not exist"))
+            }
+            other => other,
+        })
+    }
+
+    /// Deletes a catalog entry's items; whether there were any.
+    pub(super) async fn delete_catalog_items(
+        &self,
+        kind: CatalogKind,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let pk = catalog_pk(kind, id);
+        let mut items = self.query_prefix(&pk, "", None, None).await?;
+        if items.is_empty() {
+            return Ok(false);
+        }
+        items.sort_by_key(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(|v| v == META_SK)
+        });
+        // Parts first, the meta item last: a half-finished delete stays visible, not broken.
+        for item in items {
+            let sk = string_attr(&item, "sk")?.to_owned();
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(&sk))
+                .send()
+                .await
+                .map_err(|e| sdk_error("delete", e))?;
+        }
+        Ok(true)
+    }
+}
+
+fn put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: HashMap<String, AttributeValue>,
+) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_values((!values.is_empty()).then_some(values))
+        .build()
+        .expect("table and item are set");
+    TransactWriteItem::builder().put(put).build()
+}
+
+fn condition_check(table: &str, pk: &str, version: u64) -> TransactWriteItem {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(EXEC_SK))
+        .condition_expression("ver = :ver")
+        .expression_attribute_values(":ver", n(version))
+        .build()
+        .expect("table, key and condition are set");
+    TransactWriteItem::builder().condition_check(check).build()
+}
+
+fn delete(table: &str, pk: &str, sk: &str) -> TransactWriteItem {
+    let delete = aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .build()
+        .expect("table and key are set");
+    TransactWriteItem::builder().delete(delete).build()
+}
