@@ -10,7 +10,7 @@ use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use base64::Engine as _;
 use runledger::aws::EVENT_SOURCE;
-use runledger::aws::lambda::{FunctionContext, handle};
+use runledger::lambda::{FunctionContext, handle};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

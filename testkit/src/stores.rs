@@ -8,7 +8,7 @@ use runledger::domain::clock::SystemClock;
 use runledger::domain::ids::UlidSource;
 use runledger::engine::Engine;
 use runledger::ports::ExecutionStore;
-use runledger::queue::LocalWorkQueue;
+use runledger::queue::local::LocalWorkQueue;
 use runledger::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use tempfile::TempDir;

@@ -8,7 +8,7 @@ use runledger::bus::LocalEventBus;
 use runledger::domain::clock::{Clock, SystemClock};
 use runledger::domain::ids::{IdSource, UlidSource};
 use runledger::engine::{Engine, StepRunner};
-use runledger::queue::LocalWorkQueue;
+use runledger::queue::local::LocalWorkQueue;
 use runledger::runner::HttpStepRunner;
 use runledger::runner::target_guard::TargetPolicy;
 use runledger::store::embedded::EmbeddedStore;

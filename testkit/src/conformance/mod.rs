@@ -69,7 +69,7 @@ use runledger::domain::workflow::{
 };
 use runledger::engine::{Caller, Engine, EngineError, StartRequest, Started, StepRunner};
 use runledger::ports::{ExecutionQuery, ExecutionStore, Page, StoreError};
-use runledger::queue::LocalWorkQueue;
+use runledger::queue::local::LocalWorkQueue;
 use runledger::runner::{HttpStepOutcome, StepVerdict};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Debug;
