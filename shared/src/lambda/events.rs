@@ -5,7 +5,6 @@
 //! EventBridge and Scheduler invocations are asynchronous: an error makes Lambda retry the
 //! event and then hand it to the function's on-failure destination, so errors here are
 //! transient failures and payloads that cannot be right.
-//!
 
 use super::shape::EventShape;
 use super::spec::Trigger;

@@ -3,7 +3,7 @@
 //! A cold start sets up JSON logs, reads the settings (`RUNLEDGER_*`, the standard AWS
 //! variables) and builds the SDK clients, the engine, the router and the step runner once;
 //! every invocation then goes through [`handle`], which looks at the payload's shape
-//! ([`classify`](shape::classify)) and hands it to the branch for it, if the function's [`FunctionSpec`](spec::FunctionSpec) lists
+//! ([`classify`]) and hands it to the branch for it, if the function's [`FunctionSpec`] lists
 //! that kind of trigger:
 //!
 //! - API Gateway HTTP API (payload 2.0), Lambda Function URL (the same shape) and REST API
@@ -17,7 +17,6 @@
 //! - EventBridge Scheduler payloads start a test case or suite as their `owner`.
 //!
 //! Anything else is an error that names what arrived; nothing here panics on input.
-//!
 //!
 //! Where each part is: [`spec`] (what each function owns), [`shape`] (telling payloads
 //! apart), [`http`] (API Gateway and Function URL requests), [`sqs`] (queue batches with
