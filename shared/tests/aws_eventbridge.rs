@@ -3,7 +3,7 @@
 //! These tests fail (never skip) when the emulator is missing.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use runledger::aws::EVENT_SOURCE;
+use runledger::bus::eventbridge::EVENT_SOURCE;
 use runledger::bus::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
 use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind};

@@ -1,21 +1,22 @@
 //! The Lambda functions end to end on the AWS emulator: the sample payloads in `events/`
-//! (placeholders filled in) go through `runledger::aws::lambda::handle` of the function that
+//! (placeholders filled in) go through `runledger::lambda::handle` of the function that
 //! owns them, over a fresh table, queues and bus, and the tests look at what came back and
 //! at what landed in DynamoDB, SQS and EventBridge. They fail (never skip) when the emulator
 //! is missing.
 
 use aws_config::SdkConfig;
 use runledger::auth::Authenticator;
-use runledger::aws::AwsSettings;
 use runledger::aws::backend::AwsBackend;
-use runledger::aws::lambda::{EventShape, FunctionContext, InvocationError, classify, handle};
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{ExecutionStatus, StepStatus};
 use runledger::engine::Caller;
-use runledger::functions::{self, FunctionSpec, Trigger};
+use runledger::lambda::shape::{EventShape, classify};
+use runledger::lambda::spec::{self as functions, FunctionSpec, Trigger};
+use runledger::lambda::{FunctionContext, InvocationError, handle};
 use runledger::ports::StepRunner;
 use runledger::runner::HttpStepRunner;
 use runledger::runner::target_guard::TargetPolicy;
+use runledger::settings::AwsSettings;
 use runledger_testkit::emulator::{Emulator, unique_name};
 use runledger_testkit::lambda::*;
 use runledger_testkit::tokens::authenticator;
@@ -192,7 +193,7 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     // The same through the runtime's entry point, as Lambda calls it.
     let mut lambda_context = lambda_runtime::Context::default();
     lambda_context.request_id = "5f0e3b8a-9c41-4d7e-a2b6-1c3d5e7f9a0b".into();
-    let through_runtime = runledger::aws::lambda::invoke(
+    let through_runtime = runledger::lambda::invoke(
         &status,
         lambda_runtime::LambdaEvent::new(sample("apigw/health.json", &[]), lambda_context),
     )

@@ -5,16 +5,17 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
-use runledger::aws::QueueUrls;
-use runledger::aws::sqs::{
-    MAX_RECEIVE_COUNT, SqsStepReportSender, SqsWorkQueue, StepReportMessage, create_queues,
-    parse_work_item, process_batch,
-};
 use runledger::domain::errors::StoreError;
 use runledger::domain::events::WorkItem;
 use runledger::domain::execution::{Priority, StepReport, StepStatus};
 use runledger::domain::time::Timestamp;
+use runledger::lambda::sqs::process_batch;
 use runledger::ports::WorkQueue;
+use runledger::queue::sqs::{
+    MAX_RECEIVE_COUNT, SqsStepReportSender, SqsWorkQueue, StepReportMessage, create_queues,
+    parse_work_item,
+};
+use runledger::settings::QueueUrls;
 use runledger_testkit::emulator::{Emulator, unique_name};
 use runledger_testkit::lambda::receive;
 use runledger_testkit::scripted_aws::ScriptedAws;
@@ -549,7 +550,7 @@ async fn oversized_step_reports_are_split_to_fit_a_batch() {
         .iter()
         .map(|m| {
             let body = m.body().expect("body");
-            assert!(body.len() <= runledger::aws::sqs::MAX_BATCH_BYTES);
+            assert!(body.len() <= runledger::queue::sqs::MAX_BATCH_BYTES);
             StepReportMessage::parse(body).expect("a step report")
         })
         .collect();

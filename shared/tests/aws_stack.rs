@@ -15,13 +15,13 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use runledger::api::{API_PREFIX, RouteGroup, routes};
-use runledger::aws::backend::JWT_SECRET_PARAMETER;
-use runledger::aws::lambda::FunctionContext;
-use runledger::aws::sqs::MAX_RECEIVE_COUNT;
-use runledger::aws::{AwsSettings, lambda_sdk_config};
-use runledger::aws::{EVENT_SOURCE, lambda::ALLOW_PRIVATE_TARGETS};
+use runledger::aws::lambda_sdk_config;
+use runledger::bus::eventbridge::EVENT_SOURCE;
 use runledger::domain::events::EventKind;
-use runledger::functions::{self, FunctionSpec, Trigger};
+use runledger::lambda::FunctionContext;
+use runledger::lambda::spec::{self as functions, FunctionSpec, Trigger};
+use runledger::queue::sqs::MAX_RECEIVE_COUNT;
+use runledger::settings::{ALLOW_PRIVATE_TARGETS, AwsSettings, JWT_SECRET_PARAMETER};
 use runledger::store::dynamo::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };

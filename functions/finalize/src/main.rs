@@ -1,7 +1,7 @@
 //! Lambda function `finalize`: API Gateway (cancel), EventBridge events, the timeout sweep schedule.
-//! What it owns is `runledger::functions::FINALIZE`; the work is in `runledger::aws::lambda`.
+//! What it owns is `runledger::lambda::spec::FINALIZE`; the work is in `runledger::lambda`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runledger::aws::lambda::run(&runledger::functions::FINALIZE).await
+    runledger::lambda::run(&runledger::lambda::spec::FINALIZE).await
 }

@@ -1,30 +1,30 @@
-//! Settings from flags and `RUNLEDGER_` variables, and the JWT secret kept in the data dir.
+//! What lives in the data dir: the database file and the JWT secret kept there. The
+//! `RUNLEDGER_*` variables are parsed in `runledger::settings`.
 
 use runledger::auth::{JwtSettings, MIN_SECRET_BYTES};
+use runledger::settings::{JWT_SECRET, JwtVariables};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8686";
-pub const DEFAULT_DATA_DIR: &str = ".runledger";
 const SECRET_FILE: &str = "jwt-secret";
 pub const DATABASE_FILE: &str = "runledger.redb";
 
-/// Reads the JWT settings: `RUNLEDGER_JWT_SECRET` when set, else the secret kept in
-/// `data_dir`, created on first use (readable by the owner only).
-pub fn jwt_settings(data_dir: &Path) -> Result<JwtSettings, String> {
-    let secret = match std::env::var("RUNLEDGER_JWT_SECRET") {
-        Ok(secret) if !secret.is_empty() => secret.into_bytes(),
-        _ => stored_secret(data_dir)?,
+/// The JWT settings: `RUNLEDGER_JWT_SECRET` when set, else the secret kept in `data_dir`,
+/// created on first use (readable by the owner only).
+pub fn jwt_settings(jwt: JwtVariables, data_dir: &Path) -> Result<JwtSettings, String> {
+    let secret = match jwt.secret {
+        Some(secret) => secret.into_bytes(),
+        None => stored_secret(data_dir)?,
     };
     if secret.len() < MIN_SECRET_BYTES {
         return Err(format!(
-            "RUNLEDGER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+            "{JWT_SECRET} must be at least {MIN_SECRET_BYTES} bytes"
         ));
     }
     Ok(JwtSettings {
         secret,
-        issuer: non_empty_var("RUNLEDGER_JWT_ISSUER"),
-        audience: non_empty_var("RUNLEDGER_JWT_AUDIENCE"),
+        issuer: jwt.issuer,
+        audience: jwt.audience,
     })
 }
 
@@ -60,33 +60,6 @@ fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random generator is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn non_empty_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A boolean variable: `true`/`1`/`yes` or `false`/`0`/`no`; `default` when unset.
-pub fn bool_var(name: &str, default: bool) -> Result<bool, String> {
-    match non_empty_var(name)
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(format!("{name} must be true or false, not `{other}`")),
-    }
-}
-
-pub fn number_var(name: &str, default: u64) -> Result<u64, String> {
-    match non_empty_var(name) {
-        None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, not `{text}`")),
-    }
 }
 
 pub fn database_path(data_dir: &Path) -> PathBuf {

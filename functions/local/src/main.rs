@@ -1,7 +1,11 @@
 //! `runledger-local`: runledger in one process over an embedded database.
 
 use clap::{Parser, Subcommand};
-use runledger_local::config::{self, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use runledger::settings::{
+    AwsSettings, BACKEND, DATA_DIR, DEFAULT_BACKEND, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    JwtVariables, LISTEN, LocalSettings, LogSettings, env_var,
+};
+use runledger_local::config;
 use runledger_local::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,14 +36,14 @@ enum Command {
 #[command(name = "serve")]
 struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "RUNLEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(long, env = LISTEN, default_value = DEFAULT_LISTEN)]
     listen: String,
     /// Where the database and the generated JWT secret live.
-    #[arg(long, env = "RUNLEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = DATA_DIR, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// `embedded` (one database file, nothing else needed) or `aws` (DynamoDB, SQS and
     /// EventBridge named by the RUNLEDGER_ variables; AWS_ENDPOINT_URL for an emulator).
-    #[arg(long, env = "RUNLEDGER_BACKEND", default_value = "embedded")]
+    #[arg(long, env = BACKEND, default_value = DEFAULT_BACKEND)]
     backend: String,
     /// With `--backend aws`: create the table, queues and bus (named after
     /// `--resource-prefix`) when they do not exist, instead of reading their names.
@@ -62,7 +66,7 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
-    #[arg(long, env = "RUNLEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = DATA_DIR, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
 }
 
@@ -97,12 +101,15 @@ fn fail(message: String) -> ExitCode {
 }
 
 fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNLEDGER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let log = LogSettings::from_vars(&env_var);
+    let filter = log
+        .filter
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config::non_empty_var("RUNLEDGER_LOG_FORMAT").as_deref() == Some("json") {
+    if log.json {
         builder.json().init();
     } else {
         builder.init();
@@ -110,13 +117,13 @@ fn init_logging(default_level: &str) {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let jwt = config::jwt_settings(JwtVariables::from_vars(&env_var), &args.data_dir)?;
+    let local = LocalSettings::from_vars(&env_var)?;
     let settings = RuntimeSettings {
-        jwt: config::jwt_settings(&args.data_dir)?,
-        workers: config::number_var("RUNLEDGER_WORKERS", 16)? as usize,
-        sweep_interval: Duration::from_millis(
-            config::number_var("RUNLEDGER_SWEEP_INTERVAL_MS", 1000)?.max(10),
-        ),
-        allow_private_targets: config::bool_var("RUNLEDGER_ALLOW_PRIVATE_TARGETS", true)?,
+        jwt,
+        workers: local.workers as usize,
+        sweep_interval: Duration::from_millis(local.sweep_interval_ms),
+        allow_private_targets: local.allow_private_targets,
     };
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
@@ -136,7 +143,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 runledger::aws::backend::AwsBackend::create_resources(&sdk, &args.resource_prefix)
                     .await?
             } else {
-                runledger::aws::AwsSettings::from_env()?
+                AwsSettings::from_env()?
             };
             tracing::info!(table = %aws.table, bus = %aws.event_bus, "using AWS resources");
             LocalRuntime::start_aws(
@@ -168,7 +175,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn token(args: TokenArgs) -> Result<(), String> {
-    let settings = config::jwt_settings(&args.data_dir)?;
+    let settings = config::jwt_settings(JwtVariables::from_vars(&env_var), &args.data_dir)?;
     let auth = runledger::auth::Authenticator::new(settings).map_err(|e| e.to_string())?;
     println!("{}", auth.issue(&args.sub, args.admin, args.ttl));
     Ok(())

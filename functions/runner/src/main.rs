@@ -1,7 +1,7 @@
 //! Lambda function `runner`: SQS work queues (one per priority).
-//! What it owns is `runledger::functions::RUNNER`; the work is in `runledger::aws::lambda`.
+//! What it owns is `runledger::lambda::spec::RUNNER`; the work is in `runledger::lambda`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runledger::aws::lambda::run(&runledger::functions::RUNNER).await
+    runledger::lambda::run(&runledger::lambda::spec::RUNNER).await
 }

@@ -1,7 +1,7 @@
 //! Lambda function `start`: API Gateway (start, retry) and EventBridge Scheduler.
-//! What it owns is `runledger::functions::START`; the work is in `runledger::aws::lambda`.
+//! What it owns is `runledger::lambda::spec::START`; the work is in `runledger::lambda`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runledger::aws::lambda::run(&runledger::functions::START).await
+    runledger::lambda::run(&runledger::lambda::spec::START).await
 }

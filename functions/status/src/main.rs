@@ -1,7 +1,7 @@
 //! Lambda function `status`: API Gateway (every GET on executions, health).
-//! What it owns is `runledger::functions::STATUS`; the work is in `runledger::aws::lambda`.
+//! What it owns is `runledger::lambda::spec::STATUS`; the work is in `runledger::lambda`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runledger::aws::lambda::run(&runledger::functions::STATUS).await
+    runledger::lambda::run(&runledger::lambda::spec::STATUS).await
 }

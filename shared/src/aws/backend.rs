@@ -2,14 +2,16 @@
 //! process (a Lambda cold start, or `runledger-local serve --backend aws`).
 
 use super::metrics::RequestCounter;
-use super::sqs::{SqsWorkQueue, create_queues};
-use super::{AwsSettings, QueueUrls, Vars};
 use crate::api::{RouteGroup, Router};
 use crate::auth::{Authenticator, JwtSettings};
 use crate::bus::eventbridge::{EventBridgeBus, create_bus};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ids::{IdSource, UlidSource};
 use crate::engine::Engine;
+use crate::queue::sqs::{SqsWorkQueue, create_queues};
+use crate::settings::{
+    AwsSettings, JWT_SECRET, JWT_SECRET_PARAMETER, JwtVariables, QueueUrls, Vars,
+};
 use crate::store::dynamo::DynamoStore;
 use aws_config::SdkConfig;
 use std::sync::Arc;
@@ -94,18 +96,13 @@ impl AwsBackend {
     }
 }
 
-/// `RUNLEDGER_JWT_SECRET_PARAMETER`: the name of the SSM Parameter Store SecureString that
-/// holds the JWT secret (what the SAM template sets). `RUNLEDGER_JWT_SECRET` gives the secret
-/// itself instead (local runs, `cargo lambda watch`); setting both is refused as ambiguous.
-pub const JWT_SECRET_PARAMETER: &str = "RUNLEDGER_JWT_SECRET_PARAMETER";
-pub const JWT_SECRET: &str = "RUNLEDGER_JWT_SECRET";
-
 /// JWT settings from `RUNLEDGER_JWT_SECRET` or the SSM parameter `RUNLEDGER_JWT_SECRET_PARAMETER`
 /// names (read once, decrypted, at cold start), and the optional `RUNLEDGER_JWT_ISSUER` and
-/// `RUNLEDGER_JWT_AUDIENCE`.
+/// `RUNLEDGER_JWT_AUDIENCE`. Setting both the secret and the parameter is refused as
+/// ambiguous.
 pub async fn jwt_settings(var: Vars<'_>, sdk: &SdkConfig) -> Result<JwtSettings, String> {
-    let var = |name: &str| var(name).filter(|v| !v.is_empty());
-    let secret = match (var(JWT_SECRET), var(JWT_SECRET_PARAMETER)) {
+    let jwt = JwtVariables::from_vars(var);
+    let secret = match (jwt.secret, jwt.secret_parameter) {
         (Some(_), Some(_)) => {
             return Err(format!(
                 "both {JWT_SECRET} and {JWT_SECRET_PARAMETER} are set: set one"
@@ -121,8 +118,8 @@ pub async fn jwt_settings(var: Vars<'_>, sdk: &SdkConfig) -> Result<JwtSettings,
     };
     Ok(JwtSettings {
         secret: secret.into_bytes(),
-        issuer: var("RUNLEDGER_JWT_ISSUER"),
-        audience: var("RUNLEDGER_JWT_AUDIENCE"),
+        issuer: jwt.issuer,
+        audience: jwt.audience,
     })
 }
 

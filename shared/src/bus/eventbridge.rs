@@ -4,7 +4,6 @@
 //! serialized [`DomainEvent`] as its `detail`. The JSON Schemas of the details are in
 //! `events/schemas/`, one per detail-type.
 
-use crate::aws::EVENT_SOURCE;
 use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::ports::EventBus;
@@ -15,6 +14,9 @@ use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::Deserialize;
 use std::time::Duration;
+
+/// The `source` of every event runledger puts on its bus.
+pub const EVENT_SOURCE: &str = "runledger";
 
 /// PutEvents takes at most this many entries a call.
 pub const MAX_PUT_ENTRIES: usize = 10;

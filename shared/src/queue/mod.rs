@@ -1,3 +1,4 @@
-//! WorkQueue adapters: the in-process priority queue.
+//! The `WorkQueue` adapters: the in-process priority queue ([`local`]) and SQS ([`sqs`]).
 
 pub mod local;
+pub mod sqs;

@@ -1,26 +1,25 @@
 //! The SQS adapters: the work queues (one standard queue per priority, each with a dead-letter
-//! queue), the asynchronous step-report queue, and the Lambda side of both (partial batch
-//! failures).
+//! queue), the asynchronous step-report queue's sender and message format, and the creation
+//! of both. The Lambda side of both queues (batches with partial failures) is in
+//! `crate::lambda::sqs`.
 //!
 //! Delivery is at least once. Duplicates are harmless: the engine only runs an execution that
 //! is still `queued`, and a step report that repeats a stored terminal result changes nothing.
 //! A message that keeps failing is received again until the queue's redrive policy moves it to
 //! its dead-letter queue (after [`MAX_RECEIVE_COUNT`] receives).
 
-use super::QueueUrls;
 use crate::domain::errors::StoreError;
 use crate::domain::events::WorkItem;
 use crate::domain::execution::{Priority, StepReport};
 use crate::engine::MAX_STEPS_PER_REPORT;
 use crate::ports::WorkQueue;
+use crate::settings::QueueUrls;
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// SQS takes at most this many entries in one batch call, and returns at most this many
@@ -369,53 +368,6 @@ where
     E: std::error::Error + 'static,
 {
     StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(error)))
-}
-
-/// Runs `handler` on every message of an SQS event and reports the ones that failed as batch
-/// item failures, so that only those are delivered again: one bad message never fails or
-/// repeats its batch mates. Each failure is logged with its message id and error.
-///
-/// Messages run one after another, in the order of the batch. A batch often holds several
-/// messages for the same execution (a reporter's burst, a retry and its original), and every
-/// one of them is a conditional write on that execution's record: run side by side they
-/// would only contend and retry, and in order a reporter's successive reports apply as sent.
-/// Throughput comes from Lambda running many batches at once (the event source mapping's
-/// concurrency), not from concurrency inside one batch.
-///
-/// The handler's future may not borrow the message (the bound is `FnMut(&SqsMessage) -> Fut`
-/// for every borrow): take what it needs, e.g. `|m| { let body = m.body.clone(); async move
-/// { ... } }`.
-///
-/// A message without a `messageId` (SQS always sets one; only a hand-made event lacks it)
-/// cannot be named in the response. It is still handled; if it fails, the response carries a
-/// failure with an empty identifier, which Lambda treats as a failure of the whole batch, so
-/// the message is delivered again rather than lost. Its batch mates then repeat too, which the
-/// handlers tolerate (they are idempotent).
-pub async fn process_batch<F, Fut>(event: SqsEvent, mut handler: F) -> SqsBatchResponse
-where
-    F: FnMut(&SqsMessage) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let mut response = SqsBatchResponse::default();
-    for message in &event.records {
-        let Err(error) = handler(message).await else {
-            continue;
-        };
-        match message.message_id.as_deref().filter(|id| !id.is_empty()) {
-            Some(message_id) => {
-                tracing::error!(message_id, %error, "message failed; it will be delivered again");
-                response.add_failure(message_id);
-            }
-            None => {
-                tracing::error!(
-                    %error,
-                    "a message without a message id failed; failing the whole batch"
-                );
-                response.add_failure(String::new());
-            }
-        }
-    }
-    response
 }
 
 /// Creates the work queues `{prefix}-high`, `{prefix}-normal`, `{prefix}-low` and the

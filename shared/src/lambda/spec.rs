@@ -1,5 +1,5 @@
 //! What each Lambda function owns: the route groups it mounts on the one router, and the
-//! other events it is invoked with. `runledger::aws::lambda` builds a function from its spec
+//! other events it is invoked with. `runledger::lambda` builds a function from its spec
 //! and refuses, with an error naming what arrived, any event its spec does not list.
 
 use crate::api::RouteGroup;
