@@ -285,17 +285,8 @@ impl RecordSource for TxnSource<'_> {
     }
 
     fn steps(&mut self, execution_id: &str) -> Result<Vec<StepResult>, StoreError> {
-        let prefix = key2(execution_id, "");
         let table = self.txn.open_table(STEPS).map_err(unavailable)?;
-        let mut steps = Vec::new();
-        for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
-            let (key, value) = entry.map_err(unavailable)?;
-            if !key.value().starts_with(&prefix) {
-                break;
-            }
-            steps.push(decode(value.value())?);
-        }
-        Ok(steps)
+        records_of(&table, execution_id)
     }
 
     fn idempotent_start(
@@ -590,18 +581,10 @@ impl ExecutionStore for EmbeddedStore {
     }
 
     async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let prefix = key2(execution_id, "");
+        let execution_id = execution_id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(HISTORY).map_err(unavailable)?;
-            let mut entries = Vec::new();
-            for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
-                let (key, value) = entry.map_err(unavailable)?;
-                if !key.value().starts_with(&prefix) {
-                    break;
-                }
-                entries.push(decode(value.value())?);
-            }
-            Ok(entries)
+            records_of(&table, &execution_id)
         })
         .await
     }
@@ -725,6 +708,23 @@ impl ExecutionStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Every record an execution keeps in `table` (its steps, its history), in key order.
+fn records_of<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    execution_id: &str,
+) -> Result<Vec<T>, StoreError> {
+    let prefix = key2(execution_id, "");
+    let mut records = Vec::new();
+    for entry in table.range(prefix.as_str()..).map_err(unavailable)? {
+        let (key, value) = entry.map_err(unavailable)?;
+        if !key.value().starts_with(&prefix) {
+            break;
+        }
+        records.push(decode(value.value())?);
+    }
+    Ok(records)
 }
 
 /// Keys from `start` (inclusive) while they begin with `prefix`, ascending.
