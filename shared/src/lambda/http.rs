@@ -4,6 +4,7 @@
 
 use super::shape::EventShape;
 use super::{InvocationError, malformed};
+use crate::api::layers::REQUEST_ID;
 use crate::api::problem::Problem;
 use crate::api::{self, API_PREFIX};
 use crate::domain::ids::EXECUTION_PREFIX;
@@ -18,8 +19,6 @@ use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tower::ServiceExt;
-
-const REQUEST_ID: &str = "x-request-id";
 
 pub(super) async fn http_invocation(
     service: &api::Service,
