@@ -10,6 +10,8 @@
 //! first, then the variable, then the default. Their names and defaults are here so that clap
 //! and this page say the same; nothing here parses them a second time.
 
+use lambda_runtime::tracing::subscriber::filter::Targets;
+
 /// A variable lookup: the process environment ([`env_var`]) in a real process, a map in tests.
 /// An empty value counts as unset.
 pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -165,7 +167,7 @@ impl JwtVariables {
 /// How a host logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogSettings {
-    /// `RUNLEDGER_LOG`: a filter in `tracing` syntax (e.g. `runledger=debug`).
+    /// `RUNLEDGER_LOG`: `target=level` directives (e.g. `runledger=debug,info`).
     pub filter: Option<String>,
     /// `RUNLEDGER_LOG_FORMAT=json`: JSON log lines (`runledger-local`; Lambda always logs
     /// JSON).
@@ -178,6 +180,18 @@ impl LogSettings {
             filter: lookup(var, LOG),
             json: lookup(var, LOG_FORMAT).as_deref() == Some("json"),
         }
+    }
+
+    /// What to log: the first of `RUNLEDGER_LOG` and `fallback` that parses, else `default`.
+    /// Comma-separated `target=level` directives (`info`, `runledger=debug,hyper=warn`):
+    /// tracing's `Targets` rather than `EnvFilter`, which would put a regex engine into every
+    /// Lambda bootstrap for span and field filters nobody uses here.
+    pub fn targets(&self, fallback: Option<String>, default: &str) -> Targets {
+        [self.filter.clone(), fallback]
+            .into_iter()
+            .flatten()
+            .find_map(|directives| directives.parse().ok())
+            .unwrap_or_else(|| default.parse().unwrap_or_default())
     }
 }
 
@@ -257,6 +271,32 @@ mod tests {
             let refused = bool_var(&var, ALLOW_PRIVATE_TARGETS, false).unwrap_err();
             assert!(refused.contains(ALLOW_PRIVATE_TARGETS), "{refused}");
         }
+    }
+
+    #[test]
+    fn the_log_filter_is_runledger_log_then_the_fallback_then_the_default() {
+        use tracing::Level;
+        let enables = |log: &[(&str, &str)], fallback: Option<&str>, level: Level| {
+            LogSettings::from_vars(&vars(log))
+                .targets(fallback.map(str::to_owned), "info")
+                .would_enable("runledger::engine", &level)
+        };
+        assert!(enables(&[], None, Level::INFO));
+        assert!(!enables(&[], None, Level::DEBUG));
+        assert!(enables(&[], Some("debug"), Level::DEBUG));
+        assert!(!enables(&[(LOG, "warn")], Some("debug"), Level::INFO));
+        assert!(enables(
+            &[(LOG, "runledger=debug,warn")],
+            None,
+            Level::DEBUG
+        ));
+        assert!(!enables(&[(LOG, "hyper=debug,warn")], None, Level::INFO));
+        // One that does not parse is skipped.
+        assert!(enables(
+            &[(LOG, "runledger=loud")],
+            Some("debug"),
+            Level::DEBUG
+        ));
     }
 
     #[test]

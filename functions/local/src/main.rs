@@ -30,6 +30,9 @@ enum Command {
     Token(TokenArgs),
     /// Measure the engine: starts, step reports, latency, visibility, memory.
     Bench(runledger_local::bench::BenchArgs),
+    /// Print the OpenAPI document, generated from the handlers (what `/api/v1/openapi.json`
+    /// serves).
+    Openapi,
 }
 
 #[derive(Parser)]
@@ -73,7 +76,7 @@ struct TokenArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The bench measures the engine, not the terminal: only warnings unless asked.
-    let quiet = matches!(cli.command, Some(Command::Bench(_)));
+    let quiet = matches!(cli.command, Some(Command::Bench(_) | Command::Openapi));
     init_logging(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -87,6 +90,10 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => token(args),
             Command::Bench(args) => runledger_local::bench::run(args).await,
+            Command::Openapi => {
+                print!("{}", runledger::api::openapi::document_text());
+                Ok(())
+            }
         }
     });
     match result {
@@ -101,18 +108,15 @@ fn fail(message: String) -> ExitCode {
 }
 
 fn init_logging(default_level: &str) {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
     let log = LogSettings::from_vars(&env_var);
-    let filter = log
-        .filter
-        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = log.targets(None, default_level);
+    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if log.json {
-        builder.json().init();
+        registry.with(text.json()).init();
     } else {
-        builder.init();
+        registry.with(text).init();
     }
 }
 

@@ -90,7 +90,7 @@ impl Router {
             engine: engine.clone(),
             auth,
         };
-        let (mut router, _) = routes::mounted(groups).split_for_parts();
+        let mut router = routes::mounted(groups);
         if groups.contains(&RouteGroup::Demo) {
             router = router.merge(demo::routes());
         }

@@ -8,7 +8,6 @@ use super::problem::ProblemBody;
 use super::{RouteGroup, routes};
 use bytes::Bytes;
 use http::Method;
-use std::sync::LazyLock;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
@@ -104,18 +103,23 @@ pub fn methods(item: &PathItem) -> Vec<Method> {
 
 /// The whole API's document, whichever groups a host mounts.
 pub fn document() -> OpenApi {
-    let (_, paths) = routes::mounted(&RouteGroup::ALL).split_for_parts();
+    let (_, paths) = routes::documented(&RouteGroup::ALL).split_for_parts();
     let mut document = Base::openapi().merge_from(paths);
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     SharedByEveryOperation.modify(&mut document);
     document
 }
 
-/// [`document`] as served: built once.
+/// [`document`] as the committed `shared/openapi.json` has it (`scripts/openapi` writes it).
+pub fn document_text() -> String {
+    document().to_pretty_json().unwrap_or_default() + "\n"
+}
+
+/// The document as served: the committed `shared/openapi.json`, which a test keeps equal to
+/// [`document_text`]. A file rather than generated at start, so that a Lambda bootstrap
+/// carries the JSON instead of the code that builds it.
 pub fn document_json() -> Bytes {
-    static JSON: LazyLock<Bytes> =
-        LazyLock::new(|| Bytes::from(document().to_json().unwrap_or_default()));
-    JSON.clone()
+    Bytes::from_static(include_bytes!("../../openapi.json"))
 }
 
 #[cfg(test)]
@@ -154,6 +158,23 @@ mod tests {
             let name = &piece[..piece.find('"').unwrap()];
             assert!(schemas.contains_key(name), "dangling $ref {name}");
         }
+    }
+
+    #[test]
+    fn the_served_document_is_the_one_the_handlers_generate() {
+        let served = String::from_utf8(document_json().to_vec()).unwrap();
+        let generated = document_text();
+        let first_difference = served
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or(served.lines().count().min(generated.lines().count()), |i| i);
+        assert!(
+            served == generated,
+            "shared/openapi.json is not what the handlers generate (first difference at line \
+             {}): run scripts/openapi and commit the result",
+            first_difference + 1
+        );
     }
 
     #[test]

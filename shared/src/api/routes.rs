@@ -5,45 +5,104 @@
 use super::handlers::catalog::{test_cases, test_suites};
 use super::handlers::{executions, health, steps};
 use super::{ApiState, RouteGroup};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
-use utoipa_axum::routes;
+use axum::handler::Handler;
+use axum::routing::MethodRouter;
+use utoipa::openapi::HttpMethod;
+use utoipa_axum::PathItemExt;
+use utoipa_axum::router::OpenApiRouter;
 
-fn table() -> Vec<(RouteGroup, UtoipaMethodRouter<ApiState>)> {
-    use RouteGroup::*;
-    vec![
-        (Health, routes!(health::health)),
-        (Health, routes!(health::openapi)),
-        (Catalog, routes!(test_cases::create)),
-        (Catalog, routes!(test_cases::list)),
-        (Catalog, routes!(test_cases::get)),
-        (Catalog, routes!(test_cases::replace)),
-        (Catalog, routes!(test_cases::delete)),
-        (Catalog, routes!(test_suites::create)),
-        (Catalog, routes!(test_suites::list)),
-        (Catalog, routes!(test_suites::get)),
-        (Catalog, routes!(test_suites::replace)),
-        (Catalog, routes!(test_suites::delete)),
-        (Start, routes!(executions::start_case)),
-        (Start, routes!(executions::start_suite)),
-        (Start, routes!(executions::retry)),
-        (Status, routes!(executions::list)),
-        (Status, routes!(executions::get)),
-        (Status, routes!(executions::children)),
-        (Status, routes!(executions::history)),
-        (Status, routes!(steps::list)),
-        (StepReport, routes!(steps::report)),
-        (StepReport, routes!(executions::complete)),
-        (Finalize, routes!(executions::cancel)),
-    ]
+/// Expands the table into what serves ([`served`]: each handler at the path and methods its
+/// `#[utoipa::path]` names) and what documents ([`documented`]: the same handlers through
+/// utoipa-axum, which adds their operations and schemas). Two functions over one list, so
+/// that only the document's generation builds operations: the Lambda bootstraps serve the
+/// committed document and link none of that code.
+macro_rules! route_table {
+    ($($group:ident => $module:ident :: $handler:ident,)*) => {
+        fn served() -> Vec<Route> {
+            use RouteGroup::*;
+            vec![$(pastey::paste! {
+                Route::new(
+                    $group,
+                    <$module::[<__path_ $handler>] as utoipa::Path>::path(),
+                    <$module::[<__path_ $handler>] as utoipa::Path>::methods(),
+                    $module::$handler,
+                )
+            }),*]
+        }
+
+        /// The routes of `groups`, under the API prefix, with their OpenAPI operations.
+        pub(super) fn documented(groups: &[RouteGroup]) -> OpenApiRouter<ApiState> {
+            use RouteGroup::*;
+            let mut api = OpenApiRouter::new();
+            $(if groups.contains(&$group) {
+                api = api.routes(utoipa_axum::routes!($module::$handler));
+            })*
+            OpenApiRouter::new().nest(super::API_PREFIX, api)
+        }
+    };
 }
 
-/// The routes of `groups`, under the API prefix, with their OpenAPI operations.
-pub fn mounted(groups: &[RouteGroup]) -> OpenApiRouter<ApiState> {
-    let api = table()
+route_table! {
+    Health => health::health,
+    Health => health::openapi,
+    Catalog => test_cases::create,
+    Catalog => test_cases::list,
+    Catalog => test_cases::get,
+    Catalog => test_cases::replace,
+    Catalog => test_cases::delete,
+    Catalog => test_suites::create,
+    Catalog => test_suites::list,
+    Catalog => test_suites::get,
+    Catalog => test_suites::replace,
+    Catalog => test_suites::delete,
+    Start => executions::start_case,
+    Start => executions::start_suite,
+    Start => executions::retry,
+    Status => executions::list,
+    Status => executions::get,
+    Status => executions::children,
+    Status => executions::history,
+    Status => steps::list,
+    StepReport => steps::report,
+    StepReport => executions::complete,
+    Finalize => executions::cancel,
+}
+
+/// One line of the table, ready to mount.
+struct Route {
+    group: RouteGroup,
+    path: String,
+    methods: Vec<HttpMethod>,
+    router: MethodRouter<ApiState>,
+}
+
+impl Route {
+    fn new<H, T>(group: RouteGroup, path: String, methods: Vec<HttpMethod>, handler: H) -> Self
+    where
+        H: Handler<T, ApiState>,
+        T: 'static,
+    {
+        let router = methods.iter().fold(MethodRouter::new(), |router, method| {
+            router.on(method.to_method_filter(), handler.clone())
+        });
+        Route {
+            group,
+            path,
+            methods,
+            router,
+        }
+    }
+}
+
+/// The routes of `groups`, under the API prefix.
+pub fn mounted(groups: &[RouteGroup]) -> axum::Router<ApiState> {
+    let api = served()
         .into_iter()
-        .filter(|(group, _)| groups.contains(group))
-        .fold(OpenApiRouter::new(), |api, (_, route)| api.routes(route));
-    OpenApiRouter::new().nest(super::API_PREFIX, api)
+        .filter(|route| groups.contains(&route.group))
+        .fold(axum::Router::new(), |api, route| {
+            api.route(&route.path, route.router)
+        });
+    axum::Router::new().nest(super::API_PREFIX, api)
 }
 
 /// One operation of the API: what the deployment template must route, and to whom.
@@ -57,23 +116,27 @@ pub struct Operation {
 
 /// Every operation of every group, in table order.
 pub fn operations() -> Vec<Operation> {
-    RouteGroup::ALL
+    served()
         .into_iter()
-        .flat_map(|group| {
-            let (_, document) = mounted(&[group]).split_for_parts();
-            document
-                .paths
-                .paths
-                .into_iter()
-                .flat_map(move |(path, item)| {
-                    super::openapi::methods(&item)
-                        .into_iter()
-                        .map(move |method| Operation {
-                            method,
-                            path: path.clone(),
-                            group,
-                        })
-                })
+        .flat_map(|route| {
+            route.methods.into_iter().map(move |method| Operation {
+                method: http_method(&method),
+                path: format!("{}{}", super::API_PREFIX, route.path),
+                group: route.group,
+            })
         })
         .collect()
+}
+
+fn http_method(method: &HttpMethod) -> http::Method {
+    match method {
+        HttpMethod::Get => http::Method::GET,
+        HttpMethod::Put => http::Method::PUT,
+        HttpMethod::Post => http::Method::POST,
+        HttpMethod::Delete => http::Method::DELETE,
+        HttpMethod::Options => http::Method::OPTIONS,
+        HttpMethod::Head => http::Method::HEAD,
+        HttpMethod::Patch => http::Method::PATCH,
+        HttpMethod::Trace => http::Method::TRACE,
+    }
 }

@@ -6,8 +6,13 @@ use super::shape::EventShape;
 use super::{InvocationError, malformed};
 use crate::api::layers::REQUEST_ID;
 use crate::api::problem::Problem;
-use crate::api::{self, API_PREFIX};
+use crate::api::{self, API_PREFIX, RouteGroup, Router};
+use crate::auth::Authenticator;
+use crate::aws::backend::jwt_settings;
 use crate::domain::ids::EXECUTION_PREFIX;
+use crate::engine::Engine;
+use crate::settings::Vars;
+use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse,
@@ -18,9 +23,35 @@ use lambda_http::Body;
 use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use tower::ServiceExt;
 
-pub(super) async fn http_invocation(
+/// What a function with routes answers API Gateway and Function URL requests with.
+#[async_trait::async_trait(?Send)]
+pub trait HttpEdge: Send + Sync {
+    async fn invoke(&self, shape: &EventShape, event: Value) -> Result<Value, InvocationError>;
+}
+
+#[async_trait::async_trait(?Send)]
+impl HttpEdge for Router {
+    async fn invoke(&self, shape: &EventShape, event: Value) -> Result<Value, InvocationError> {
+        http_invocation(&self.service(), shape, event).await
+    }
+}
+
+/// The cold start of a function's HTTP edge: the JWT secret (from the environment or SSM),
+/// then the router over its route groups.
+pub(super) async fn edge(
+    sdk: &SdkConfig,
+    var: Vars<'_>,
+    engine: Engine,
+    routes: &'static [RouteGroup],
+) -> Result<Arc<dyn HttpEdge>, lambda_runtime::Error> {
+    let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
+    Ok(Arc::new(Router::new(engine, Arc::new(auth), routes)))
+}
+
+async fn http_invocation(
     service: &api::Service,
     shape: &EventShape,
     event: Value,

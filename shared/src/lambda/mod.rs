@@ -31,7 +31,7 @@ pub mod sqs;
 
 use crate::api::Router;
 use crate::auth::Authenticator;
-use crate::aws::backend::{AwsBackend, jwt_settings};
+use crate::aws::backend::AwsBackend;
 use crate::aws::lambda_sdk_config;
 use crate::engine::{Engine, EngineError};
 use crate::ports::StepRunner;
@@ -40,6 +40,7 @@ use crate::settings::{
     self, AwsSettings, LAMBDA_ALLOWS_PRIVATE_TARGETS, LogSettings, Vars, env_var,
 };
 use aws_config::SdkConfig;
+use http::HttpEdge;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shape::{EventShape, classify};
@@ -132,7 +133,7 @@ fn engine_detail(error: &EngineError) -> String {
 pub struct FunctionContext {
     spec: FunctionSpec,
     engine: Engine,
-    router: Option<Router>,
+    http: Option<Arc<dyn HttpEdge>>,
     runner: Option<Arc<dyn StepRunner>>,
 }
 
@@ -143,14 +144,15 @@ impl FunctionContext {
         FunctionContext {
             spec: *spec,
             engine: backend.engine.clone(),
-            router: None,
+            http: None,
             runner: None,
         }
     }
 
     /// Mounts the function's route groups, authenticating with `auth`.
     pub fn with_auth(mut self, auth: Arc<Authenticator>) -> Self {
-        self.router = Some(Router::new(self.engine.clone(), auth, self.spec.routes));
+        let router = Router::new(self.engine.clone(), auth, self.spec.routes);
+        self.http = Some(Arc::new(router));
         self
     }
 
@@ -177,9 +179,8 @@ impl FunctionContext {
         let settings = AwsSettings::from_vars(var)?;
         let backend = AwsBackend::new(sdk, settings);
         let mut context = FunctionContext::new(spec, &backend);
-        if spec.accepts(Trigger::Http) && !spec.routes.is_empty() {
-            let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
-            context = context.with_auth(Arc::new(auth));
+        if let Some(http_edge) = spec.http_edge {
+            context.http = Some(http_edge(sdk, var, context.engine.clone(), spec.routes).await?);
         }
         if let Some(step_runner) = spec.step_runner {
             let policy = TargetPolicy {
@@ -252,24 +253,22 @@ pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
 /// (`request_id`, `execution_id`, ...). `RUNLEDGER_LOG` (tracing syntax) or Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL` sets the level; `info` otherwise. Safe to call twice.
 pub fn init_tracing() {
-    use lambda_runtime::tracing::subscriber::{EnvFilter, fmt};
+    use lambda_runtime::tracing::subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt};
     // Lambda's advanced logging controls say TRACE, DEBUG, INFO, WARN, ERROR or FATAL.
     let lambda_level = env_var("AWS_LAMBDA_LOG_LEVEL").map(|level| match level.to_lowercase() {
         fatal if fatal == "fatal" => "error".to_owned(),
         other => other,
     });
-    let filter = [LogSettings::from_vars(&env_var).filter, lambda_level]
-        .into_iter()
-        .flatten()
-        .find_map(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = fmt()
+    let filter = LogSettings::from_vars(&env_var).targets(lambda_level, "info");
+    let json = fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(true)
-        .with_target(true)
-        .with_env_filter(filter)
+        .with_target(true);
+    let _ = lambda_runtime::tracing::subscriber::registry()
+        .with(json)
+        .with(filter)
         .try_init();
 }
 
@@ -301,11 +300,11 @@ pub async fn handle(context: &FunctionContext, event: Value) -> Result<Value, In
     let spec = &context.spec;
     match shape {
         EventShape::ApiGatewayV2 | EventShape::ApiGatewayV1 if spec.accepts(Trigger::Http) => {
-            let router = context
-                .router
+            let http = context
+                .http
                 .as_ref()
                 .ok_or_else(|| context.not_configured("no router (JWT settings)"))?;
-            http::http_invocation(&router.service(), &shape, event).await
+            http.invoke(&shape, event).await
         }
         EventShape::Sqs if spec.accepts(Trigger::WorkQueue) => {
             let runner = context

@@ -2,10 +2,16 @@
 //! other events it is invoked with. `runledger::lambda` builds a function from its spec
 //! and refuses, with an error naming what arrived, any event its spec does not list.
 
+use super::http::HttpEdge;
 use crate::api::RouteGroup;
+use crate::engine::Engine;
 use crate::ports::StepRunner;
 use crate::runner::HttpStepRunner;
 use crate::runner::target_guard::TargetPolicy;
+use crate::settings::Vars;
+use aws_config::SdkConfig;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// A kind of invocation a function takes.
@@ -33,6 +39,11 @@ pub struct FunctionSpec {
     pub name: &'static str,
     /// The route groups the function mounts (when it takes [`Trigger::Http`]).
     pub routes: &'static [RouteGroup],
+    /// Builds the function's HTTP edge at cold start (the JWT secret, the authenticator, the
+    /// router over `routes`), for the functions that take [`Trigger::Http`]. A constructor for
+    /// the same reason as `step_runner`: only their bootstraps link the router, the SSM
+    /// client and lambda_http.
+    pub http_edge: Option<HttpEdgeConstructor>,
     pub triggers: &'static [Trigger],
     /// One line for people: what invokes the function.
     pub summary: &'static str,
@@ -40,6 +51,22 @@ pub struct FunctionSpec {
     /// A constructor here rather than a flag: a function binary links only what its own spec
     /// names, so the HTTP client for steps is in the runner's bootstrap alone.
     pub step_runner: Option<fn(TargetPolicy) -> Arc<dyn StepRunner>>,
+}
+
+/// See [`FunctionSpec::http_edge`].
+pub type HttpEdgeConstructor =
+    for<'a> fn(&'a SdkConfig, Vars<'a>, Engine, &'static [RouteGroup]) -> EdgeBuilt<'a>;
+/// The cold start's future of an [`HttpEdgeConstructor`].
+pub type EdgeBuilt<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn HttpEdge>, lambda_runtime::Error>> + 'a>>;
+
+fn http_edge<'a>(
+    sdk: &'a SdkConfig,
+    var: Vars<'a>,
+    engine: Engine,
+    routes: &'static [RouteGroup],
+) -> EdgeBuilt<'a> {
+    Box::pin(super::http::edge(sdk, var, engine, routes))
 }
 
 fn http_step_runner(policy: TargetPolicy) -> Arc<dyn StepRunner> {
@@ -55,6 +82,7 @@ impl FunctionSpec {
 pub const START: FunctionSpec = FunctionSpec {
     name: "start",
     routes: &[RouteGroup::Start],
+    http_edge: Some(http_edge),
     triggers: &[Trigger::Http, Trigger::ScheduledStart],
     summary: "API Gateway (start, retry) and EventBridge Scheduler",
     step_runner: None,
@@ -62,6 +90,7 @@ pub const START: FunctionSpec = FunctionSpec {
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
     routes: &[RouteGroup::Status, RouteGroup::Health],
+    http_edge: Some(http_edge),
     triggers: &[Trigger::Http],
     summary: "API Gateway (every GET on executions, health)",
     step_runner: None,
@@ -69,6 +98,7 @@ pub const STATUS: FunctionSpec = FunctionSpec {
 pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     name: "step-report",
     routes: &[RouteGroup::StepReport],
+    http_edge: Some(http_edge),
     triggers: &[Trigger::Http, Trigger::StepReportQueue],
     summary: "API Gateway (steps, complete) and SQS step batches",
     step_runner: None,
@@ -76,6 +106,7 @@ pub const STEP_REPORT: FunctionSpec = FunctionSpec {
 pub const FINALIZE: FunctionSpec = FunctionSpec {
     name: "finalize",
     routes: &[RouteGroup::Finalize],
+    http_edge: Some(http_edge),
     triggers: &[Trigger::Http, Trigger::DomainEvents, Trigger::SweepSchedule],
     summary: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
     step_runner: None,
@@ -83,6 +114,7 @@ pub const FINALIZE: FunctionSpec = FunctionSpec {
 pub const RUNNER: FunctionSpec = FunctionSpec {
     name: "runner",
     routes: &[],
+    http_edge: None,
     triggers: &[Trigger::WorkQueue],
     summary: "SQS work queues (one per priority)",
     step_runner: Some(http_step_runner),
@@ -90,6 +122,7 @@ pub const RUNNER: FunctionSpec = FunctionSpec {
 pub const CATALOG: FunctionSpec = FunctionSpec {
     name: "catalog",
     routes: &[RouteGroup::Catalog],
+    http_edge: Some(http_edge),
     triggers: &[Trigger::Http],
     summary: "API Gateway (test cases, test suites)",
     step_runner: None,
@@ -129,6 +162,12 @@ mod tests {
             assert_eq!(
                 function.accepts(Trigger::Http),
                 !function.routes.is_empty(),
+                "{}",
+                function.name
+            );
+            assert_eq!(
+                function.accepts(Trigger::Http),
+                function.http_edge.is_some(),
                 "{}",
                 function.name
             );
