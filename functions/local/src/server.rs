@@ -9,7 +9,6 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use runledger::api::problem::Problem;
 use runledger::api::{self, MAX_BODY_BYTES, Router};
 use std::future::Future;
@@ -72,10 +71,10 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                // hyper's `service_fn` borrows: one clone of the service per request, in `answer`.
                 let service = service.clone();
-                let hyper_service = TowerToHyperService::new(tower::service_fn(move |request| {
-                    answer(service.clone(), request)
-                }));
+                let hyper_service =
+                    hyper::service::service_fn(move |request| answer(service.clone(), request));
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
