@@ -337,6 +337,35 @@ impl ExecutionStore for DynamoStore {
     }
 }
 
+/// The rounds of a batch request whose unprocessed part is sent again: at most ten, each after
+/// a pause 20 ms longer than the one before.
+struct BatchRounds {
+    what: &'static str,
+    done: u64,
+}
+
+impl BatchRounds {
+    fn new(what: &'static str) -> Self {
+        BatchRounds { what, done: 0 }
+    }
+
+    /// Pauses before every round but the first; `Unavailable` once ten rounds left items
+    /// unprocessed.
+    async fn next(&mut self) -> Result<(), StoreError> {
+        if self.done > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20 * self.done)).await;
+        }
+        if self.done == 10 {
+            let what = self.what;
+            return Err(StoreError::Unavailable(format!(
+                "{what} kept coming back unprocessed"
+            )));
+        }
+        self.done += 1;
+        Ok(())
+    }
+}
+
 /// SDK errors become `Unavailable`; the detail is logged, never shown to clients.
 fn sdk_error<E: std::fmt::Debug, R: std::fmt::Debug>(
     what: &str,
