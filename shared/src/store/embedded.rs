@@ -372,6 +372,51 @@ fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb
     Ok(())
 }
 
+/// What a listing's scan makes of one id.
+enum Scanned<T> {
+    /// No record behind the id, and not counted as seen.
+    Missing,
+    /// A record the query does not ask for.
+    Skipped,
+    Kept(T),
+}
+
+/// A page of up to `limit` records kept from `ids` (a scan of at most `MAX_SCAN`, in listing
+/// order). The cursor is the last kept id of a full page or, when the scan stopped early, the
+/// last id seen, to continue where it stopped.
+fn scan_page<T>(
+    ids: Vec<String>,
+    limit: usize,
+    mut scan: impl FnMut(&str) -> Result<Scanned<T>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let scanned_all = ids.len() < MAX_SCAN;
+    let mut items = Vec::new();
+    let mut last_seen = None;
+    let mut last_kept = None;
+    for id in ids {
+        match scan(&id)? {
+            Scanned::Missing => continue,
+            Scanned::Skipped => last_seen = Some(id),
+            Scanned::Kept(item) => {
+                items.push(item);
+                last_seen = Some(id.clone());
+                last_kept = Some(id);
+                if items.len() == limit {
+                    break;
+                }
+            }
+        }
+    }
+    let next_cursor = if items.len() == limit {
+        last_kept
+    } else if !scanned_all {
+        last_seen
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
 fn abandon(error: StoreError) -> redb::Error {
     redb::Error::Corrupted(error.to_string())
 }
@@ -477,36 +522,20 @@ impl ExecutionStore for EmbeddedStore {
                     collect_keys(&records, &start, "", MAX_SCAN)?
                 }
             };
-            let scanned_all = ids.len() < MAX_SCAN;
-            let mut items = Vec::new();
-            let mut last_seen = None;
-            let mut last_item = None;
-            for id in ids {
-                let Some(raw) = records.get(id.as_str()).map_err(unavailable)? else {
-                    continue;
+            scan_page(ids, query.limit, |id| {
+                let Some(raw) = records.get(id).map_err(unavailable)? else {
+                    return Ok(Scanned::Missing);
                 };
-                last_seen = Some(id.clone());
                 let tagged = match &query.tag {
                     Some(tag) => CatalogHeader::read(raw.value())?.tags.contains(tag),
                     None => true,
                 };
-                if tagged {
-                    items.push(document(raw.value())?);
-                    last_item = Some(id);
-                    if items.len() == query.limit {
-                        break;
-                    }
-                }
-            }
-            let next_cursor = if items.len() == query.limit {
-                last_item
-            } else if !scanned_all {
-                // The scan stopped early: continue where it stopped.
-                last_seen
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
+                Ok(if tagged {
+                    Scanned::Kept(document(raw.value())?)
+                } else {
+                    Scanned::Skipped
+                })
+            })
         })
         .await
     }
@@ -612,30 +641,18 @@ impl ExecutionStore for EmbeddedStore {
                     collect_keys_rev(&executions, "", &end, MAX_SCAN)?
                 }
             };
-            let scanned_all = ids.len() < MAX_SCAN;
-            let mut items = Vec::new();
-            let mut last_seen = None;
-            for id in &ids {
-                last_seen = Some(id.clone());
-                let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
-                    continue;
+            scan_page(ids, query.limit, |id| {
+                // A missing record still counts as seen: the cursor may continue after it.
+                let Some(raw) = executions.get(id).map_err(unavailable)? else {
+                    return Ok(Scanned::Skipped);
                 };
                 let execution: Execution = decode(raw.value())?;
-                if query.matches(&execution) {
-                    items.push(execution);
-                    if items.len() == query.limit {
-                        break;
-                    }
-                }
-            }
-            let next_cursor = if items.len() == query.limit {
-                items.last().map(|e| e.id.clone())
-            } else if !scanned_all {
-                last_seen
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
+                Ok(if query.matches(&execution) {
+                    Scanned::Kept(execution)
+                } else {
+                    Scanned::Skipped
+                })
+            })
         })
         .await
     }
