@@ -293,9 +293,15 @@ impl Engine {
         actor: String,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
+        let apply = |reports: Vec<StepReport>| {
+            let (actor, owner) = (actor.clone(), owner.clone());
+            self.apply_to(id, owner, move |unit, target| {
+                unit.report_steps(target, &reports, &actor).map(|_| ())
+            })
+        };
         let part = self.store.max_steps_per_change().max(1);
         if reports.len() <= part {
-            return self.record_steps_at_once(id, reports, actor, owner).await;
+            return apply(reports).await;
         }
         let execution = self
             .store
@@ -306,24 +312,9 @@ impl Engine {
         check_reports(&execution, &reports)?;
         let mut latest = execution;
         for chunk in reports.chunks(part) {
-            latest = self
-                .record_steps_at_once(id, chunk.to_vec(), actor.clone(), owner.clone())
-                .await?;
+            latest = apply(chunk.to_vec()).await?;
         }
         Ok(latest)
-    }
-
-    async fn record_steps_at_once(
-        &self,
-        id: &str,
-        reports: Vec<StepReport>,
-        actor: String,
-        owner: Option<String>,
-    ) -> Result<Execution, EngineError> {
-        self.apply_to(id, owner, move |unit, target| {
-            unit.report_steps(target, &reports, &actor).map(|_| ())
-        })
-        .await
     }
 
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
