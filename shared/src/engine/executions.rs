@@ -8,7 +8,7 @@ use crate::domain::execution::{
 };
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
-use crate::ports::{ExecutionQuery, Page};
+use crate::ports::{ChildrenQuery, ExecutionQuery, Page, StepsQuery};
 use std::sync::Arc;
 
 pub const MAX_STEPS_PER_REPORT: usize = 500;
@@ -199,7 +199,12 @@ impl Engine {
         limit: usize,
     ) -> Result<Page<StepResult>, EngineError> {
         let execution = self.get_execution(caller, id).await?;
-        let items = self.store.list_steps(id, after_index, limit).await?;
+        let query = StepsQuery {
+            execution_id: id.to_owned(),
+            limit,
+            after_index,
+        };
+        let items = self.store.list_steps(&query).await?;
         let next_cursor = match items.last() {
             Some(last) if last.index + 1 < execution.progress.total && items.len() == limit => {
                 Some(last.index.to_string())
@@ -217,7 +222,12 @@ impl Engine {
         limit: usize,
     ) -> Result<Page<Execution>, EngineError> {
         self.get_execution(caller, id).await?;
-        Ok(self.store.list_children(id, after, limit).await?)
+        let query = ChildrenQuery {
+            parent_id: id.to_owned(),
+            limit,
+            after: after.map(str::to_owned),
+        };
+        Ok(self.store.list_children(&query).await?)
     }
 
     pub async fn history(

@@ -14,7 +14,8 @@ use crate::domain::workflow::{
     ChangeSet, DefinitionSource, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
 };
 use crate::ports::{
-    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+    CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
+    Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
 use redb::{
@@ -569,33 +570,24 @@ impl ExecutionStore for EmbeddedStore {
         self.get_record(DEFINITIONS, execution_id).await
     }
 
-    async fn list_steps(
-        &self,
-        execution_id: &str,
-        after_index: Option<u32>,
-        limit: usize,
-    ) -> Result<Vec<StepResult>, StoreError> {
-        let id = execution_id.to_owned();
+    async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError> {
+        let query = query.clone();
         self.read(move |txn| {
+            let (id, limit) = (&query.execution_id, query.limit);
             let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
             let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
                 return Ok(Vec::new());
             };
             let execution: Execution = decode(raw.value())?;
-            let first = after_index.map_or(0, |i| i.saturating_add(1));
             if !execution.is_partitioned() {
-                return Ok(execution
-                    .steps
-                    .into_iter()
-                    .skip(first as usize)
-                    .take(limit)
-                    .collect());
+                return Ok(query.inline_page(execution.steps));
             }
-            let prefix = key2(&id, "");
+            let first = query.first();
+            let prefix = key2(id, "");
             let steps = txn.open_table(STEPS).map_err(unavailable)?;
             let mut page = Vec::new();
             for entry in steps
-                .range(step_key(&id, first).as_str()..)
+                .range(step_key(id, first).as_str()..)
                 .map_err(unavailable)?
             {
                 let (key, value) = entry.map_err(unavailable)?;
@@ -657,14 +649,10 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
-    async fn list_children(
-        &self,
-        parent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Execution>, StoreError> {
+    async fn list_children(&self, query: &ChildrenQuery) -> Result<Page<Execution>, StoreError> {
+        let (parent_id, limit) = (&query.parent_id, query.limit);
         let prefix = key2(parent_id, "");
-        let start = match after {
+        let start = match &query.after {
             Some(after) => key2(parent_id, after) + "\u{1}",
             None => prefix.clone(),
         };
