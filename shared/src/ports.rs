@@ -47,6 +47,39 @@ pub struct ExecutionQuery {
     pub after: Option<String>,
 }
 
+/// An execution's steps in index order, after `after_index`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepsQuery {
+    pub execution_id: String,
+    pub limit: usize,
+    pub after_index: Option<u32>,
+}
+
+impl StepsQuery {
+    /// The index of the page's first step.
+    pub fn first(&self) -> u32 {
+        self.after_index.map_or(0, |i| i.saturating_add(1))
+    }
+
+    /// The page of steps an execution keeps inline.
+    pub fn inline_page(&self, steps: Vec<StepResult>) -> Vec<StepResult> {
+        steps
+            .into_iter()
+            .skip(self.first() as usize)
+            .take(self.limit)
+            .collect()
+    }
+}
+
+/// A suite's children, in suite order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChildrenQuery {
+    pub parent_id: String,
+    pub limit: usize,
+    /// The child id after which to continue.
+    pub after: Option<String>,
+}
+
 impl ExecutionQuery {
     pub fn matches(&self, e: &Execution) -> bool {
         self.owner.as_ref().is_none_or(|o| *o == e.owner)
@@ -157,22 +190,12 @@ pub trait ExecutionStore: Send + Sync {
     /// The step definitions an execution runs (a snapshot taken when it started).
     async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError>;
     /// Steps in index order, from `after_index` (exclusive) on, inline or partitioned alike.
-    async fn list_steps(
-        &self,
-        execution_id: &str,
-        after_index: Option<u32>,
-        limit: usize,
-    ) -> Result<Vec<StepResult>, StoreError>;
+    async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError>;
     async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
     /// Newest first.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError>;
-    /// A suite's children in suite order (every attempt), after the given child id.
-    async fn list_children(
-        &self,
-        parent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Execution>, StoreError>;
+    /// A suite's children in suite order (every attempt), after `query.after`.
+    async fn list_children(&self, query: &ChildrenQuery) -> Result<Page<Execution>, StoreError>;
     /// Ids of non-terminal executions whose deadline is at or before `now`.
     async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Queued and running executions, for recovery after a restart.

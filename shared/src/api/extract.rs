@@ -17,6 +17,7 @@ use http::request::Parts;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use utoipa::IntoParams;
 
 /// The authenticated caller (`Authorization: Bearer <JWT>`).
@@ -31,6 +32,40 @@ impl FromRequestParts<ApiState> for Authenticated {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         Ok(Authenticated(state.auth.authenticate(authorization)?))
+    }
+}
+
+/// What an authenticated handler takes from the request head, checked in the API's order:
+/// the caller (`401`), the query `Q` (`400`), then the path's id `I` (`404`). The body, if any,
+/// is the handler's last extractor, so it is read after all of these.
+pub struct Call<Q = NoQuery, I = ()> {
+    pub api: ApiState,
+    pub caller: Caller,
+    pub query: Q,
+    pub id: I,
+}
+
+/// A request on one execution, without query parameters.
+pub type OnExecution = Call<NoQuery, ExecutionId>;
+
+impl<Q, I> FromRequestParts<ApiState> for Call<Q, I>
+where
+    Q: FromRequestParts<ApiState> + Send,
+    I: FromRequestParts<ApiState> + Send,
+    Problem: From<Q::Rejection> + From<I::Rejection>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Problem> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        let query = Q::from_request_parts(parts, state).await?;
+        let id = I::from_request_parts(parts, state).await?;
+        Ok(Call {
+            api: state.clone(),
+            caller,
+            query,
+            id,
+        })
     }
 }
 
@@ -49,6 +84,13 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for S
         Query::parse(parts.uri.query(), &names)?
             .into_typed()
             .map(StrictQuery)
+    }
+}
+
+impl<T> Deref for StrictQuery<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -93,6 +135,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ExecutionId {
         path_id(parts, state, EXECUTION_PREFIX, "execution")
             .await
             .map(ExecutionId)
+    }
+}
+
+impl Deref for ExecutionId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 /// A request's query parameters; each may appear once, and only the ones a route knows.
 /// Empty values count as absent.
@@ -71,25 +72,36 @@ pub fn cursor(text: Option<&str>, kind: &str) -> Result<Option<String>, Problem>
     text.map(|c| decode_cursor(kind, c)).transpose()
 }
 
+/// [`cursor`] for a listing whose position is not an id (a step index): a position that does
+/// not parse is as invalid as a tampered cursor.
+pub fn parsed_cursor<T: FromStr>(text: Option<&str>, kind: &str) -> Result<Option<T>, Problem> {
+    cursor(text, kind)?
+        .map(|position| position.parse().map_err(|_| invalid_cursor()))
+        .transpose()
+}
+
+fn invalid_cursor() -> Problem {
+    Problem::new(
+        http::StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+        "the cursor is not valid for this listing",
+    )
+}
+
 /// Cursors are opaque to clients: a listing kind and a position, base64url-encoded.
 pub fn encode_cursor(kind: &str, position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
 }
 
 fn decode_cursor(kind: &str, cursor: &str) -> Result<String, Problem> {
-    let bad = || {
-        Problem::new(
-            http::StatusCode::BAD_REQUEST,
-            "invalid_cursor",
-            "the cursor is not valid for this listing",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
     let position = text
         .strip_prefix(kind)
         .and_then(|rest| rest.strip_prefix(':'))
-        .ok_or_else(bad)?;
+        .ok_or_else(invalid_cursor)?;
     let sane = !position.is_empty()
         && position.len() <= 64
         && position
@@ -98,7 +110,7 @@ fn decode_cursor(kind: &str, cursor: &str) -> Result<String, Problem> {
     if sane {
         Ok(position.to_owned())
     } else {
-        Err(bad())
+        Err(invalid_cursor())
     }
 }
 

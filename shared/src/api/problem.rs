@@ -123,6 +123,13 @@ impl std::ops::Deref for Problem {
     }
 }
 
+/// For extractors that cannot fail, such as `()`.
+impl From<std::convert::Infallible> for Problem {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<AuthError> for Problem {
     fn from(error: AuthError) -> Self {
         let (code, challenge) = match error {

@@ -216,16 +216,14 @@ impl<'a> UnitOfWork<'a> {
     /// [`Self::add_child`]) and moves it to `queued`.
     pub fn start(
         &mut self,
-        mut execution: Execution,
+        execution: Execution,
         definition: Option<DefinitionSource>,
         actor: &str,
         reason: &str,
     ) -> Result<(), WorkflowError> {
-        execution.status = ExecutionStatus::Queued;
-        execution.queued_at = Some(self.now);
-        execution.deadline_at = Some(self.now.plus_millis(execution.timeout_s as i64 * 1000));
         let id = execution.id.clone();
-        self.insert_new(execution, definition, actor, reason)?;
+        let queued = ExecutionStatus::Queued;
+        self.insert_new(execution, definition, queued, actor, reason)?;
         self.after_status_change(&id)?;
         self.settle_suites()
     }
@@ -233,26 +231,33 @@ impl<'a> UnitOfWork<'a> {
     /// Adds a suite's child as `pending`; the suite starts it when its turn comes.
     pub fn add_child(
         &mut self,
-        mut child: Execution,
+        child: Execution,
         definition: DefinitionSource,
         actor: &str,
     ) -> Result<(), WorkflowError> {
-        child.status = ExecutionStatus::Pending;
         self.insert_new(
             child,
             Some(definition),
+            ExecutionStatus::Pending,
             actor,
             "waiting for its turn in the suite",
         )
     }
 
+    /// Adds a new execution in `status`; a queued one gets its deadline.
     fn insert_new(
         &mut self,
         mut execution: Execution,
         definition: Option<DefinitionSource>,
+        status: ExecutionStatus,
         actor: &str,
         reason: &str,
     ) -> Result<(), WorkflowError> {
+        execution.status = status;
+        if status == ExecutionStatus::Queued {
+            execution.queued_at = Some(self.now);
+            execution.deadline_at = Some(self.now.plus_millis(execution.timeout_s as i64 * 1000));
+        }
         let id = execution.id.clone();
         let (seq, entry) = execution.creation_entry(actor, reason, self.now);
         self.changes.history.push((id.clone(), seq, entry));
@@ -352,14 +357,12 @@ impl<'a> UnitOfWork<'a> {
             ));
         }
         let retry_id = self.ids.execution_id();
-        let mut retry = self.fresh_attempt(&original, retry_id.clone())?;
+        let retry = self.fresh_attempt(&original, retry_id.clone())?;
         self.execution(id)?.retried_by = Some(retry_id.clone());
-        retry.status = ExecutionStatus::Queued;
-        retry.queued_at = Some(self.now);
-        retry.deadline_at = Some(self.now.plus_millis(retry.timeout_s as i64 * 1000));
         let reason = format!("{reason} (retry of {id}, attempt {})", retry.attempt);
         let definition = DefinitionSource::CopyOf(id.to_owned());
-        self.insert_new(retry, Some(definition), actor, &reason)?;
+        let queued = ExecutionStatus::Queued;
+        self.insert_new(retry, Some(definition), queued, actor, &reason)?;
         self.after_status_change(&retry_id)?;
         Ok(retry_id)
     }

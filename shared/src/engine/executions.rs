@@ -1,14 +1,14 @@
 //! Execution use cases: start, read, report, complete, cancel, retry, time out.
 
 use super::{Caller, Engine, EngineError};
-use crate::domain::catalog::{TestCase, TestSuite, check_timeout, is_variable_name};
+use crate::domain::catalog::{CatalogEntry, TestCase, TestSuite, check_timeout, is_variable_name};
 use crate::domain::execution::{
     ChildSlot, Execution, ExecutionConfig, ExecutionStatus, HistoryEntry, MAX_RETRIES_LIMIT,
     StepReport, StepResult, SuitePlan, Transition,
 };
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
-use crate::ports::{ExecutionQuery, Page};
+use crate::ports::{ChildrenQuery, ExecutionQuery, Page, StepsQuery};
 use std::sync::Arc;
 
 pub const MAX_STEPS_PER_REPORT: usize = 500;
@@ -35,8 +35,7 @@ impl Engine {
         test_case_id: &str,
         request: StartRequest,
     ) -> Result<Started, EngineError> {
-        validate_start(&request)?;
-        let case = self.get_entry::<TestCase>(caller, test_case_id).await?;
+        let case: TestCase = self.entry_to_start(caller, test_case_id, &request).await?;
         let now = self.clock.now();
         let id = self.ids.execution_id();
         let execution = Execution::new_case(id.clone(), &case, &caller.user, &request.config, now);
@@ -55,21 +54,7 @@ impl Engine {
         test_suite_id: &str,
         request: StartRequest,
     ) -> Result<Started, EngineError> {
-        validate_start(&request)?;
-        let suite = self.get_entry::<TestSuite>(caller, test_suite_id).await?;
-        let mut cases = Vec::with_capacity(suite.test_case_ids.len());
-        let mut errors = ValidationErrors::default();
-        for (i, case_id) in suite.test_case_ids.iter().enumerate() {
-            match self.store.get_entry::<TestCase>(case_id).await? {
-                Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
-                _ => errors.add(
-                    format!("test_case_ids[{i}]"),
-                    format!("test case {case_id} no longer exists"),
-                ),
-            }
-        }
-        errors.into_result().map_err(EngineError::Validation)?;
-
+        let (suite, cases) = self.suite_to_start(caller, test_suite_id, &request).await?;
         let now = self.clock.now();
         let config = request.config;
         let suite_id = self.ids.execution_id();
@@ -106,6 +91,41 @@ impl Engine {
         };
         self.start_once(caller, suite_id, request.idempotency_key, start)
             .await
+    }
+
+    /// The entry a start runs, once the request is valid (a bad request is refused before an
+    /// unknown entry).
+    async fn entry_to_start<T: CatalogEntry>(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: &StartRequest,
+    ) -> Result<T, EngineError> {
+        validate_start(request)?;
+        self.get_entry::<T>(caller, id).await
+    }
+
+    /// The suite a start runs and its cases, each of which must still exist for the caller.
+    async fn suite_to_start(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: &StartRequest,
+    ) -> Result<(TestSuite, Vec<Arc<TestCase>>), EngineError> {
+        let suite: TestSuite = self.entry_to_start(caller, id, request).await?;
+        let mut cases = Vec::with_capacity(suite.test_case_ids.len());
+        let mut errors = ValidationErrors::default();
+        for (i, case_id) in suite.test_case_ids.iter().enumerate() {
+            match self.store.get_entry::<TestCase>(case_id).await? {
+                Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
+                _ => errors.add(
+                    format!("test_case_ids[{i}]"),
+                    format!("test case {case_id} no longer exists"),
+                ),
+            }
+        }
+        errors.into_result().map_err(EngineError::Validation)?;
+        Ok((suite, cases))
     }
 
     /// Starts execution `id` by `start` (given the actor) in one unit of work, which first
@@ -179,7 +199,12 @@ impl Engine {
         limit: usize,
     ) -> Result<Page<StepResult>, EngineError> {
         let execution = self.get_execution(caller, id).await?;
-        let items = self.store.list_steps(id, after_index, limit).await?;
+        let query = StepsQuery {
+            execution_id: id.to_owned(),
+            limit,
+            after_index,
+        };
+        let items = self.store.list_steps(&query).await?;
         let next_cursor = match items.last() {
             Some(last) if last.index + 1 < execution.progress.total && items.len() == limit => {
                 Some(last.index.to_string())
@@ -197,7 +222,12 @@ impl Engine {
         limit: usize,
     ) -> Result<Page<Execution>, EngineError> {
         self.get_execution(caller, id).await?;
-        Ok(self.store.list_children(id, after, limit).await?)
+        let query = ChildrenQuery {
+            parent_id: id.to_owned(),
+            limit,
+            after: after.map(str::to_owned),
+        };
+        Ok(self.store.list_children(&query).await?)
     }
 
     pub async fn history(
@@ -273,9 +303,15 @@ impl Engine {
         actor: String,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
+        let apply = |reports: Vec<StepReport>| {
+            let (actor, owner) = (actor.clone(), owner.clone());
+            self.apply_to(id, owner, move |unit, target| {
+                unit.report_steps(target, &reports, &actor).map(|_| ())
+            })
+        };
         let part = self.store.max_steps_per_change().max(1);
         if reports.len() <= part {
-            return self.record_steps_at_once(id, reports, actor, owner).await;
+            return apply(reports).await;
         }
         let execution = self
             .store
@@ -286,24 +322,9 @@ impl Engine {
         check_reports(&execution, &reports)?;
         let mut latest = execution;
         for chunk in reports.chunks(part) {
-            latest = self
-                .record_steps_at_once(id, chunk.to_vec(), actor.clone(), owner.clone())
-                .await?;
+            latest = apply(chunk.to_vec()).await?;
         }
         Ok(latest)
-    }
-
-    async fn record_steps_at_once(
-        &self,
-        id: &str,
-        reports: Vec<StepReport>,
-        actor: String,
-        owner: Option<String>,
-    ) -> Result<Execution, EngineError> {
-        self.apply_to(id, owner, move |unit, target| {
-            unit.report_steps(target, &reports, &actor).map(|_| ())
-        })
-        .await
     }
 
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {

@@ -14,7 +14,8 @@ use crate::domain::workflow::{
     ChangeSet, DefinitionSource, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
 };
 use crate::ports::{
-    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+    CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
+    Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
 use redb::{
@@ -372,6 +373,51 @@ fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb
     Ok(())
 }
 
+/// What a listing's scan makes of one id.
+enum Scanned<T> {
+    /// No record behind the id, and not counted as seen.
+    Missing,
+    /// A record the query does not ask for.
+    Skipped,
+    Kept(T),
+}
+
+/// A page of up to `limit` records kept from `ids` (a scan of at most `MAX_SCAN`, in listing
+/// order). The cursor is the last kept id of a full page or, when the scan stopped early, the
+/// last id seen, to continue where it stopped.
+fn scan_page<T>(
+    ids: Vec<String>,
+    limit: usize,
+    mut scan: impl FnMut(&str) -> Result<Scanned<T>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let scanned_all = ids.len() < MAX_SCAN;
+    let mut items = Vec::new();
+    let mut last_seen = None;
+    let mut last_kept = None;
+    for id in ids {
+        match scan(&id)? {
+            Scanned::Missing => continue,
+            Scanned::Skipped => last_seen = Some(id),
+            Scanned::Kept(item) => {
+                items.push(item);
+                last_seen = Some(id.clone());
+                last_kept = Some(id);
+                if items.len() == limit {
+                    break;
+                }
+            }
+        }
+    }
+    let next_cursor = if items.len() == limit {
+        last_kept
+    } else if !scanned_all {
+        last_seen
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
 fn abandon(error: StoreError) -> redb::Error {
     redb::Error::Corrupted(error.to_string())
 }
@@ -477,36 +523,20 @@ impl ExecutionStore for EmbeddedStore {
                     collect_keys(&records, &start, "", MAX_SCAN)?
                 }
             };
-            let scanned_all = ids.len() < MAX_SCAN;
-            let mut items = Vec::new();
-            let mut last_seen = None;
-            let mut last_item = None;
-            for id in ids {
-                let Some(raw) = records.get(id.as_str()).map_err(unavailable)? else {
-                    continue;
+            scan_page(ids, query.limit, |id| {
+                let Some(raw) = records.get(id).map_err(unavailable)? else {
+                    return Ok(Scanned::Missing);
                 };
-                last_seen = Some(id.clone());
                 let tagged = match &query.tag {
                     Some(tag) => CatalogHeader::read(raw.value())?.tags.contains(tag),
                     None => true,
                 };
-                if tagged {
-                    items.push(document(raw.value())?);
-                    last_item = Some(id);
-                    if items.len() == query.limit {
-                        break;
-                    }
-                }
-            }
-            let next_cursor = if items.len() == query.limit {
-                last_item
-            } else if !scanned_all {
-                // The scan stopped early: continue where it stopped.
-                last_seen
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
+                Ok(if tagged {
+                    Scanned::Kept(document(raw.value())?)
+                } else {
+                    Scanned::Skipped
+                })
+            })
         })
         .await
     }
@@ -540,33 +570,24 @@ impl ExecutionStore for EmbeddedStore {
         self.get_record(DEFINITIONS, execution_id).await
     }
 
-    async fn list_steps(
-        &self,
-        execution_id: &str,
-        after_index: Option<u32>,
-        limit: usize,
-    ) -> Result<Vec<StepResult>, StoreError> {
-        let id = execution_id.to_owned();
+    async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError> {
+        let query = query.clone();
         self.read(move |txn| {
+            let (id, limit) = (&query.execution_id, query.limit);
             let executions = txn.open_table(EXECUTIONS).map_err(unavailable)?;
             let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
                 return Ok(Vec::new());
             };
             let execution: Execution = decode(raw.value())?;
-            let first = after_index.map_or(0, |i| i.saturating_add(1));
             if !execution.is_partitioned() {
-                return Ok(execution
-                    .steps
-                    .into_iter()
-                    .skip(first as usize)
-                    .take(limit)
-                    .collect());
+                return Ok(query.inline_page(execution.steps));
             }
-            let prefix = key2(&id, "");
+            let first = query.first();
+            let prefix = key2(id, "");
             let steps = txn.open_table(STEPS).map_err(unavailable)?;
             let mut page = Vec::new();
             for entry in steps
-                .range(step_key(&id, first).as_str()..)
+                .range(step_key(id, first).as_str()..)
                 .map_err(unavailable)?
             {
                 let (key, value) = entry.map_err(unavailable)?;
@@ -612,42 +633,26 @@ impl ExecutionStore for EmbeddedStore {
                     collect_keys_rev(&executions, "", &end, MAX_SCAN)?
                 }
             };
-            let scanned_all = ids.len() < MAX_SCAN;
-            let mut items = Vec::new();
-            let mut last_seen = None;
-            for id in &ids {
-                last_seen = Some(id.clone());
-                let Some(raw) = executions.get(id.as_str()).map_err(unavailable)? else {
-                    continue;
+            scan_page(ids, query.limit, |id| {
+                // A missing record still counts as seen: the cursor may continue after it.
+                let Some(raw) = executions.get(id).map_err(unavailable)? else {
+                    return Ok(Scanned::Skipped);
                 };
                 let execution: Execution = decode(raw.value())?;
-                if query.matches(&execution) {
-                    items.push(execution);
-                    if items.len() == query.limit {
-                        break;
-                    }
-                }
-            }
-            let next_cursor = if items.len() == query.limit {
-                items.last().map(|e| e.id.clone())
-            } else if !scanned_all {
-                last_seen
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
+                Ok(if query.matches(&execution) {
+                    Scanned::Kept(execution)
+                } else {
+                    Scanned::Skipped
+                })
+            })
         })
         .await
     }
 
-    async fn list_children(
-        &self,
-        parent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Execution>, StoreError> {
+    async fn list_children(&self, query: &ChildrenQuery) -> Result<Page<Execution>, StoreError> {
+        let (parent_id, limit) = (&query.parent_id, query.limit);
         let prefix = key2(parent_id, "");
-        let start = match after {
+        let start = match &query.after {
             Some(after) => key2(parent_id, after) + "\u{1}",
             None => prefix.clone(),
         };

@@ -1,6 +1,7 @@
 //! Step reports, step partitioning (50 steps and more) and very long executions.
 
 use super::*;
+use runledger::ports::StepsQuery;
 
 /// Step reports: the first one starts the execution, progress arithmetic, redeliveries are
 /// no-ops, terminal steps are final, bad batches change nothing.
@@ -357,26 +358,34 @@ pub async fn step_partitioning(store: Arc<dyn ExecutionStore>) {
     }
     assert_eq!(steps[25].message.as_deref(), Some("boom"));
     // The store's own paging from an index on.
-    let tail = h.store.list_steps(&part.id, Some(47), 20).await.unwrap();
+    let tail = h
+        .store
+        .list_steps(&steps_of(&part.id, Some(47), 20))
+        .await
+        .unwrap();
     assert_eq!(
         tail.iter().map(|s| s.index).collect::<Vec<_>>(),
         vec![48, 49]
     );
     assert!(
         h.store
-            .list_steps(&part.id, Some(49), 20)
+            .list_steps(&steps_of(&part.id, Some(49), 20))
             .await
             .unwrap()
             .is_empty()
     );
-    let head = h.store.list_steps(&part.id, None, 3).await.unwrap();
+    let head = h
+        .store
+        .list_steps(&steps_of(&part.id, None, 3))
+        .await
+        .unwrap();
     assert_eq!(
         head.iter().map(|s| s.index).collect::<Vec<_>>(),
         vec![0, 1, 2]
     );
     assert!(
         h.store
-            .list_steps(UNKNOWN_EXECUTION, None, 3)
+            .list_steps(&steps_of(UNKNOWN_EXECUTION, None, 3))
             .await
             .unwrap()
             .is_empty()
@@ -492,4 +501,12 @@ pub async fn ten_thousand_steps(store: Arc<dyn ExecutionStore>) {
             (Some(Running), Passed)
         ]
     );
+}
+
+fn steps_of(execution_id: &str, after_index: Option<u32>, limit: usize) -> StepsQuery {
+    StepsQuery {
+        execution_id: execution_id.to_owned(),
+        limit,
+        after_index,
+    }
 }

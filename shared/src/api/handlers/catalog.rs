@@ -3,7 +3,7 @@
 //! entry and input types, so a new kind is one more invocation and five route lines.
 
 use crate::api::ApiState;
-use crate::api::extract::{Authenticated, EntryId, NoQuery, StrictJson, StrictQuery};
+use crate::api::extract::{Call, EntryId, NoQuery, StrictJson, StrictQuery};
 use crate::api::params::{cursor, encode_cursor, limit};
 use crate::api::problem::Problem;
 use crate::api::wire::Page;
@@ -87,9 +87,7 @@ macro_rules! catalog_handlers {
             #[utoipa::path(post, path = $path, tag = "catalog", summary = concat!("Create a ", $what), request_body = $input,
                         responses((status = 201, description = "Created", body = $entry)))]
             pub async fn create(
-                axum::extract::State(api): axum::extract::State<ApiState>,
-                Authenticated(caller): Authenticated,
-                _: NoQuery,
+                Call { api, caller, .. }: Call,
                 StrictJson(input): StrictJson<$input>,
             ) -> Result<Response, Problem> {
                 super::create::<$entry>(api, caller, input).await
@@ -98,9 +96,7 @@ macro_rules! catalog_handlers {
             #[utoipa::path(get, path = $path, tag = "catalog", summary = concat!("List ", $what, "s"), params(CatalogParams),
                         responses((status = 200, description = "A page", body = Page<$entry>)))]
             pub async fn list(
-                axum::extract::State(api): axum::extract::State<ApiState>,
-                Authenticated(caller): Authenticated,
-                StrictQuery(query): StrictQuery<CatalogParams>,
+                Call { api, caller, query: StrictQuery(query), .. }: Call<StrictQuery<CatalogParams>>,
             ) -> Result<Json<Page<$entry>>, Problem> {
                 super::list::<$entry>(api, caller, query).await
             }
@@ -109,10 +105,7 @@ macro_rules! catalog_handlers {
                         params(("id" = String, Path)),
                         responses((status = 200, description = "The entry", body = $entry)))]
             pub async fn get(
-                axum::extract::State(api): axum::extract::State<ApiState>,
-                Authenticated(caller): Authenticated,
-                _: NoQuery,
-                EntryId(id, ..): EntryId<$entry>,
+                Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
             ) -> Result<Json<$entry>, Problem> {
                 Ok(Json(api.engine.get_entry::<$entry>(&caller, &id).await?))
             }
@@ -121,10 +114,7 @@ macro_rules! catalog_handlers {
                         params(("id" = String, Path)), request_body = $input,
                         responses((status = 200, description = "The new version", body = $entry)))]
             pub async fn replace(
-                axum::extract::State(api): axum::extract::State<ApiState>,
-                Authenticated(caller): Authenticated,
-                _: NoQuery,
-                EntryId(id, ..): EntryId<$entry>,
+                Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
                 StrictJson(input): StrictJson<$input>,
             ) -> Result<Json<$entry>, Problem> {
                 Ok(Json(
@@ -138,10 +128,7 @@ macro_rules! catalog_handlers {
                         params(("id" = String, Path)),
                         responses((status = 204, description = "Deleted")))]
             pub async fn delete(
-                axum::extract::State(api): axum::extract::State<ApiState>,
-                Authenticated(caller): Authenticated,
-                _: NoQuery,
-                EntryId(id, ..): EntryId<$entry>,
+                Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
             ) -> Result<StatusCode, Problem> {
                 api.engine.delete_entry::<$entry>(&caller, &id).await?;
                 Ok(StatusCode::NO_CONTENT)

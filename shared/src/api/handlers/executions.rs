@@ -1,23 +1,22 @@
 //! Executions: start, list, read, and the commands on one (complete, cancel, retry).
 
-use crate::api::ApiState;
 use crate::api::extract::{
-    Authenticated, ExecutionId, IdempotencyKey, NoQuery, OptionalJson, StrictJson, StrictQuery,
+    Call, ExecutionId, IdempotencyKey, OnExecution, OptionalJson, StrictJson, StrictQuery,
 };
-use crate::api::params::{cursor, encode_cursor, limit};
+use crate::api::params::{cursor, encode_cursor, limit, parsed_cursor};
 use crate::api::problem::Problem;
 use crate::api::wire::{
     CancelBody, EmptyBody, ExecutionTrace, History, Page, StartCaseBody, StartSuiteBody,
 };
 use crate::domain::execution::{ExecutionConfig, ExecutionKind, ExecutionStatus};
 use crate::domain::time::Timestamp;
-use crate::engine::{Caller, StartRequest};
+use crate::engine::StartRequest;
 use crate::ports::ExecutionQuery;
 use axum::Json;
-use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::str::FromStr;
 use strum::VariantNames;
 use utoipa::IntoParams;
 
@@ -31,11 +30,10 @@ enum Target {
 
 /// `202` with a new execution, `200` with the one an `Idempotency-Key` already started.
 async fn start(
-    api: ApiState,
-    caller: Caller,
+    Call { api, caller, .. }: Call,
+    key: IdempotencyKey,
     target: Target,
     config: Option<ExecutionConfig>,
-    key: IdempotencyKey,
 ) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
     let request = StartRequest {
         config: config.unwrap_or_default(),
@@ -53,43 +51,39 @@ async fn start(
     Ok((status, Json(ExecutionTrace::of(&started.execution, true))))
 }
 
-/// Start a test case (Idempotency-Key honoured; 200 on replay)
-#[utoipa::path(post, path = "/executions/case", tag = "executions",
-    params(("Idempotency-Key" = Option<String>, Header)), request_body = StartCaseBody,
-    responses((status = 202, description = "Started", body = ExecutionTrace),
-              (status = 200, description = "Already started with this Idempotency-Key", body = ExecutionTrace)))]
-pub async fn start_case(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    key: IdempotencyKey,
-    StrictJson(body): StrictJson<StartCaseBody>,
-) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
-    let target = Target::Case(body.test_case_id);
-    start(api, caller, target, body.config, key).await
+/// The two start routes differ only in their path, body and what they start.
+macro_rules! start_handler {
+    ($name:ident, $path:literal, $summary:literal, $body:ty, $target:ident, $id:ident) => {
+        #[utoipa::path(post, path = $path, tag = "executions", summary = $summary,
+            params(("Idempotency-Key" = Option<String>, Header)), request_body = $body,
+            responses((status = 202, description = "Started", body = ExecutionTrace),
+                      (status = 200, description = "Already started with this Idempotency-Key", body = ExecutionTrace)))]
+        pub async fn $name(
+            call: Call,
+            key: IdempotencyKey,
+            StrictJson(body): StrictJson<$body>,
+        ) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
+            start(call, key, Target::$target(body.$id), body.config).await
+        }
+    };
 }
 
-/// Start a test suite (Idempotency-Key honoured; 200 on replay)
-#[utoipa::path(post, path = "/executions/suite", tag = "executions",
-    params(("Idempotency-Key" = Option<String>, Header)), request_body = StartSuiteBody,
-    responses((status = 202, description = "Started", body = ExecutionTrace),
-              (status = 200, description = "Already started with this Idempotency-Key", body = ExecutionTrace)))]
-pub async fn start_suite(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    key: IdempotencyKey,
-    StrictJson(body): StrictJson<StartSuiteBody>,
-) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
-    start(
-        api,
-        caller,
-        Target::Suite(body.test_suite_id),
-        body.config,
-        key,
-    )
-    .await
-}
+start_handler!(
+    start_case,
+    "/executions/case",
+    "Start a test case (Idempotency-Key honoured; 200 on replay)",
+    StartCaseBody,
+    Case,
+    test_case_id
+);
+start_handler!(
+    start_suite,
+    "/executions/suite",
+    "Start a test suite (Idempotency-Key honoured; 200 on replay)",
+    StartSuiteBody,
+    Suite,
+    test_suite_id
+);
 
 /// The filters of `GET /executions`.
 #[derive(Deserialize, IntoParams)]
@@ -175,14 +169,10 @@ fn trace_page(
 #[utoipa::path(get, path = "/executions", tag = "executions", params(ListParams),
     responses((status = 200, description = "A page of executions (without steps)", body = Page<ExecutionTrace>)))]
 pub async fn list(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    StrictQuery(query): StrictQuery<ListParams>,
+    call: Call<StrictQuery<ListParams>>,
 ) -> Result<Json<Page<ExecutionTrace>>, Problem> {
-    let found = api
-        .engine
-        .list_executions(&caller, query.into_query()?)
-        .await?;
+    let query = call.query.0.into_query()?;
+    let found = call.api.engine.list_executions(&call.caller, query).await?;
     Ok(trace_page("executions", found))
 }
 
@@ -215,13 +205,14 @@ fn parse_fields(raw: Option<&str>) -> Result<Option<Vec<String>>, Problem> {
     params(("id" = String, Path), TraceParams),
     responses((status = 200, description = "The trace (only the asked-for fields with `fields`)", body = ExecutionTrace)))]
 pub async fn get(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    StrictQuery(query): StrictQuery<TraceParams>,
-    ExecutionId(id): ExecutionId,
+    call: Call<StrictQuery<TraceParams>, ExecutionId>,
 ) -> Result<Json<Value>, Problem> {
-    let fields = parse_fields(query.fields.as_deref())?;
-    let execution = api.engine.get_execution(&caller, &id).await?;
+    let fields = parse_fields(call.query.fields.as_deref())?;
+    let execution = call
+        .api
+        .engine
+        .get_execution(&call.caller, &call.id)
+        .await?;
     let view = serde_json::to_value(ExecutionTrace::of(&execution, true)).unwrap_or_default();
     Ok(Json(match (fields, view) {
         (Some(fields), Value::Object(mut all)) => {
@@ -243,25 +234,35 @@ pub struct PageParams {
     pub(crate) cursor: Option<String>,
 }
 
+impl PageParams {
+    /// Where to continue and how many, checked in that order.
+    pub(crate) fn page<T: FromStr>(
+        &self,
+        listing: &str,
+        default_limit: usize,
+        max_limit: usize,
+    ) -> Result<(Option<T>, usize), Problem> {
+        let after = parsed_cursor(self.cursor.as_deref(), listing)?;
+        Ok((
+            after,
+            limit(self.limit.as_deref(), default_limit, max_limit)?,
+        ))
+    }
+}
+
+/// A paged listing under one execution.
+pub(crate) type PagedUnder = Call<StrictQuery<PageParams>, ExecutionId>;
+
 /// A suite's child executions
 #[utoipa::path(get, path = "/executions/{id}/children", tag = "executions",
     params(("id" = String, Path), PageParams),
     responses((status = 200, description = "Every attempt of every child, in suite order", body = Page<ExecutionTrace>)))]
-pub async fn children(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    StrictQuery(query): StrictQuery<PageParams>,
-    ExecutionId(id): ExecutionId,
-) -> Result<Json<Page<ExecutionTrace>>, Problem> {
-    let after = cursor(query.cursor.as_deref(), "children")?;
-    let found = api
+pub async fn children(call: PagedUnder) -> Result<Json<Page<ExecutionTrace>>, Problem> {
+    let (after, limit) = call.query.page::<String>("children", 50, 200)?;
+    let found = call
+        .api
         .engine
-        .list_children(
-            &caller,
-            &id,
-            after.as_deref(),
-            limit(query.limit.as_deref(), 50, 200)?,
-        )
+        .list_children(&call.caller, &call.id, after.as_deref(), limit)
         .await?;
     Ok(trace_page("children", found))
 }
@@ -270,13 +271,8 @@ pub async fn children(
 #[utoipa::path(get, path = "/executions/{id}/history", tag = "executions",
     params(("id" = String, Path)),
     responses((status = 200, description = "One entry per state transition", body = History)))]
-pub async fn history(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    ExecutionId(id): ExecutionId,
-) -> Result<Json<History>, Problem> {
-    let items = api.engine.history(&caller, &id).await?;
+pub async fn history(call: OnExecution) -> Result<Json<History>, Problem> {
+    let items = call.api.engine.history(&call.caller, &call.id).await?;
     Ok(Json(History { items }))
 }
 
@@ -285,13 +281,10 @@ pub async fn history(
     params(("id" = String, Path)),
     responses((status = 200, description = "The finished trace", body = ExecutionTrace)))]
 pub async fn complete(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    ExecutionId(id): ExecutionId,
+    call: OnExecution,
     _: OptionalJson<EmptyBody>,
 ) -> Result<Json<ExecutionTrace>, Problem> {
-    let execution = api.engine.complete(&caller, &id).await?;
+    let execution = call.api.engine.complete(&call.caller, &call.id).await?;
     Ok(Json(ExecutionTrace::of(&execution, true)))
 }
 
@@ -300,10 +293,7 @@ pub async fn complete(
     params(("id" = String, Path)), request_body(content = Option<CancelBody>),
     responses((status = 200, description = "The cancelled trace", body = ExecutionTrace)))]
 pub async fn cancel(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    ExecutionId(id): ExecutionId,
+    call: OnExecution,
     OptionalJson(body): OptionalJson<CancelBody>,
 ) -> Result<Json<ExecutionTrace>, Problem> {
     let reason = body.and_then(|b| b.reason);
@@ -316,7 +306,11 @@ pub async fn cancel(
             format!("at most {MAX_CANCEL_REASON_CHARS} characters"),
         ));
     }
-    let execution = api.engine.cancel(&caller, &id, reason).await?;
+    let execution = call
+        .api
+        .engine
+        .cancel(&call.caller, &call.id, reason)
+        .await?;
     Ok(Json(ExecutionTrace::of(&execution, true)))
 }
 
@@ -325,12 +319,9 @@ pub async fn cancel(
     params(("id" = String, Path)),
     responses((status = 202, description = "The new attempt", body = ExecutionTrace)))]
 pub async fn retry(
-    State(api): State<ApiState>,
-    Authenticated(caller): Authenticated,
-    _: NoQuery,
-    ExecutionId(id): ExecutionId,
+    call: OnExecution,
     _: OptionalJson<EmptyBody>,
 ) -> Result<(StatusCode, Json<ExecutionTrace>), Problem> {
-    let retry = api.engine.retry(&caller, &id).await?;
+    let retry = call.api.engine.retry(&call.caller, &call.id).await?;
     Ok((StatusCode::ACCEPTED, Json(ExecutionTrace::of(&retry, true))))
 }

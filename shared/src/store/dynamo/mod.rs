@@ -29,7 +29,8 @@ use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
 use crate::ports::{
-    CatalogHeader, CatalogQuery, CatalogRecord, ExecutionQuery, ExecutionStore, Page, Plan,
+    CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
+    Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -163,25 +164,15 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn list_steps(
-        &self,
-        execution_id: &str,
-        after_index: Option<u32>,
-        limit: usize,
-    ) -> Result<Vec<StepResult>, StoreError> {
+    async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError> {
+        let (execution_id, limit) = (query.execution_id.as_str(), query.limit);
         let Some(stored) = self.load_execution(execution_id).await? else {
             return Ok(Vec::new());
         };
-        let first = after_index.map_or(0, |i| i.saturating_add(1));
         if !stored.execution.is_partitioned() {
-            return Ok(stored
-                .execution
-                .steps
-                .into_iter()
-                .skip(first as usize)
-                .take(limit)
-                .collect());
+            return Ok(query.inline_page(stored.execution.steps));
         }
+        let first = query.first();
         let total = stored.execution.progress.total;
         let last = first.saturating_add(limit as u32).min(total);
         let mut snapshot = Snapshot::default();
@@ -252,18 +243,13 @@ impl ExecutionStore for DynamoStore {
         .await
     }
 
-    async fn list_children(
-        &self,
-        parent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Execution>, StoreError> {
+    async fn list_children(&self, query: &ChildrenQuery) -> Result<Page<Execution>, StoreError> {
         self.executions_page(
             INDEX_PARENT,
-            &children_of(parent_id),
-            after,
+            &children_of(&query.parent_id),
+            query.after.as_deref(),
             true,
-            limit,
+            query.limit,
             None,
         )
         .await
@@ -344,4 +330,33 @@ fn sdk_error<E: std::fmt::Debug, R: std::fmt::Debug>(
 ) -> StoreError {
     tracing::warn!(error = ?error, "DynamoDB {what} failed");
     StoreError::Unavailable(format!("DynamoDB {what} failed"))
+}
+
+/// The rounds of a batch request whose unprocessed part is sent again: at most ten, each after
+/// a pause 20 ms longer than the one before.
+struct BatchRounds {
+    what: &'static str,
+    done: u64,
+}
+
+impl BatchRounds {
+    fn new(what: &'static str) -> Self {
+        BatchRounds { what, done: 0 }
+    }
+
+    /// Pauses before every round but the first; `Unavailable` once ten rounds left items
+    /// unprocessed.
+    async fn next(&mut self) -> Result<(), StoreError> {
+        if self.done > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20 * self.done)).await;
+        }
+        if self.done == 10 {
+            let what = self.what;
+            return Err(StoreError::Unavailable(format!(
+                "{what} kept coming back unprocessed"
+            )));
+        }
+        self.done += 1;
+        Ok(())
+    }
 }

@@ -7,7 +7,7 @@ use super::items::{Item, StoredExecution, decode_attr, s, string_attr};
 use super::keys::{
     EXEC_SK, IDEM_SK, PART_PREFIX, STEP_PREFIX, exec_pk, idem_pk, index_pk, index_sk, step_sk,
 };
-use super::sdk_error;
+use super::{BatchRounds, sdk_error};
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
@@ -106,14 +106,9 @@ impl DynamoStore {
                 .iter()
                 .map(|(pk, sk)| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
                 .collect();
-            let mut rounds = 0;
+            let mut rounds = BatchRounds::new("batch read");
             while !pending.is_empty() {
-                rounds += 1;
-                if rounds > 10 {
-                    return Err(StoreError::Unavailable(
-                        "batch read kept coming back unprocessed".into(),
-                    ));
-                }
+                rounds.next().await?;
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -134,9 +129,6 @@ impl DynamoStore {
                     .and_then(|mut u| u.remove(&self.table))
                     .map(|k| k.keys)
                     .unwrap_or_default();
-                if !pending.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(20 * rounds)).await;
-                }
             }
         }
         Ok(found)

@@ -11,7 +11,7 @@ use super::keys::{
 };
 use super::plan::Snapshot;
 use super::schema::TTL_ATTRIBUTE;
-use super::sdk_error;
+use super::{BatchRounds, sdk_error};
 use crate::domain::catalog::CatalogKind;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{HistoryEntry, StepResult, StepStatus};
@@ -21,7 +21,6 @@ use crate::ports::CatalogRecord;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -75,14 +74,9 @@ impl DynamoStore {
                     WriteRequest::builder().put_request(put).build()
                 })
                 .collect();
-            let mut rounds = 0;
+            let mut rounds = BatchRounds::new("batch write");
             while !pending.is_empty() {
-                rounds += 1;
-                if rounds > 10 {
-                    return Err(StoreError::Unavailable(
-                        "batch write kept coming back unprocessed".into(),
-                    ));
-                }
+                rounds.next().await?;
                 let output = self
                     .client
                     .batch_write_item()
@@ -94,9 +88,6 @@ impl DynamoStore {
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
                     .unwrap_or_default();
-                if !pending.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(20 * rounds)).await;
-                }
             }
         }
         Ok(())
