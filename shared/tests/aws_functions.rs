@@ -71,7 +71,7 @@ impl World {
     /// A function as its cold start builds it, over this world's resources.
     fn function(&self, spec: &FunctionSpec) -> FunctionContext {
         let mut function = FunctionContext::new(spec, &self.backend);
-        if !spec.routes.is_empty() {
+        if !spec.routes().is_empty() {
             function = function.with_auth(Arc::clone(&self.auth));
         }
         if spec.accepts(Trigger::WorkQueue) {

@@ -283,7 +283,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
     let owner = |group: RouteGroup| {
         functions::ALL
             .iter()
-            .find(|f| f.routes.contains(&group))
+            .find(|f| f.routes().contains(&group))
             .map(logical_id)
             .unwrap_or_else(|| panic!("no function mounts {group:?}"))
     };
@@ -331,7 +331,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
         // The JWT secret's parameter exactly where there are routes to authenticate.
         assert_eq!(
             environment.contains_key(JWT_SECRET_PARAMETER),
-            !spec.routes.is_empty(),
+            !spec.routes().is_empty(),
             "{}",
             spec.name
         );

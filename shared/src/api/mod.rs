@@ -50,6 +50,21 @@ pub enum RouteGroup {
 }
 
 impl RouteGroup {
+    /// `groups` as a bit set, for [`Router::of`]: groups known at compile time.
+    pub const fn set(groups: &[RouteGroup]) -> u16 {
+        let mut set = 0;
+        let mut i = 0;
+        while i < groups.len() {
+            set |= groups[i].bit();
+            i += 1;
+        }
+        set
+    }
+
+    pub const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
     /// What the local server mounts: everything.
     pub const ALL: [RouteGroup; 7] = [
         RouteGroup::Health,
@@ -81,6 +96,21 @@ pub struct Router {
 
 impl Router {
     pub fn new(engine: Engine, auth: Arc<Authenticator>, groups: &[RouteGroup]) -> Self {
+        let mut router = routes::mounted(groups);
+        if groups.contains(&RouteGroup::Demo) {
+            router = router.merge(demo::routes());
+        }
+        Self::serving(engine, auth, router)
+    }
+
+    /// The same for the groups of a bit set known at compile time ([`RouteGroup::set`]): a
+    /// Lambda function's. Only those groups' handlers, and the use cases behind them, are
+    /// compiled into its binary.
+    pub fn of<const GROUPS: u16>(engine: Engine, auth: Arc<Authenticator>) -> Self {
+        Self::serving(engine, auth, routes::mounted_set::<GROUPS>())
+    }
+
+    fn serving(engine: Engine, auth: Arc<Authenticator>, router: axum::Router<ApiState>) -> Self {
         use tower_http::normalize_path::NormalizePathLayer;
         use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
         use tower_http::timeout::TimeoutLayer;
@@ -90,10 +120,6 @@ impl Router {
             engine: engine.clone(),
             auth,
         };
-        let mut router = routes::mounted(groups);
-        if groups.contains(&RouteGroup::Demo) {
-            router = router.merge(demo::routes());
-        }
         let router = router.fallback(layers::no_route).with_state(state);
         // Outermost first: every request, routed or not, goes through all of them.
         let service = tower::ServiceBuilder::new()

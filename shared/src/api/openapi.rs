@@ -115,11 +115,11 @@ pub fn document_text() -> String {
     document().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-/// The document as served: the committed `shared/openapi.json`, which a test keeps equal to
-/// [`document_text`]. A file rather than generated at start, so that a Lambda bootstrap
-/// carries the JSON instead of the code that builds it.
+/// The document as served: the committed `shared/openapi.json` (without its indentation,
+/// see `build.rs`), which a test keeps equal to [`document`]. A file rather than generated at
+/// start, so that a Lambda bootstrap carries the JSON instead of the code that builds it.
 pub fn document_json() -> Bytes {
-    Bytes::from_static(include_bytes!("../../openapi.json"))
+    Bytes::from_static(include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json")))
 }
 
 #[cfg(test)]
@@ -161,19 +161,24 @@ mod tests {
     }
 
     #[test]
-    fn the_served_document_is_the_one_the_handlers_generate() {
-        let served = String::from_utf8(document_json().to_vec()).unwrap();
+    fn the_committed_and_served_documents_are_the_one_the_handlers_generate() {
+        let committed = include_str!("../../openapi.json");
         let generated = document_text();
-        let first_difference = served
+        let first_difference = committed
             .lines()
             .zip(generated.lines())
             .position(|(a, b)| a != b)
-            .map_or(served.lines().count().min(generated.lines().count()), |i| i);
+            .unwrap_or(committed.lines().count().min(generated.lines().count()));
         assert!(
-            served == generated,
+            committed == generated,
             "shared/openapi.json is not what the handlers generate (first difference at line \
              {}): run scripts/openapi and commit the result",
             first_difference + 1
+        );
+        let compact = document().to_json().unwrap();
+        assert_eq!(
+            String::from_utf8(document_json().to_vec()).unwrap(),
+            compact
         );
     }
 

@@ -18,16 +18,22 @@ use utoipa_axum::router::OpenApiRouter;
 /// committed document and link none of that code.
 macro_rules! route_table {
     ($($group:ident => $module:ident :: $handler:ident,)*) => {
-        fn served() -> Vec<Route> {
+        /// The routes of the groups in `GROUPS` (a [`RouteGroup::set`]). The test is on a
+        /// constant, so a binary that serves some groups compiles no handler of the others.
+        fn served<const GROUPS: u16>() -> Vec<Route> {
             use RouteGroup::*;
-            vec![$(pastey::paste! {
-                Route::new(
-                    $group,
-                    <$module::[<__path_ $handler>] as utoipa::Path>::path(),
-                    <$module::[<__path_ $handler>] as utoipa::Path>::methods(),
-                    $module::$handler,
-                )
-            }),*]
+            let mut routes = Vec::new();
+            $(if GROUPS & $group.bit() != 0 {
+                routes.push(pastey::paste! {
+                    Route::new(
+                        $group,
+                        <$module::[<__path_ $handler>] as utoipa::Path>::path(),
+                        <$module::[<__path_ $handler>] as utoipa::Path>::methods(),
+                        $module::$handler,
+                    )
+                });
+            })*
+            routes
         }
 
         /// The routes of `groups`, under the API prefix, with their OpenAPI operations.
@@ -94,14 +100,26 @@ impl Route {
     }
 }
 
+const EVERY_GROUP: u16 = RouteGroup::set(&RouteGroup::ALL);
+
 /// The routes of `groups`, under the API prefix.
 pub fn mounted(groups: &[RouteGroup]) -> axum::Router<ApiState> {
-    let api = served()
-        .into_iter()
-        .filter(|route| groups.contains(&route.group))
-        .fold(axum::Router::new(), |api, route| {
-            api.route(&route.path, route.router)
-        });
+    nested(
+        served::<EVERY_GROUP>()
+            .into_iter()
+            .filter(|route| groups.contains(&route.group)),
+    )
+}
+
+/// The routes of the groups in `GROUPS`, under the API prefix.
+pub fn mounted_set<const GROUPS: u16>() -> axum::Router<ApiState> {
+    nested(served::<GROUPS>().into_iter())
+}
+
+fn nested(routes: impl Iterator<Item = Route>) -> axum::Router<ApiState> {
+    let api = routes.fold(axum::Router::new(), |api, route| {
+        api.route(&route.path, route.router)
+    });
     axum::Router::new().nest(super::API_PREFIX, api)
 }
 
@@ -116,7 +134,7 @@ pub struct Operation {
 
 /// Every operation of every group, in table order.
 pub fn operations() -> Vec<Operation> {
-    served()
+    served::<EVERY_GROUP>()
         .into_iter()
         .flat_map(|route| {
             route.methods.into_iter().map(move |method| Operation {
@@ -138,5 +156,28 @@ fn http_method(method: &HttpMethod) -> http::Method {
         HttpMethod::Head => http::Method::HEAD,
         HttpMethod::Patch => http::Method::PATCH,
         HttpMethod::Trace => http::Method::TRACE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_time_set_serves_exactly_its_groups() {
+        use RouteGroup::{Health, Status};
+        const STATUS_AND_HEALTH: u16 = RouteGroup::set(&[Status, Health]);
+        let key = |route: &Route| {
+            let methods: Vec<http::Method> = route.methods.iter().map(http_method).collect();
+            (route.group, route.path.clone(), methods)
+        };
+        let by_set: Vec<_> = served::<STATUS_AND_HEALTH>().iter().map(key).collect();
+        let filtered: Vec<_> = served::<EVERY_GROUP>()
+            .iter()
+            .filter(|route| [Status, Health].contains(&route.group))
+            .map(key)
+            .collect();
+        assert_eq!(by_set.len(), 7);
+        assert_eq!(by_set, filtered);
     }
 }

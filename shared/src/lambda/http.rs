@@ -6,7 +6,7 @@ use super::shape::EventShape;
 use super::{InvocationError, malformed};
 use crate::api::layers::REQUEST_ID;
 use crate::api::problem::Problem;
-use crate::api::{self, API_PREFIX, RouteGroup, Router};
+use crate::api::{self, API_PREFIX, Router};
 use crate::auth::Authenticator;
 use crate::aws::backend::jwt_settings;
 use crate::domain::ids::EXECUTION_PREFIX;
@@ -41,14 +41,13 @@ impl HttpEdge for Router {
 
 /// The cold start of a function's HTTP edge: the JWT secret (from the environment or SSM),
 /// then the router over its route groups.
-pub(super) async fn edge(
+pub(super) async fn edge<const GROUPS: u16>(
     sdk: &SdkConfig,
     var: Vars<'_>,
     engine: Engine,
-    routes: &'static [RouteGroup],
 ) -> Result<Arc<dyn HttpEdge>, lambda_runtime::Error> {
     let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
-    Ok(Arc::new(Router::new(engine, Arc::new(auth), routes)))
+    Ok(Arc::new(Router::of::<GROUPS>(engine, Arc::new(auth))))
 }
 
 async fn http_invocation(

@@ -151,7 +151,7 @@ impl FunctionContext {
 
     /// Mounts the function's route groups, authenticating with `auth`.
     pub fn with_auth(mut self, auth: Arc<Authenticator>) -> Self {
-        let router = Router::new(self.engine.clone(), auth, self.spec.routes);
+        let router = Router::new(self.engine.clone(), auth, self.spec.routes());
         self.http = Some(Arc::new(router));
         self
     }
@@ -179,8 +179,8 @@ impl FunctionContext {
         let settings = AwsSettings::from_vars(var)?;
         let backend = AwsBackend::new(sdk, settings);
         let mut context = FunctionContext::new(spec, &backend);
-        if let Some(http_edge) = spec.http_edge {
-            context.http = Some(http_edge(sdk, var, context.engine.clone(), spec.routes).await?);
+        if let Some(http) = spec.http {
+            context.http = Some((http.edge)(sdk, var, context.engine.clone()).await?);
         }
         if let Some(step_runner) = spec.step_runner {
             let policy = TargetPolicy {
@@ -239,7 +239,7 @@ pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
     tracing::info!(
         function = spec.name,
         triggers = ?spec.triggers,
-        routes = ?spec.routes,
+        routes = ?spec.routes(),
         "ready"
     );
     let context = &context;

@@ -37,13 +37,9 @@ pub enum Trigger {
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionSpec {
     pub name: &'static str,
-    /// The route groups the function mounts (when it takes [`Trigger::Http`]).
-    pub routes: &'static [RouteGroup],
-    /// Builds the function's HTTP edge at cold start (the JWT secret, the authenticator, the
-    /// router over `routes`), for the functions that take [`Trigger::Http`]. A constructor for
-    /// the same reason as `step_runner`: only their bootstraps link the router, the SSM
-    /// client and lambda_http.
-    pub http_edge: Option<HttpEdgeConstructor>,
+    /// The route groups the function mounts and its HTTP edge's constructor, for the
+    /// functions that take [`Trigger::Http`] (written with [`http_routes!`]).
+    pub http: Option<HttpRoutes>,
     pub triggers: &'static [Trigger],
     /// One line for people: what invokes the function.
     pub summary: &'static str,
@@ -53,20 +49,39 @@ pub struct FunctionSpec {
     pub step_runner: Option<fn(TargetPolicy) -> Arc<dyn StepRunner>>,
 }
 
-/// See [`FunctionSpec::http_edge`].
-pub type HttpEdgeConstructor =
-    for<'a> fn(&'a SdkConfig, Vars<'a>, Engine, &'static [RouteGroup]) -> EdgeBuilt<'a>;
+/// What a function serves over HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRoutes {
+    pub groups: &'static [RouteGroup],
+    /// Builds the edge at cold start: the JWT secret, the authenticator, the router over
+    /// `groups`. A constructor for the same reason as `step_runner`: only the functions that
+    /// take HTTP link the router, the SSM client and lambda_http, and each links only its
+    /// own groups' handlers.
+    pub edge: HttpEdgeConstructor,
+}
+
+/// See [`HttpRoutes::edge`].
+pub type HttpEdgeConstructor = for<'a> fn(&'a SdkConfig, Vars<'a>, Engine) -> EdgeBuilt<'a>;
 /// The cold start's future of an [`HttpEdgeConstructor`].
 pub type EdgeBuilt<'a> =
     Pin<Box<dyn Future<Output = Result<Arc<dyn HttpEdge>, lambda_runtime::Error>> + 'a>>;
 
-fn http_edge<'a>(
+/// `Some(HttpRoutes)` for these groups, with the edge built for exactly them.
+macro_rules! http_routes {
+    ($($group:ident),+) => {
+        Some(HttpRoutes {
+            groups: &[$(RouteGroup::$group),+],
+            edge: http_edge::<{ RouteGroup::set(&[$(RouteGroup::$group),+]) }>,
+        })
+    };
+}
+
+fn http_edge<'a, const GROUPS: u16>(
     sdk: &'a SdkConfig,
     var: Vars<'a>,
     engine: Engine,
-    routes: &'static [RouteGroup],
 ) -> EdgeBuilt<'a> {
-    Box::pin(super::http::edge(sdk, var, engine, routes))
+    Box::pin(super::http::edge::<GROUPS>(sdk, var, engine))
 }
 
 fn http_step_runner(policy: TargetPolicy) -> Arc<dyn StepRunner> {
@@ -77,52 +92,51 @@ impl FunctionSpec {
     pub fn accepts(&self, trigger: Trigger) -> bool {
         self.triggers.contains(&trigger)
     }
+
+    /// The route groups the function mounts (none if it takes no HTTP).
+    pub fn routes(&self) -> &'static [RouteGroup] {
+        self.http.map_or(&[], |http| http.groups)
+    }
 }
 
 pub const START: FunctionSpec = FunctionSpec {
     name: "start",
-    routes: &[RouteGroup::Start],
-    http_edge: Some(http_edge),
+    http: http_routes!(Start),
     triggers: &[Trigger::Http, Trigger::ScheduledStart],
     summary: "API Gateway (start, retry) and EventBridge Scheduler",
     step_runner: None,
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
-    routes: &[RouteGroup::Status, RouteGroup::Health],
-    http_edge: Some(http_edge),
+    http: http_routes!(Status, Health),
     triggers: &[Trigger::Http],
     summary: "API Gateway (every GET on executions, health)",
     step_runner: None,
 };
 pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     name: "step-report",
-    routes: &[RouteGroup::StepReport],
-    http_edge: Some(http_edge),
+    http: http_routes!(StepReport),
     triggers: &[Trigger::Http, Trigger::StepReportQueue],
     summary: "API Gateway (steps, complete) and SQS step batches",
     step_runner: None,
 };
 pub const FINALIZE: FunctionSpec = FunctionSpec {
     name: "finalize",
-    routes: &[RouteGroup::Finalize],
-    http_edge: Some(http_edge),
+    http: http_routes!(Finalize),
     triggers: &[Trigger::Http, Trigger::DomainEvents, Trigger::SweepSchedule],
     summary: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
     step_runner: None,
 };
 pub const RUNNER: FunctionSpec = FunctionSpec {
     name: "runner",
-    routes: &[],
-    http_edge: None,
+    http: None,
     triggers: &[Trigger::WorkQueue],
     summary: "SQS work queues (one per priority)",
     step_runner: Some(http_step_runner),
 };
 pub const CATALOG: FunctionSpec = FunctionSpec {
     name: "catalog",
-    routes: &[RouteGroup::Catalog],
-    http_edge: Some(http_edge),
+    http: http_routes!(Catalog),
     triggers: &[Trigger::Http],
     summary: "API Gateway (test cases, test suites)",
     step_runner: None,
@@ -138,7 +152,7 @@ mod tests {
     #[test]
     fn every_route_group_but_the_demo_has_exactly_one_function() {
         for group in RouteGroup::ALL {
-            let owners = ALL.iter().filter(|f| f.routes.contains(&group)).count();
+            let owners = ALL.iter().filter(|f| f.routes().contains(&group)).count();
             let expected = usize::from(group != RouteGroup::Demo);
             assert_eq!(owners, expected, "{group:?}");
         }
@@ -161,13 +175,7 @@ mod tests {
         for function in ALL {
             assert_eq!(
                 function.accepts(Trigger::Http),
-                !function.routes.is_empty(),
-                "{}",
-                function.name
-            );
-            assert_eq!(
-                function.accepts(Trigger::Http),
-                function.http_edge.is_some(),
+                !function.routes().is_empty(),
                 "{}",
                 function.name
             );
