@@ -3,7 +3,6 @@
 
 use super::problem::Problem;
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::time::Duration;
@@ -51,8 +50,9 @@ pub fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span 
 
 /// axum and tower-http answer some errors themselves, with an empty body: a wrong method
 /// (`405`, with `Allow`), a time-out. Those become problem documents like every other error.
-pub async fn bare_errors_as_problems(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// A plain function over the response (not a `from_fn` middleware): no boxed future and no
+/// clone of the inner service per request.
+pub fn bare_errors_as_problems(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || response.headers().contains_key(header::CONTENT_TYPE)

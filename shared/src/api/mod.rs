@@ -77,11 +77,22 @@ impl RouteGroup {
     ];
 }
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones the state for every request that extracts it,
+/// so it sits behind one `Arc`: one reference count per request, not one per port.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiParts>);
+
+pub struct ApiParts {
     pub engine: Engine,
     pub auth: Arc<Authenticator>,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
 }
 
 /// The HTTP edge as a tower service: the mounted routes behind the layers every request goes
@@ -116,10 +127,10 @@ impl Router {
         use tower_http::timeout::TimeoutLayer;
         use tower_http::trace::TraceLayer;
 
-        let state = ApiState {
+        let state = ApiState(Arc::new(ApiParts {
             engine: engine.clone(),
             auth,
-        };
+        }));
         let router = router.fallback(layers::no_route).with_state(state);
         // Outermost first: every request, routed or not, goes through all of them.
         let service = tower::ServiceBuilder::new()
@@ -134,7 +145,7 @@ impl Router {
                 layers::REQUEST_ID,
             )))
             .layer(TraceLayer::new_for_http().make_span_with(layers::request_span))
-            .layer(axum::middleware::from_fn(layers::bare_errors_as_problems))
+            .map_response(layers::bare_errors_as_problems)
             .layer(TimeoutLayer::with_status_code(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 layers::REQUEST_TIMEOUT,
