@@ -65,13 +65,17 @@ async fn concurrent_repeated_reports_count_once() {
         assert!(all.iter().all(|s| s.status == status_of(s.index)));
         let history = h.history(&e.id).await;
         assert_eq!(history.len(), 2, "queued, then running once: {history:?}");
-        let mut step_failed = 0;
+        let (mut step_failed, mut started) = (0, 0);
         while let Ok(event) = events.try_recv() {
-            if event.kind == EventKind::StepFailed {
-                step_failed += 1;
+            match event.kind {
+                EventKind::StepFailed => step_failed += 1,
+                EventKind::ExecutionStarted => started += 1,
+                _ => {}
             }
         }
         assert_eq!(step_failed, failed, "each failed step is announced once");
+        assert_eq!(started, 1, "racing first reports announce the start once");
+        assert!(execution.started_at.is_some());
     }
 }
 

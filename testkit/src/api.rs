@@ -8,6 +8,7 @@ use crate::wire::id_of;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use runledger::api::{RouteGroup, Router};
+use runledger::ports::ExecutionStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -35,7 +36,12 @@ pub struct Api {
 
 impl Api {
     pub fn new() -> Self {
-        let engine = engine_over(in_memory());
+        Api::over(in_memory())
+    }
+
+    /// The router over `store` (the other adapters embedded).
+    pub fn over(store: Arc<dyn ExecutionStore>) -> Self {
+        let engine = engine_over(store);
         let router = Router::new(engine, Arc::new(authenticator()), &RouteGroup::ALL);
         Api { router }
     }

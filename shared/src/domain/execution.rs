@@ -168,9 +168,50 @@ impl Progress {
         self.percent = percent(self.completed, self.total);
     }
 
+    /// The counters `later` has on top of these: what a store adds when it writes only a
+    /// change's steps (counters only ever grow).
+    pub fn growth_to(&self, later: &Progress) -> ProgressGrowth {
+        ProgressGrowth {
+            completed: later.completed.saturating_sub(self.completed),
+            passed: later.passed.saturating_sub(self.passed),
+            failed: later.failed.saturating_sub(self.failed),
+            skipped: later.skipped.saturating_sub(self.skipped),
+            errored: later.errored.saturating_sub(self.errored),
+        }
+    }
+
+    /// `percent` from the counters: a store that adds to the counters in place (see
+    /// [`ProgressGrowth`]) cannot compute it, so it is derived again when read.
+    pub fn refresh_percent(&mut self) {
+        self.percent = percent(self.completed, self.total);
+    }
+
     /// Every completed step passed or was skipped.
     pub fn all_passed(&self) -> bool {
         self.failed == 0 && self.errored == 0
+    }
+}
+
+/// What one change adds to an execution's step counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgressGrowth {
+    pub completed: u32,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub errored: u32,
+}
+
+impl ProgressGrowth {
+    /// The counters by their field names in a stored [`Progress`], with what each grows by.
+    pub fn fields(&self) -> [(&'static str, u32); 5] {
+        [
+            ("completed", self.completed),
+            ("passed", self.passed),
+            ("failed", self.failed),
+            ("skipped", self.skipped),
+            ("errored", self.errored),
+        ]
     }
 }
 
@@ -329,6 +370,30 @@ pub struct ChildSlot {
     pub status: ExecutionStatus,
 }
 
+impl ChildSlot {
+    /// The statuses this slot may hold for `next` to replace it: the earlier stages of the
+    /// same child. A child only moves forward (pending, queued, running, then an end, or on
+    /// to a retry), so a roll-up applied twice, or after a later one, finds its slot moved
+    /// on and changes nothing.
+    pub fn replaced_by(&self, next: &ChildSlot) -> Vec<ExecutionStatus> {
+        let stage = |status: ExecutionStatus| match status {
+            ExecutionStatus::Pending => 0,
+            ExecutionStatus::Queued => 1,
+            ExecutionStatus::Running => 2,
+            _ => 3,
+        };
+        // A slot handed on to a retry replaces its child's every unfinished stage.
+        let target = if next.execution_id == self.execution_id {
+            stage(next.status)
+        } else {
+            3
+        };
+        ExecutionStatus::all()
+            .filter(|s| stage(*s) < target)
+            .collect()
+    }
+}
+
 /// What a suite execution needs to schedule and roll up its children.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuitePlan {
@@ -401,6 +466,24 @@ impl SuitePlan {
             .collect()
     }
 
+    /// Whether settling a suite in `status` with this plan would change anything (start it,
+    /// start children, fail fast or finish it): what a store that rolls children up in place
+    /// checks afterwards. It may say yes when settling then finds nothing to do, never no
+    /// when settling has work.
+    pub fn needs_settling(&self, status: ExecutionStatus) -> bool {
+        if !status.is_active() {
+            return false;
+        }
+        let started = self
+            .slots
+            .iter()
+            .any(|s| !matches!(s.status, ExecutionStatus::Pending | ExecutionStatus::Queued));
+        (status == ExecutionStatus::Queued && started)
+            || (self.fail_fast && self.slots.iter().any(|s| s.status.is_failure()))
+            || !self.startable().is_empty()
+            || self.outcome().is_some()
+    }
+
     /// The suite's own outcome once every child is terminal: passed only if all passed.
     pub fn outcome(&self) -> Option<ExecutionStatus> {
         if self.slots.iter().any(|s| !s.status.is_terminal()) {
@@ -441,6 +524,8 @@ pub struct Execution {
     pub max_retries: u32,
     pub created_at: Timestamp,
     pub queued_at: Option<Timestamp>,
+    /// Absent, not null, until set: a store can then set it only if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub duration_ms: Option<u64>,
@@ -852,6 +937,62 @@ mod tests {
         assert_eq!(execution.finished_at, Some(Timestamp::from_millis(3_500)));
         assert_eq!(execution.duration_ms, Some(500));
         assert_eq!(execution.deadline_at, None);
+    }
+
+    fn slot(id: &str, status: ExecutionStatus) -> ChildSlot {
+        ChildSlot {
+            test_case_id: "tc".into(),
+            execution_id: id.into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_slot_is_replaced_only_by_a_later_stage_of_its_child() {
+        use ExecutionStatus::*;
+        let queued = slot("a", Queued);
+        assert_eq!(
+            queued.replaced_by(&slot("a", Running)),
+            vec![Pending, Queued]
+        );
+        assert_eq!(
+            queued.replaced_by(&slot("a", Passed)),
+            vec![Pending, Queued, Running]
+        );
+        // Handed on to a retry: every unfinished stage of the child it replaces.
+        assert_eq!(
+            slot("a", Running).replaced_by(&slot("b", Queued)),
+            vec![Pending, Queued, Running]
+        );
+        assert!(
+            slot("a", Pending)
+                .replaced_by(&slot("a", Pending))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_suite_needs_settling_when_settling_has_work() {
+        use ExecutionStatus::*;
+        let plan = |concurrency, fail_fast, slots: Vec<ChildSlot>| SuitePlan {
+            mode: SuiteMode::Parallel,
+            concurrency,
+            fail_fast,
+            slots,
+        };
+        let running = plan(2, false, vec![slot("a", Running), slot("b", Running)]);
+        assert!(!running.needs_settling(Running));
+        assert!(
+            running.needs_settling(Queued),
+            "a child started: the suite runs"
+        );
+        let done = plan(2, false, vec![slot("a", Passed), slot("b", Failed)]);
+        assert!(done.needs_settling(Running));
+        assert!(!done.needs_settling(Failed), "a finished suite is settled");
+        let room = plan(1, false, vec![slot("a", Passed), slot("b", Pending)]);
+        assert!(room.needs_settling(Running), "the next child can start");
+        let fail_fast = plan(2, true, vec![slot("a", Failed), slot("b", Running)]);
+        assert!(fail_fast.needs_settling(Running));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use super::errors::StoreError;
 use super::events::{DomainEvent, EventKind, WorkItem};
 use super::execution::{
     ChildSlot, Execution, ExecutionKind, ExecutionStatus, HistoryEntry, InvalidTransition,
-    StepChange, StepConflict, StepReport, StepResult, StepStatus, SuitePlan, Transition,
+    ProgressGrowth, StepChange, StepConflict, StepReport, StepResult, StepStatus, SuitePlan,
+    Transition,
 };
 use super::ids::IdSource;
 use super::time::Timestamp;
@@ -97,9 +98,107 @@ pub struct ChangeSet {
     pub enqueue: Vec<WorkItem>,
     /// After commit: publish these.
     pub events: Vec<DomainEvent>,
+    /// The changed executions whose only change is some steps and the counters they move
+    /// (each is also in `executions`, in its final state).
+    pub step_deltas: Vec<StepDelta>,
+    /// The changed suites whose only change is their view of some children.
+    pub slot_deltas: Vec<SlotDelta>,
+}
+
+/// An execution whose change is only some steps and the counters they move. A store may
+/// write just that, conditioned on each step's stored status and on the execution's status
+/// instead of on the whole record: reports of different steps then never conflict, and a
+/// redelivered report finds its step already changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDelta {
+    pub execution_id: String,
+    /// The execution's status as left (as read too, unless `start` moved it).
+    pub status: ExecutionStatus,
+    /// Each changed step: its status as stored before the change, and its new result.
+    pub steps: Vec<(StepStatus, StepResult)>,
+    pub growth: ProgressGrowth,
+    /// Set when the report also moves the execution from queued to running.
+    pub start: Option<Start>,
+}
+
+/// The move from queued to running that a first step report makes. Reporters racing to make
+/// it all make the same one: the history entry's position is fixed (`seq`), so a store may
+/// write it only where none is, and the status only where it is queued or already running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    pub seq: u32,
+    pub entry: HistoryEntry,
+    pub at: Timestamp,
+}
+
+/// A suite whose change is only its view of some children (their slots). A store may write
+/// just those slots, each conditioned on the slot as read, so children finishing together
+/// never contend for the whole suite record and each child counts once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotDelta {
+    pub suite_id: String,
+    /// The suite's status, as read and as left.
+    pub status: ExecutionStatus,
+    /// Each changed slot: its position, the slot as read, the slot as left.
+    pub slots: Vec<(u32, ChildSlot, ChildSlot)>,
 }
 
 impl ChangeSet {
+    /// The delta of a change that is exactly one execution's steps (and perhaps its start)
+    /// and nothing else.
+    pub fn only_step_delta(&self) -> Option<&StepDelta> {
+        match (self.executions.as_slice(), self.step_deltas.as_slice()) {
+            ([execution], [delta])
+                if delta.execution_id == execution.id
+                    && self.history.len() == usize::from(delta.start.is_some())
+                    && self.is_only_record_changes() =>
+            {
+                Some(delta)
+            }
+            _ => None,
+        }
+    }
+
+    /// Another writer made the start this change planned (see [`Start`]): the execution
+    /// started when that one says, and only that one announces it.
+    pub fn started_elsewhere(&mut self, id: &str, started_at: Option<Timestamp>) {
+        self.history.retain(|(e, _, _)| e != id);
+        self.events
+            .retain(|e| !(e.execution_id == id && e.kind == EventKind::ExecutionStarted));
+        if let Some(execution) = self.executions.iter_mut().find(|e| e.id == id) {
+            execution.started_at = started_at.or(execution.started_at);
+        }
+    }
+
+    /// The slot delta of a suite this change touches, if that is all it changes of it.
+    pub fn slot_delta(&self, suite_id: &str) -> Option<&SlotDelta> {
+        self.slot_deltas.iter().find(|d| d.suite_id == suite_id)
+    }
+
+    /// Adds a change that followed this one (a suite settled after a child rolled up): its
+    /// records replace this one's copies, its work and events come after this one's.
+    pub fn absorb(&mut self, later: ChangeSet) {
+        for execution in later.executions {
+            self.unchanged.retain(|e| e.id != execution.id);
+            match self.executions.iter_mut().find(|e| e.id == execution.id) {
+                Some(earlier) => *earlier = execution,
+                None => self.executions.push(execution),
+            }
+        }
+        self.created.extend(later.created);
+        self.history.extend(later.history);
+        self.enqueue.extend(later.enqueue);
+        self.events.extend(later.events);
+    }
+
+    /// No new records, definitions or idempotency claims: only changed executions.
+    fn is_only_record_changes(&self) -> bool {
+        self.created.is_empty()
+            && self.definitions.is_empty()
+            && self.idempotency.is_none()
+            && self.unchanged.is_empty()
+    }
+
     /// An execution as this change leaves it, changed or only read.
     pub fn execution(&self, id: &str) -> Option<&Execution> {
         self.executions
@@ -121,6 +220,10 @@ pub struct UnitOfWork<'a> {
     touched: Vec<String>,
     changes: ChangeSet,
     partitioned_steps: BTreeMap<(String, u32), StepResult>,
+    /// Each written step's status before this unit first changed it.
+    step_origins: BTreeMap<(String, u32), StepStatus>,
+    /// Each changed suite slot as it was before this unit first changed it.
+    slot_origins: BTreeMap<(String, u32), ChildSlot>,
     suites_to_settle: VecDeque<String>,
 }
 
@@ -135,6 +238,8 @@ impl<'a> UnitOfWork<'a> {
             touched: Vec::new(),
             changes: ChangeSet::default(),
             partitioned_steps: BTreeMap::new(),
+            step_origins: BTreeMap::new(),
+            slot_origins: BTreeMap::new(),
             suites_to_settle: VecDeque::new(),
         }
     }
@@ -173,9 +278,18 @@ impl<'a> UnitOfWork<'a> {
     pub fn finish(mut self) -> ChangeSet {
         for id in &self.touched {
             if let Some(record) = self.loaded.remove(id) {
-                if self.originals.get(id) == Some(&record) {
+                let Some(original) = self.originals.get(id) else {
+                    self.changes.executions.push(record);
+                    continue;
+                };
+                if *original == record {
                     self.changes.unchanged.push(record);
                     continue;
+                }
+                if let Some(delta) = self.step_delta(original, &record) {
+                    self.changes.step_deltas.push(delta);
+                } else if let Some(delta) = self.slot_delta(original, &record) {
+                    self.changes.slot_deltas.push(delta);
                 }
                 self.changes.executions.push(record);
             }
@@ -186,6 +300,82 @@ impl<'a> UnitOfWork<'a> {
             .map(|((id, _), step)| (id, step))
             .collect();
         self.changes
+    }
+
+    /// `changed` as a step delta, if its steps and counters are all that differ from
+    /// `original`.
+    fn step_delta(&self, original: &Execution, changed: &Execution) -> Option<StepDelta> {
+        let mut expected = original.clone();
+        let mut steps = Vec::new();
+        for ((id, index), from) in &self.step_origins {
+            if *id != changed.id {
+                continue;
+            }
+            let step = if changed.is_partitioned() {
+                self.partitioned_steps.get(&(id.clone(), *index))?.clone()
+            } else {
+                let step = changed.steps.get(*index as usize)?.clone();
+                *expected.steps.get_mut(*index as usize)? = step.clone();
+                step
+            };
+            steps.push((*from, step));
+        }
+        expected.progress = changed.progress;
+        let start = if original.status == ExecutionStatus::Queued
+            && changed.status == ExecutionStatus::Running
+        {
+            let mut entries = self
+                .changes
+                .history
+                .iter()
+                .filter(|(e, _, _)| *e == changed.id);
+            let (_, seq, entry) = entries.next()?;
+            if entries.next().is_some() || *seq != original.history_len {
+                return None;
+            }
+            expected.status = changed.status;
+            expected.started_at = changed.started_at;
+            expected.history_len = changed.history_len;
+            Some(Start {
+                seq: *seq,
+                entry: entry.clone(),
+                at: changed.started_at?,
+            })
+        } else {
+            None
+        };
+        (!steps.is_empty() && expected == *changed).then(|| StepDelta {
+            execution_id: changed.id.clone(),
+            status: changed.status,
+            steps,
+            growth: original.progress.growth_to(&changed.progress),
+            start,
+        })
+    }
+
+    /// `changed` as a slot delta, if its view of some children is all that differs from
+    /// `original`.
+    fn slot_delta(&self, original: &Execution, changed: &Execution) -> Option<SlotDelta> {
+        let mut expected = original.clone();
+        let mut slots = Vec::new();
+        for ((id, position), before) in &self.slot_origins {
+            if *id != changed.id {
+                continue;
+            }
+            let after = changed
+                .suite
+                .as_ref()?
+                .slots
+                .get(*position as usize)?
+                .clone();
+            *expected.suite.as_mut()?.slots.get_mut(*position as usize)? = after.clone();
+            slots.push((*position, before.clone(), after));
+        }
+        (!slots.is_empty() && expected == *changed).then(|| SlotDelta {
+            suite_id: changed.id.clone(),
+            status: changed.status,
+            slots,
+        })
     }
 
     // ----- starting -------------------------------------------------------------------
@@ -335,11 +525,15 @@ impl<'a> UnitOfWork<'a> {
             slot_view = (retry_id, ExecutionStatus::Queued);
         }
         if let (Some(parent_id), Some(slot)) = (&execution.parent_id, execution.slot) {
-            let parent = self.execution(parent_id)?;
+            self.execution(parent_id)?;
+            let parent = self.loaded.get_mut(parent_id).expect("loaded just above");
             if let Some(plan) = parent.suite.as_mut()
                 && let Some(entry) = plan.slots.get_mut(slot as usize)
                 && entry.execution_id == execution.id
             {
+                self.slot_origins
+                    .entry((parent_id.clone(), slot))
+                    .or_insert_with(|| entry.clone());
                 entry.execution_id = slot_view.0;
                 entry.status = slot_view.1;
             }
@@ -457,12 +651,8 @@ impl<'a> UnitOfWork<'a> {
         suite_id: &str,
         suite_status: ExecutionStatus,
     ) -> Result<(), WorkflowError> {
-        let children: Vec<String> = match &self.execution(suite_id)?.suite {
-            Some(plan) => plan.slots.iter().map(|s| s.execution_id.clone()).collect(),
-            None => return Ok(()),
-        };
         let reason = format!("suite {suite_id} ended {suite_status}");
-        for child in children {
+        for child in self.unfinished_children(suite_id)? {
             if !self.execution(&child)?.status.is_terminal() {
                 let transition =
                     Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
@@ -470,6 +660,33 @@ impl<'a> UnitOfWork<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The children a suite's slots do not show finished, all read at once. A slot that
+    /// shows a child finished is right (children only move forward), so those are not read:
+    /// a wide suite that finishes does not read its every child.
+    fn unfinished_children(&mut self, suite_id: &str) -> Result<Vec<String>, WorkflowError> {
+        let children: Vec<String> = match &self.execution(suite_id)?.suite {
+            Some(plan) => plan
+                .slots
+                .iter()
+                .filter(|s| !s.status.is_terminal())
+                .map(|s| s.execution_id.clone())
+                .collect(),
+            None => return Ok(Vec::new()),
+        };
+        // Ask for every one before failing on the first missing, so a store that reads in
+        // rounds reads them all in one.
+        let mut first_error = None;
+        for child in &children {
+            if let Err(e) = self.execution(child) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(children),
+        }
     }
 
     /// Settles one suite now (see [`Self::settle_suites`]); a no-op on a settled suite.
@@ -519,11 +736,11 @@ impl<'a> UnitOfWork<'a> {
             && let Some(failed) = failing
         {
             let reason = format!("fail_fast: {} ended {}", failed.execution_id, failed.status);
-            for slot in &plan.slots {
-                if !self.execution(&slot.execution_id)?.status.is_terminal() {
+            for child in self.unfinished_children(suite_id)? {
+                if !self.execution(&child)?.status.is_terminal() {
                     let t =
                         Transition::new(ExecutionStatus::Cancelled, ENGINE_ACTOR, Some(&reason));
-                    self.apply_transition(&slot.execution_id, &t)?;
+                    self.apply_transition(&child, &t)?;
                 }
             }
         } else {
@@ -660,6 +877,9 @@ impl<'a> UnitOfWork<'a> {
         step: StepResult,
     ) -> Result<(), WorkflowError> {
         let now = self.now;
+        self.step_origins
+            .entry((id.to_owned(), step.index))
+            .or_insert(from);
         let execution = self.execution(id)?;
         execution.progress.record(from, step.status);
         if !from.is_terminal() && matches!(step.status, StepStatus::Failed | StepStatus::Error) {

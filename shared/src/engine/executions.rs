@@ -3,8 +3,8 @@
 use super::{Caller, Engine, EngineError};
 use crate::domain::catalog::{CatalogEntry, TestCase, TestSuite, check_timeout, is_variable_name};
 use crate::domain::execution::{
-    ChildSlot, Execution, ExecutionConfig, ExecutionStatus, HistoryEntry, MAX_RETRIES_LIMIT,
-    StepReport, StepResult, SuitePlan, Transition,
+    ChildSlot, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus, HistoryEntry,
+    MAX_RETRIES_LIMIT, StepReport, StepResult, SuitePlan, Transition,
 };
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
@@ -420,6 +420,11 @@ impl Engine {
             let result = self
                 .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
                     let now = unit.now();
+                    // A suite whose last child landed but was not settled (a writer that
+                    // crashed between the roll-up and the settle) finishes now, on time.
+                    if unit.execution(&target)?.kind == ExecutionKind::Suite {
+                        unit.settle(&target)?;
+                    }
                     let execution = unit.execution(&target)?;
                     // Re-checked inside the unit of work: it may have finished meanwhile.
                     if execution.status.is_terminal()

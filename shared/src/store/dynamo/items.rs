@@ -1,6 +1,7 @@
 //! The item codec: executions, steps, catalog entries and chunked documents as DynamoDB
 //! items, and reading attributes back.
 
+use super::delta::{RollUp, roll_ups_of};
 use super::keys::{
     ACTIVE_EXECUTIONS, ALL_EXECUTIONS, EXEC_SK, META_SK, all_catalog, children_of, deadline_sk,
     exec_pk, index_pk, index_sk, owner_catalog, owner_executions, part_sk, step_sk,
@@ -33,12 +34,18 @@ pub(super) struct StoredExecution {
     pub(super) intent: Vec<StepResult>,
     /// Set when the execution completed: steps that never reported read as skipped then.
     pub(super) unreported_skipped_at: Option<Timestamp>,
+    /// Suite slot changes committed with this version but perhaps not yet applied to the
+    /// suite (see `delta`).
+    pub(super) roll_ups: Vec<RollUp>,
 }
 
 impl StoredExecution {
     pub(super) fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let mut execution: Execution = decode_attr(item, "data")?;
+        // Step deltas add to the counters in place; the percentage follows from them.
+        execution.progress.refresh_percent();
         Ok(StoredExecution {
-            execution: decode_attr(item, "data")?,
+            execution,
             history: decode_attr(item, "history")?,
             version: number_attr(item, "ver")?,
             definition: item.get("def").and_then(|v| v.as_s().ok()).cloned(),
@@ -51,7 +58,13 @@ impl StoredExecution {
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse().ok())
                 .map(Timestamp::from_millis),
+            roll_ups: roll_ups_of(item)?,
         })
+    }
+
+    /// Whether this version committed writes still to be carried out elsewhere.
+    pub(super) fn has_pending_writes(&self) -> bool {
+        !self.intent.is_empty() || !self.roll_ups.is_empty()
     }
 
     /// A step with no item: pending, or skipped once the execution completed.

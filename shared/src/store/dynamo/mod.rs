@@ -4,6 +4,7 @@
 //! - `items`: the item codec;
 //! - `plan`: the plan/read loop and the reads it is built on;
 //! - `write`: the write path (conditional puts, transactions, intents rolled forward);
+//! - `delta`: the writes that do not contend (step reports, suite roll-ups);
 //! - `schema`: provisioning (the table, its indexes and projections, TTL).
 //!
 //! Every command is planned by the domain's unit of work against records read with strongly
@@ -12,6 +13,7 @@
 //! if absent. A lost race is retried from fresh reads; a change that touches one item is one
 //! conditional `PutItem`, more are one `TransactWriteItems`.
 
+mod delta;
 mod items;
 mod keys;
 mod plan;

@@ -58,9 +58,17 @@ impl DynamoStore {
                 }
                 self.fill(&mut snapshot).await?;
             };
-            let changes = planned?;
-            match self.write_changes(&snapshot, &changes, now).await {
-                Ok(()) => return Ok(changes),
+            let mut changes = planned?;
+            match self.write_changes(&snapshot, &mut changes, now).await {
+                Ok(to_settle) => {
+                    // Children rolled up into suites in place: settle those whose new slots
+                    // call for it, as commands of their own.
+                    for suite in to_settle {
+                        let settle: Plan = Box::new(move |unit| unit.settle(&suite));
+                        changes.absorb(Box::pin(self.plan_and_write(now, settle)).await?);
+                    }
+                    return Ok(changes);
+                }
                 Err(StoreError::Conflict(_)) => {
                     // Lost a race: back off (exponential, full jitter, capped) and plan again.
                     let ceiling = (10u64 << attempt.min(5)).min(250);
@@ -299,7 +307,10 @@ impl DynamoStore {
             let sk = string_attr(&item, "sk")?;
             if sk == EXEC_SK {
                 let stored = StoredExecution::from_item(&item)?;
-                if !stored.intent.is_empty() {
+                if stored.has_pending_writes() {
+                    // The writer that committed them settles the suites they roll up into
+                    // (and after a crash, the finished event's reconcile or the deadline
+                    // sweep does).
                     self.roll_forward(&stored).await?;
                 }
                 let id = stored.execution.id.clone();

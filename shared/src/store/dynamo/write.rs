@@ -2,6 +2,7 @@
 //! rolled forward into step items, and catalog writes.
 
 use super::DynamoStore;
+use super::delta::RollUp;
 use super::items::{
     Item, StoredExecution, blob_parts, catalog_meta, corrupt, execution_item, n, s, step_item,
     string_attr, text_parts,
@@ -22,6 +23,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
 use std::collections::{HashMap, HashSet};
 
+/// The most partitioned steps one report writes as a transaction (see `delta`). A larger
+/// batch comes from one reporter, which has no one to contend with, and costs less through
+/// the execution's intent: a transaction bills every step item twice.
+const MAX_TRANSACTED_STEPS: usize = 5;
+
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
@@ -29,32 +35,44 @@ impl DynamoStore {
     /// Writes the step items a committed change carried in its execution's `intent`, then
     /// clears the intent (only if the execution is still at that version: a later version
     /// carries its own). Safe to repeat: the intent is the truth for those steps.
-    pub(super) async fn roll_forward(&self, stored: &StoredExecution) -> Result<(), StoreError> {
+    ///
+    /// Its suite roll-ups are applied the same way; returns the suites that, as they now
+    /// stand, need settling.
+    pub(super) async fn roll_forward(
+        &self,
+        stored: &StoredExecution,
+    ) -> Result<Vec<String>, StoreError> {
         let id = &stored.execution.id;
         let mut items = Vec::with_capacity(stored.intent.len());
         for step in &stored.intent {
             items.push(step_item(id, step)?);
         }
         self.batch_put(items).await?;
+        let mut to_settle = Vec::new();
+        for roll_up in &stored.roll_ups {
+            if self.roll_up(roll_up).await? && !to_settle.contains(&roll_up.suite_id) {
+                to_settle.push(roll_up.suite_id.clone());
+            }
+        }
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&exec_pk(id)))
             .key("sk", s(EXEC_SK))
-            .update_expression("REMOVE intent")
+            .update_expression("REMOVE intent, roll_up")
             .condition_expression("ver = :ver")
             .expression_attribute_values(":ver", n(stored.version))
             .send()
             .await;
         match cleared {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(to_settle),
             // Already superseded by a newer version, which rolled this one forward first.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(())
+                Ok(to_settle)
             }
             Err(e) => Err(sdk_error("clear intent", e)),
         }
@@ -93,13 +111,25 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Writes a planned change set with its conditions.
+    /// Writes a planned change set with its conditions; returns the suites whose children's
+    /// roll-ups call for settling them.
     pub(super) async fn write_changes(
         &self,
         snapshot: &Snapshot,
-        changes: &ChangeSet,
+        changes: &mut ChangeSet,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
+        if let (Some(delta), [execution]) = (changes.only_step_delta(), &changes.executions[..])
+            && (!execution.is_partitioned()
+                || (delta.steps.len() <= MAX_TRANSACTED_STEPS && delta.start.is_none()))
+        {
+            if let Some(started_at) = self.write_step_delta(snapshot, execution, delta).await? {
+                let id = delta.execution_id.clone();
+                changes.started_elsewhere(&id, Some(started_at));
+            }
+            return Ok(Vec::new());
+        }
+        let changes: &ChangeSet = changes;
         // Definition snapshots are immutable and content-addressed by case and version:
         // written before the change, harmless if the change then loses a race.
         let mut definitions: HashMap<&str, String> = HashMap::new();
@@ -161,10 +191,14 @@ impl DynamoStore {
             }
             intents.entry(id.as_str()).or_default().push(step.clone());
         }
+        let (rolled_up, mut roll_ups) = roll_ups_of_change(changes);
         let mut creations = Vec::new();
         let mut updates = Vec::new();
         let mut written: Vec<StoredExecution> = Vec::new();
         for execution in &changes.executions {
+            if rolled_up.contains(execution.id.as_str()) {
+                continue;
+            }
             let previous = snapshot.executions.get(&execution.id).cloned().flatten();
             let mut full_history = previous
                 .as_ref()
@@ -198,7 +232,14 @@ impl DynamoStore {
             if let Some(at) = skipped {
                 item.insert("skipped_at".into(), n(at.millis().max(0) as u64));
             }
-            if !intent.is_empty() {
+            let roll_ups = roll_ups.remove(execution.id.as_str()).unwrap_or_default();
+            if !roll_ups.is_empty() {
+                item.insert(
+                    "roll_up".into(),
+                    to_attribute_value(&roll_ups).map_err(corrupt)?,
+                );
+            }
+            if !intent.is_empty() || !roll_ups.is_empty() {
                 written.push(StoredExecution {
                     execution: execution.clone(),
                     history: Vec::new(),
@@ -206,6 +247,7 @@ impl DynamoStore {
                     definition: None,
                     intent,
                     unreported_skipped_at: skipped,
+                    roll_ups,
                 });
             }
             if created.contains(execution.id.as_str()) {
@@ -274,14 +316,19 @@ impl DynamoStore {
         for chunk in updates.chunks(MAX_TRANSACTION_ITEMS) {
             self.transact(chunk.to_vec()).await?;
         }
+        let mut to_settle = Vec::new();
         for stored in &written {
-            self.roll_forward(stored).await?;
+            for suite in self.roll_forward(stored).await? {
+                if !to_settle.contains(&suite) {
+                    to_settle.push(suite);
+                }
+            }
         }
-        Ok(())
+        Ok(to_settle)
     }
 
     /// One conditional `PutItem` when there is one write, else one transaction.
-    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub(super) async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         if writes.len() == 1
             && let Some(put) = writes[0].put()
         {
@@ -426,6 +473,41 @@ impl DynamoStore {
         }
         Ok(true)
     }
+}
+
+/// The suites a change touches only in their children's slots, and the roll-ups each child
+/// carries for them. A suite whose changed slots do not all belong to children this change
+/// writes whole is written whole itself.
+fn roll_ups_of_change(changes: &ChangeSet) -> (HashSet<&str>, HashMap<&str, Vec<RollUp>>) {
+    let mut suites = HashSet::new();
+    let mut roll_ups: HashMap<&str, Vec<RollUp>> = HashMap::new();
+    for delta in &changes.slot_deltas {
+        let written_whole = |id: &str| {
+            changes.executions.iter().any(|e| e.id == id)
+                && changes.slot_delta(id).is_none()
+                && !changes.created.contains(&delta.suite_id)
+        };
+        if !delta
+            .slots
+            .iter()
+            .all(|(_, before, _)| written_whole(&before.execution_id))
+        {
+            continue;
+        }
+        suites.insert(delta.suite_id.as_str());
+        for (position, before, after) in &delta.slots {
+            roll_ups
+                .entry(before.execution_id.as_str())
+                .or_default()
+                .push(RollUp {
+                    suite_id: delta.suite_id.clone(),
+                    position: *position,
+                    before: before.clone(),
+                    after: after.clone(),
+                });
+        }
+    }
+    (suites, roll_ups)
 }
 
 fn put(
