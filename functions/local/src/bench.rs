@@ -558,6 +558,77 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
         totals.per(batches),
     );
 
+    // One step of a partitioned trace, after the first: its own item and the counters.
+    let mut totals = BTreeCounts::default();
+    for _ in 0..batches {
+        let (status, body) = client
+            .send(
+                Method::POST,
+                "/executions/case",
+                Some(json!({"test_case_id": large})),
+            )
+            .await?;
+        expect(status, StatusCode::ACCEPTED, &body)?;
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        for index in [0, 1] {
+            counter.take();
+            let path = format!("/executions/{id}/steps");
+            let (status, body) = client
+                .send(Method::POST, &path, Some(report(index)))
+                .await?;
+            expect(status, StatusCode::OK, &body)?;
+        }
+        totals.add(counter.take());
+    }
+    measure("step report, partitioned trace", totals.per(batches));
+
+    // A child of a wide parallel suite finishing: the child, and its slot in the suite.
+    let suite = json!({"name": "wide", "test_case_ids": vec![small.clone(); 10],
+        "mode": "parallel", "max_parallel": 10});
+    let (status, body) = client
+        .send(Method::POST, "/test-suites", Some(suite))
+        .await?;
+    expect(status, StatusCode::CREATED, &body)?;
+    let suite_id = body["id"].as_str().unwrap_or_default().to_owned();
+    let mut totals = BTreeCounts::default();
+    let mut finishes = 0;
+    for _ in 0..batches.div_ceil(5) {
+        let (status, body) = client
+            .send(
+                Method::POST,
+                "/executions/suite",
+                Some(json!({"test_suite_id": suite_id})),
+            )
+            .await?;
+        expect(status, StatusCode::ACCEPTED, &body)?;
+        let suite_execution = body["id"].as_str().unwrap_or_default().to_owned();
+        let path = format!("/executions/{suite_execution}/children?limit=100");
+        let (status, body) = client.send(Method::GET, &path, None).await?;
+        expect(status, StatusCode::OK, &body)?;
+        let children: Vec<String> = body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect();
+        // Every child but the last (whose finish also finishes the suite).
+        for child in children.iter().take(children.len().saturating_sub(1)) {
+            let path = format!("/executions/{child}/steps");
+            let (status, body) = client.send(Method::POST, &path, Some(report(0))).await?;
+            expect(status, StatusCode::OK, &body)?;
+            counter.take();
+            let path = format!("/executions/{child}/complete");
+            let (status, body) = client.send(Method::POST, &path, None).await?;
+            expect(status, StatusCode::OK, &body)?;
+            totals.add(counter.take());
+            finishes += 1;
+        }
+    }
+    measure(
+        "a suite child's complete (its slot rolled up)",
+        totals.per(finishes.max(1)),
+    );
+
     println!(
         "AWS requests per operation (average of {repetitions}; {batches} for the batch), counted by an SDK interceptor:"
     );
