@@ -112,6 +112,10 @@ impl IntoResponse for Problem {
         if let Some(allow) = problem.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             headers.insert(header::ALLOW, allow);
         }
+        // A 503 is an outage of a dependency or a full server: say when to come back.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -177,5 +181,21 @@ impl From<EngineError> for Problem {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_a_503_problem_that_says_when_to_retry() {
+        let outage = EngineError::Unavailable("DynamoDB write failed".into());
+        let response = Problem::from(outage).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let refused = Problem::new(StatusCode::CONFLICT, "invalid_transition", "no");
+        assert!(!refused.into_response().headers().contains_key(header::RETRY_AFTER));
     }
 }
