@@ -196,6 +196,11 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         let refused = Problem::new(StatusCode::CONFLICT, "invalid_transition", "no");
-        assert!(!refused.into_response().headers().contains_key(header::RETRY_AFTER));
+        assert!(
+            !refused
+                .into_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER)
+        );
     }
 }

@@ -15,7 +15,9 @@
 //!   (`SuitePlan::needs_settling`): only the last child to land finishes the suite.
 //!
 //! The first report of a queued execution also moves it to running, in the same write, made so
-//! that racing first reports all succeed and agree: see [`Start`].
+//! that racing first reports all succeed and agree: see [`Start`]. Which one made it (and so
+//! announces it) the `UpdateItem` tells from the item as it was; a transaction returns
+//! nothing, so there each writer leaves a token only where none is and reads it back.
 //!
 //! Every such write also bumps `ver`, so a whole-record write planned before it (a status
 //! change) loses its race and re-plans from what is now stored.
@@ -188,10 +190,14 @@ impl DynamoStore {
             let old = self.update_execution(id, &expression, returned).await?;
             return Ok(started_elsewhere(delta, &old));
         }
+        // A transaction returns nothing: the start's maker leaves its token, read back below.
+        let token = ulid::Ulid::new().to_string();
         if delta.start.is_some() {
-            return Err(StoreError::Corrupt(
-                "a partitioned start is written whole, not as a step delta".into(),
-            ));
+            expression.name("starter");
+            let value = expression.value(s(&token));
+            expression
+                .set
+                .push(format!("#starter = if_not_exists(#starter, {value})"));
         }
         let mut writes = Vec::with_capacity(delta.steps.len() + 1);
         for (from, step) in &delta.steps {
@@ -222,7 +228,18 @@ impl DynamoStore {
             .map_err(corrupt)?;
         writes.push(TransactWriteItem::builder().update(update).build());
         self.transact(writes).await?;
-        Ok(None)
+        if delta.start.is_none() {
+            return Ok(None);
+        }
+        let Some(item) = self.get_item(&exec_pk(id), EXEC_SK).await? else {
+            return Ok(None);
+        };
+        let made_here = item.get("starter").and_then(|v| v.as_s().ok()) == Some(&token);
+        Ok(if made_here {
+            None
+        } else {
+            StoredExecution::from_item(&item)?.execution.started_at
+        })
     }
 
     /// One conditional `UpdateItem` of an execution item; a failed condition is a lost race.

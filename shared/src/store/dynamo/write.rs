@@ -120,8 +120,7 @@ impl DynamoStore {
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         if let (Some(delta), [execution]) = (changes.only_step_delta(), &changes.executions[..])
-            && (!execution.is_partitioned()
-                || (delta.steps.len() <= MAX_TRANSACTED_STEPS && delta.start.is_none()))
+            && (!execution.is_partitioned() || delta.steps.len() <= MAX_TRANSACTED_STEPS)
         {
             if let Some(started_at) = self.write_step_delta(snapshot, execution, delta).await? {
                 let id = delta.execution_id.clone();
