@@ -438,13 +438,19 @@ mod tests {
 /// `--executions` repetitions (capped at 50: this measures calls, not speed).
 async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     use runledger::aws::backend::AwsBackend;
-    use runledger::aws::metrics::RequestCounter;
+    use runledger::aws::metrics::Metering;
     let repetitions = args.executions.clamp(1, 50);
     let sdk = runledger::aws::sdk_config().await;
     let prefix = format!("runledger-bench-{}", std::process::id());
     let settings = AwsBackend::create_resources(&sdk, &prefix).await?;
-    let counter = RequestCounter::new();
-    let backend = AwsBackend::with_counter(&sdk, settings, Some(counter.clone()));
+    let metering = Metering::default();
+    let table = settings.table.clone();
+    let backend = AwsBackend::with_metering(&sdk, settings, Some(metering.clone()));
+    let meter = Meter {
+        metering,
+        sdk: sdk.clone(),
+        table,
+    };
     let auth = std::sync::Arc::new(
         runledger::auth::Authenticator::new(JwtSettings {
             secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
@@ -474,7 +480,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
         small["id"].as_str().unwrap_or_default().to_owned(),
         large["id"].as_str().unwrap_or_default().to_owned(),
     );
-    counter.take();
+    meter.reset();
 
     let mut rows: Vec<(&str, BTreeCounts)> = Vec::new();
     let mut measure = |name: &'static str, counts: BTreeCounts| rows.push((name, counts));
@@ -490,7 +496,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
             .await?;
         expect(status, StatusCode::ACCEPTED, &body)?;
         inline_ids.push(body["id"].as_str().unwrap_or_default().to_owned());
-        totals.add(counter.take());
+        totals.add(meter.take().await?);
     }
     measure("start a case", totals.per(repetitions));
     let report = |index: u32| json!({"steps": [{"index": index, "status": "passed"}]});
@@ -523,7 +529,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
                 )
                 .await?;
             expect(status, StatusCode::OK, &answer)?;
-            totals.add(counter.take());
+            totals.add(meter.take().await?);
         }
         measure(label, totals.per(repetitions));
     }
@@ -539,7 +545,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
             .await?;
         expect(status, StatusCode::ACCEPTED, &body)?;
         let id = body["id"].as_str().unwrap_or_default().to_owned();
-        counter.take();
+        meter.reset();
         let steps: Vec<Value> = (0..100)
             .map(|i| json!({"index": i, "status": "passed"}))
             .collect();
@@ -551,7 +557,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
             )
             .await?;
         expect(status, StatusCode::OK, &body)?;
-        totals.add(counter.take());
+        totals.add(meter.take().await?);
     }
     measure(
         "100 steps in one report, partitioned trace (whole report)",
@@ -571,14 +577,14 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
         expect(status, StatusCode::ACCEPTED, &body)?;
         let id = body["id"].as_str().unwrap_or_default().to_owned();
         for index in [0, 1] {
-            counter.take();
+            meter.reset();
             let path = format!("/executions/{id}/steps");
             let (status, body) = client
                 .send(Method::POST, &path, Some(report(index)))
                 .await?;
             expect(status, StatusCode::OK, &body)?;
         }
-        totals.add(counter.take());
+        totals.add(meter.take().await?);
     }
     measure("step report, partitioned trace", totals.per(batches));
 
@@ -616,11 +622,11 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
             let path = format!("/executions/{child}/steps");
             let (status, body) = client.send(Method::POST, &path, Some(report(0))).await?;
             expect(status, StatusCode::OK, &body)?;
-            counter.take();
+            meter.reset();
             let path = format!("/executions/{child}/complete");
             let (status, body) = client.send(Method::POST, &path, None).await?;
             expect(status, StatusCode::OK, &body)?;
-            totals.add(counter.take());
+            totals.add(meter.take().await?);
             finishes += 1;
         }
     }
@@ -632,43 +638,80 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     println!(
         "AWS requests per operation (average of {repetitions}; {batches} for the batch), counted by an SDK interceptor:"
     );
-    println!("| operation | DynamoDB | SQS | EventBridge | DynamoDB calls |");
-    println!("|---|---|---|---|---|");
+    println!("| operation | DynamoDB | write units | SQS | EventBridge | DynamoDB calls |");
+    println!("|---|---|---|---|---|---|");
     for (name, counts) in rows {
         println!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
             counts.service("DynamoDB"),
+            counts.units,
             counts.service("SQS"),
             counts.service("EventBridge"),
             counts.describe("DynamoDB")
         );
     }
+    println!(
+        "(write units: each item a write touched, at its size after the operation, 1 KB a unit, \
+         twice in a transaction; an estimate, since the emulator does not report them)"
+    );
     Ok(())
 }
 
-/// Request counts by (service, operation), as averages once divided.
+/// The AWS requests of one operation and the DynamoDB write units they cost.
+struct AwsSample {
+    requests: std::collections::BTreeMap<(String, String), u64>,
+    units: f64,
+}
+
+/// Takes samples: the requests counted and the writes logged since the last one.
+struct Meter {
+    metering: runledger::aws::metrics::Metering,
+    sdk: runledger::aws::SdkConfig,
+    table: String,
+}
+
+impl Meter {
+    fn reset(&self) {
+        self.metering.requests.take();
+        self.metering.writes.take();
+    }
+
+    async fn take(&self) -> Result<AwsSample, String> {
+        let requests = self.metering.requests.take();
+        let units = self.metering.write_units(&self.sdk, &self.table).await?;
+        Ok(AwsSample { requests, units })
+    }
+}
+
+/// Request counts by (service, operation) and write units, as averages once divided.
 #[derive(Default, Clone)]
-struct BTreeCounts(std::collections::BTreeMap<(String, String), f64>);
+struct BTreeCounts {
+    requests: std::collections::BTreeMap<(String, String), f64>,
+    units: f64,
+}
 
 impl BTreeCounts {
-    fn add(&mut self, counts: std::collections::BTreeMap<(String, String), u64>) {
-        for (key, n) in counts {
-            *self.0.entry(key).or_default() += n as f64;
+    fn add(&mut self, sample: AwsSample) {
+        for (key, n) in sample.requests {
+            *self.requests.entry(key).or_default() += n as f64;
         }
+        self.units += sample.units;
     }
 
     fn per(self, times: usize) -> Self {
-        BTreeCounts(
-            self.0
+        BTreeCounts {
+            requests: self
+                .requests
                 .into_iter()
                 .map(|(k, v)| (k, v / times as f64))
                 .collect(),
-        )
+            units: self.units / times as f64,
+        }
     }
 
     fn service(&self, service: &str) -> f64 {
         // `+ 0.0` turns the empty sum's -0.0 into 0.0 for printing.
-        self.0
+        self.requests
             .iter()
             .filter(|((s, _), _)| s == service)
             .map(|(_, n)| n)
@@ -678,7 +721,7 @@ impl BTreeCounts {
 
     fn describe(&self, service: &str) -> String {
         let parts: Vec<String> = self
-            .0
+            .requests
             .iter()
             .filter(|((s, _), _)| s == service)
             .map(|((_, op), n)| format!("{op} {n:.1}"))

@@ -1,7 +1,7 @@
 //! runledger over AWS: the engine wired to DynamoDB, SQS and EventBridge. Built once per
 //! process (a Lambda cold start, or `runledger-local serve --backend aws`).
 
-use super::metrics::RequestCounter;
+use super::metrics::Metering;
 use crate::api::{RouteGroup, Router};
 use crate::auth::{Authenticator, JwtSettings};
 use crate::bus::eventbridge::{EventBridgeBus, create_bus};
@@ -26,37 +26,39 @@ pub struct AwsBackend {
 impl AwsBackend {
     /// Wires the engine to the resources `settings` names.
     pub fn new(sdk: &SdkConfig, settings: AwsSettings) -> Self {
-        Self::with_counter(sdk, settings, None)
+        Self::with_metering(sdk, settings, None)
     }
 
-    /// The same, counting every AWS request in `counter` (for the bench).
-    pub fn with_counter(
+    /// The same, counting every AWS request and logging every DynamoDB write in `metering`
+    /// (for the bench).
+    pub fn with_metering(
         sdk: &SdkConfig,
         settings: AwsSettings,
-        counter: Option<RequestCounter>,
+        metering: Option<Metering>,
     ) -> Self {
         let ids: Arc<dyn IdSource> = Arc::new(UlidSource::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (dynamodb, sqs, eventbridge) = match counter {
+        let (dynamodb, sqs, eventbridge) = match metering {
             None => (
                 aws_sdk_dynamodb::Client::new(sdk),
                 aws_sdk_sqs::Client::new(sdk),
                 aws_sdk_eventbridge::Client::new(sdk),
             ),
-            Some(counter) => (
+            Some(Metering { requests, writes }) => (
                 aws_sdk_dynamodb::Client::from_conf(
                     aws_sdk_dynamodb::config::Builder::from(sdk)
-                        .interceptor(counter.clone())
+                        .interceptor(requests.clone())
+                        .interceptor(writes)
                         .build(),
                 ),
                 aws_sdk_sqs::Client::from_conf(
                     aws_sdk_sqs::config::Builder::from(sdk)
-                        .interceptor(counter.clone())
+                        .interceptor(requests.clone())
                         .build(),
                 ),
                 aws_sdk_eventbridge::Client::from_conf(
                     aws_sdk_eventbridge::config::Builder::from(sdk)
-                        .interceptor(counter)
+                        .interceptor(requests)
                         .build(),
                 ),
             ),

@@ -63,3 +63,194 @@ impl Intercept for RequestCounter {
         Ok(())
     }
 }
+
+/// What the bench attaches to the AWS clients.
+#[derive(Debug, Clone, Default)]
+pub struct Metering {
+    pub requests: RequestCounter,
+    pub writes: WriteLog,
+}
+
+/// The DynamoDB items each write request touched (`pk`, `sk`, whether in a transaction), read
+/// from the requests as sent, so the bench can price them in write units from the items'
+/// sizes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteLog {
+    writes: Arc<Mutex<Vec<ItemWrite>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemWrite {
+    pub pk: String,
+    pub sk: String,
+    /// Transactional writes are billed twice.
+    pub transactional: bool,
+}
+
+impl WriteLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The writes so far, and forget them.
+    pub fn take(&self) -> Vec<ItemWrite> {
+        std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Intercept for WriteLog {
+    fn name(&self) -> &'static str {
+        "WriteLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(operation) = cfg.load::<Metadata>().map(|m| m.name().to_owned()) else {
+            return Ok(());
+        };
+        let Some(body) = context.request().body().bytes() else {
+            return Ok(());
+        };
+        let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Ok(());
+        };
+        let touched = touched_items(&operation, &request);
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(touched);
+        Ok(())
+    }
+}
+
+impl Metering {
+    /// The write units of the writes logged since the last call: each item a write touched,
+    /// at its size now (read back), 1 KB a unit, twice in a transaction. An estimate: an
+    /// item that shrank is priced at its new size.
+    pub async fn write_units(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        table: &str,
+    ) -> Result<f64, String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let mut units = 0.0;
+        for write in self.writes.take() {
+            let item = dynamodb
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(write.pk))
+                .key("sk", AttributeValue::S(write.sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| format!("read an item back: {e}"))?
+                .item
+                .unwrap_or_default();
+            let billed = item_size(&item).div_ceil(1024).max(1) as f64;
+            units += if write.transactional {
+                2.0 * billed
+            } else {
+                billed
+            };
+        }
+        Ok(units)
+    }
+}
+
+/// The items a DynamoDB write request names (none for reads).
+fn touched_items(operation: &str, request: &serde_json::Value) -> Vec<ItemWrite> {
+    let key = |item: &serde_json::Value, transactional| {
+        Some(ItemWrite {
+            pk: item.get("pk")?.get("S")?.as_str()?.to_owned(),
+            sk: item.get("sk")?.get("S")?.as_str()?.to_owned(),
+            transactional,
+        })
+    };
+    match operation {
+        "PutItem" => key(&request["Item"], false).into_iter().collect(),
+        "UpdateItem" | "DeleteItem" => key(&request["Key"], false).into_iter().collect(),
+        "BatchWriteItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .filter_map(|writes| writes.as_array())
+            .flatten()
+            .filter_map(|w| {
+                key(&w["PutRequest"]["Item"], false)
+                    .or_else(|| key(&w["DeleteRequest"]["Key"], false))
+            })
+            .collect(),
+        "TransactWriteItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                key(&t["Put"]["Item"], true)
+                    .or_else(|| key(&t["Update"]["Key"], true))
+                    .or_else(|| key(&t["Delete"]["Key"], true))
+                    .or_else(|| key(&t["ConditionCheck"]["Key"], true))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An item's size as DynamoDB bills it (attribute names plus values; numbers and nesting
+/// approximated as DynamoDB documents them).
+pub fn item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match value {
+        V::S(s) => s.len(),
+        V::N(n) => n.len().div_ceil(2) + 1,
+        V::B(b) => b.as_ref().len(),
+        V::Bool(_) | V::Null(_) => 1,
+        V::L(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        V::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        V::Ss(items) => items.iter().map(String::len).sum(),
+        V::Ns(items) => items.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        V::Bs(items) => items.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn write_requests_name_the_items_they_touch() {
+        let k = |pk: &str, sk: &str| json!({"pk": {"S": pk}, "sk": {"S": sk}});
+        let put = json!({"Item": {"pk": {"S": "EX#a"}, "sk": {"S": "EXEC"}, "ver": {"N": "1"}}});
+        assert_eq!(touched_items("PutItem", &put)[0].pk, "EX#a");
+        let transaction = json!({"TransactItems": [
+            {"Put": {"Item": k("EX#a", "STEP#1")}},
+            {"Update": {"Key": k("EX#a", "EXEC")}}
+        ]});
+        let touched = touched_items("TransactWriteItems", &transaction);
+        assert_eq!(touched.len(), 2);
+        assert!(touched.iter().all(|w| w.transactional));
+        assert_eq!(touched[1].sk, "EXEC");
+        let batch = json!({"RequestItems": {"t": [{"PutRequest": {"Item": k("EX#a", "STEP#2")}}]}});
+        assert_eq!(touched_items("BatchWriteItem", &batch)[0].sk, "STEP#2");
+        assert!(touched_items("GetItem", &json!({"Key": k("EX#a", "EXEC")})).is_empty());
+    }
+}

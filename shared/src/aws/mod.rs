@@ -6,7 +6,8 @@ pub mod backend;
 pub mod metrics;
 
 use crate::settings::Vars;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// The SDK configuration from the full default chain (`AWS_REGION`, credentials from the
 /// environment, profiles, SSO, web identity or instance metadata, `AWS_ENDPOINT_URL` for an
