@@ -4,7 +4,15 @@ moto's threaded server checks a write's condition and then writes, with nothing 
 another request's write from landing in between: two conditional writes on the same item can
 both succeed, which DynamoDB never allows. runledger's correctness rests on that guarantee
 (optimistic concurrency on each execution record), so its tests run moto with every DynamoDB
-write serialized. Reads stay concurrent, and SQS long polls do not block anything.
+write serialized. The lock wraps the whole request handler, not only the backend's write: moto
+reads the item it returns as ReturnValues=ALL_OLD before the backend writes, and a write racing
+in between would make two writers see the same old item (both would think they made a change
+only one of them made). Reads stay concurrent, and SQS long polls do not block anything.
+
+A request may also ask to be answered only after a network's round trip (header
+X-Emulated-Round-Trip-Ms, at most 1000): moto answers in well under a millisecond of network,
+so without it a test of concurrent clients measures moto's own speed, not whether the clients
+wait for each other as they would against AWS. The wait comes before any lock.
 
 Usage: python scripts/moto_server.py [moto_server arguments], e.g. -H 127.0.0.1 -p 5000.
 """
@@ -12,8 +20,10 @@ Usage: python scripts/moto_server.py [moto_server arguments], e.g. -H 127.0.0.1 
 import functools
 import sys
 import threading
+import time
 
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 
 _WRITES = threading.RLock()
@@ -30,9 +40,21 @@ def _serialized(method):
 
 
 for _name in _WRITE_METHODS:
-    if not hasattr(DynamoDBBackend, _name):
-        sys.exit(f"moto_server.py: DynamoDBBackend.{_name} is gone; update this launcher")
-    setattr(DynamoDBBackend, _name, _serialized(getattr(DynamoDBBackend, _name)))
+    if not hasattr(DynamoHandler, _name):
+        sys.exit(f"moto_server.py: DynamoHandler.{_name} is gone; update this launcher")
+    setattr(DynamoHandler, _name, _serialized(getattr(DynamoHandler, _name)))
+
+_dispatch = DomainDispatcherApplication.__call__
+
+
+def _after_round_trip(self, environ, start_response):
+    wait = environ.get("HTTP_X_EMULATED_ROUND_TRIP_MS", "")
+    if wait.isdigit():
+        time.sleep(min(int(wait), 1000) / 1000)
+    return _dispatch(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = _after_round_trip
 
 if __name__ == "__main__":
     main(sys.argv[1:])

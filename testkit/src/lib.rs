@@ -5,7 +5,8 @@
 //!   module per section, and the harness its checks (and other engine-level tests) use.
 //! - [`stores`]: the embedded store in memory or on a fresh file, an engine over it, and a
 //!   DynamoDB store on a fresh table of the emulator.
-//! - [`emulator`]: the local AWS emulator (started once per test process) and unique names.
+//! - [`emulator`]: the local AWS emulator (started once per test process) and unique names;
+//!   [`interceptors`]: a network's round trip and injected faults for its clients.
 //! - [`api`]: the in-process API harness: the router over the embedded adapters, and the
 //!   checks every response must pass.
 //! - [`server`]: the real `runledger-local` process on a loopback port, and an HTTP client.
@@ -19,6 +20,7 @@ pub mod builders;
 pub mod conformance;
 pub mod emulator;
 pub mod fakes;
+pub mod interceptors;
 pub mod lambda;
 pub mod scripted_aws;
 pub mod server;

@@ -2,6 +2,7 @@
 //! the DynamoDB store on a fresh table of the AWS emulator.
 
 use crate::emulator::{Emulator, unique_name};
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use runledger::bus::local::LocalEventBus;
 use runledger::domain::clock::SystemClock;
 use runledger::domain::ids::UlidSource;
@@ -43,8 +44,21 @@ pub fn engine_over(store: Arc<dyn ExecutionStore>) -> Engine {
 /// A DynamoDB store on a fresh table (named `prefix-<ulid>`) of the emulator, with the client
 /// and the table's name.
 pub async fn dynamo_table(prefix: &str) -> (aws_sdk_dynamodb::Client, String, Arc<DynamoStore>) {
+    dynamo_table_with(prefix, Vec::new()).await
+}
+
+/// [`dynamo_table`] with `interceptors` on its client: counting requests, a network's round
+/// trip, injected faults (see [`crate::interceptors`]).
+pub async fn dynamo_table_with(
+    prefix: &str,
+    interceptors: Vec<SharedInterceptor>,
+) -> (aws_sdk_dynamodb::Client, String, Arc<DynamoStore>) {
     let config = Emulator::get().sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&config);
+    for interceptor in interceptors {
+        dynamodb.push_interceptor(interceptor);
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
     let table = unique_name(prefix);
     DynamoStore::create_table(&client, &table)
         .await
