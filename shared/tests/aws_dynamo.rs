@@ -1,12 +1,14 @@
 //! What is particular to the DynamoDB store, on the AWS emulator: concurrent and repeated
 //! deliveries stay exact, suites roll up once, and no item comes near DynamoDB's 400 KB.
 
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use runledger::domain::catalog::SuiteMode;
 use runledger::domain::events::EventKind;
 use runledger::domain::execution::{ExecutionConfig, ExecutionStatus, StepReport, StepStatus};
 use runledger_testkit::builders::report;
 use runledger_testkit::conformance::Harness;
-use runledger_testkit::stores::dynamo_table;
+use runledger_testkit::interceptors::Faults;
+use runledger_testkit::stores::{dynamo_table, dynamo_table_with};
 use std::sync::Arc;
 
 /// A step result that took a millisecond.
@@ -135,6 +137,69 @@ async fn concurrent_children_roll_up_once() {
         );
         assert_eq!(h.history(&run.id).await, history);
     }
+}
+
+/// A child's finish commits, then its roll-up into the suite fails (an outage, or a crash
+/// between the two writes): the finish stands and is announced. The suite, whose slot still
+/// shows that child running, does not finish with its last child; the announced finish's
+/// reconcile (what finalize does with it) rolls the lost roll-up forward and finishes the
+/// suite, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roll_up_lost_after_its_child_committed_is_recovered() {
+    let faults = Faults::new();
+    let (_, _, store) =
+        dynamo_table_with("dynamo", vec![SharedInterceptor::new(faults.clone())]).await;
+    let h = Harness::new(store);
+    let mut events = h.bus.subscribe();
+    let a = h.external_case("a", 1).await;
+    let b = h.external_case("b", 1).await;
+    let suite = h
+        .create_suite(&[&a, &b], SuiteMode::Parallel, None, false)
+        .await;
+    let run = h.start_suite(&suite, ExecutionConfig::default()).await;
+    let children = h.children(&run.id).await;
+    for child in &children {
+        h.engine
+            .report_steps(&h.user, &child.id, vec![step(0, StepStatus::Passed)])
+            .await
+            .expect("report");
+    }
+    // The first child's roll-up into the suite (an UpdateItem naming the suite) fails.
+    let (first, last) = (&children[0].id, &children[1].id);
+    faults.fail("UpdateItem", &run.id);
+    let finished = h.engine.complete(&h.user, first).await.expect("complete");
+    faults.heal();
+    assert!(faults.failed() >= 1, "the roll-up was attempted and failed");
+    assert_eq!(finished.status, ExecutionStatus::Passed);
+    assert_eq!(h.execution(first).await.status, ExecutionStatus::Passed);
+    let slots = h.execution(&run.id).await.suite.expect("a suite").slots;
+    assert_eq!(
+        slots[0].status,
+        ExecutionStatus::Running,
+        "not rolled up yet"
+    );
+
+    h.engine.complete(&h.user, last).await.expect("complete");
+    assert_eq!(h.execution(&run.id).await.status, ExecutionStatus::Running);
+    assert!(h.engine.reconcile(first).await.expect("reconcile"));
+    assert_eq!(h.execution(&run.id).await.status, ExecutionStatus::Passed);
+    assert!(!h.engine.reconcile(first).await.expect("a second delivery"));
+    let history = h.history(&run.id).await;
+    let finals = history
+        .iter()
+        .filter(|e| e.to == ExecutionStatus::Passed)
+        .count();
+    assert_eq!(finals, 1, "the suite finished once: {history:?}");
+    let (mut first_finished, mut suite_finished) = (0, 0);
+    while let Ok(event) = events.try_recv() {
+        match event.kind {
+            EventKind::ExecutionFinished if event.execution_id == *first => first_finished += 1,
+            EventKind::SuiteFinished if event.execution_id == run.id => suite_finished += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(first_finished, 1, "the child's finish was announced");
+    assert_eq!(suite_finished, 1, "the suite's finish was announced once");
 }
 
 /// 10,000 steps in batches of 500, the largest messages and outputs: every item stays far

@@ -689,6 +689,16 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
+    /// Re-checks what follows from execution `id` having changed: reads it (so a store rolls
+    /// forward anything a writer left pending on it, such as its slot in its suite), then
+    /// settles its suite. A no-op on a settled suite.
+    pub fn reconcile(&mut self, id: &str) -> Result<(), WorkflowError> {
+        match self.execution(id)?.parent_id.clone() {
+            Some(parent) => self.settle(&parent),
+            None => Ok(()),
+        }
+    }
+
     /// Settles one suite now (see [`Self::settle_suites`]); a no-op on a settled suite.
     pub fn settle(&mut self, suite_id: &str) -> Result<(), WorkflowError> {
         self.suites_to_settle.push_back(suite_id.to_owned());

@@ -281,12 +281,13 @@ impl Engine {
         let Some(execution) = self.store.get_execution(id).await? else {
             return Err(EngineError::not_found("execution", id));
         };
-        let Some(parent) = execution.parent_id else {
+        if execution.parent_id.is_none() {
             return Ok(false);
-        };
+        }
+        let id = id.to_owned();
         let changes = self
             .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                unit.settle(&parent)
+                unit.reconcile(&id)
             }))
             .await
             .map_err(EngineError::from_workflow)?;

@@ -22,10 +22,10 @@
 //! Every such write also bumps `ver`, so a whole-record write planned before it (a status
 //! change) loses its race and re-plans from what is now stored.
 
-use super::DynamoStore;
 use super::items::{Item, StoredExecution, corrupt, n, s, step_item};
 use super::keys::{EXEC_SK, exec_pk};
 use super::plan::Snapshot;
+use super::{DynamoStore, is_condition_failure};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{ChildSlot, Execution, ExecutionStatus, ProgressGrowth};
 use crate::domain::time::Timestamp;
@@ -120,23 +120,31 @@ impl Expression {
         }
     }
 
-    /// The names the expressions use (DynamoDB refuses unused ones).
-    fn used_names(&self) -> HashMap<String, String> {
-        let (update, condition) = (self.update_expression(), self.condition_expression());
-        self.names
-            .iter()
+    /// The expression as DynamoDB takes it, each part computed once. Only the names the
+    /// expressions use are kept: DynamoDB refuses unused ones.
+    fn build(self) -> Built {
+        let update = format!("SET {}", self.set.join(", "));
+        let condition = self.conditions.join(" AND ");
+        let names = self
+            .names
+            .into_iter()
             .filter(|(alias, _)| uses(&update, alias) || uses(&condition, alias))
-            .map(|(alias, name)| (alias.clone(), name.clone()))
-            .collect()
+            .collect();
+        Built {
+            update,
+            condition,
+            names,
+            values: self.values,
+        }
     }
+}
 
-    fn update_expression(&self) -> String {
-        format!("SET {}", self.set.join(", "))
-    }
-
-    fn condition_expression(&self) -> String {
-        self.conditions.join(" AND ")
-    }
+/// A built [`Expression`].
+struct Built {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
 /// Whether `expression` names `alias` (`#s`, not just a longer alias such as `#st`).
@@ -187,7 +195,9 @@ impl DynamoStore {
                 Some(_) => ReturnValue::AllOld,
                 None => ReturnValue::None,
             };
-            let old = self.update_execution(id, &expression, returned).await?;
+            let Some(old) = self.update_item(id, expression.build(), returned).await? else {
+                return Err(StoreError::Conflict("a step changed meanwhile".into()));
+            };
             return Ok(started_elsewhere(delta, &old));
         }
         // A transaction returns nothing: the start's maker leaves its token, read back below.
@@ -216,14 +226,15 @@ impl DynamoStore {
             let put = put.build().map_err(corrupt)?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
+        let built = expression.build();
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&exec_pk(id)))
             .key("sk", s(EXEC_SK))
-            .update_expression(expression.update_expression())
-            .condition_expression(expression.condition_expression())
-            .set_expression_attribute_names(Some(expression.used_names()))
-            .set_expression_attribute_values(Some(expression.values))
+            .update_expression(built.update)
+            .condition_expression(built.condition)
+            .set_expression_attribute_names(Some(built.names))
+            .set_expression_attribute_values(Some(built.values))
             .build()
             .map_err(corrupt)?;
         writes.push(TransactWriteItem::builder().update(update).build());
@@ -231,44 +242,50 @@ impl DynamoStore {
         if delta.start.is_none() {
             return Ok(None);
         }
-        let Some(item) = self.get_item(&exec_pk(id), EXEC_SK).await? else {
-            return Ok(None);
-        };
+        // Only the token and the start time: the item may hold a long history.
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&exec_pk(id)))
+            .key("sk", s(EXEC_SK))
+            .consistent_read(true)
+            .projection_expression("starter, #d.started_at")
+            .expression_attribute_names("#d", "data")
+            .send()
+            .await
+            .map_err(|e| super::sdk_error("read start", e))?;
+        let item = read.item.unwrap_or_default();
         let made_here = item.get("starter").and_then(|v| v.as_s().ok()) == Some(&token);
-        Ok(if made_here {
-            None
-        } else {
-            StoredExecution::from_item(&item)?.execution.started_at
-        })
+        Ok(if made_here { None } else { started_at(&item) })
     }
 
-    /// One conditional `UpdateItem` of an execution item; a failed condition is a lost race.
-    /// Returns the item as it was when `returned` asks for it (a start needs to know whether
-    /// it was already made: an attribute set to the value it had is not reliably "updated").
-    async fn update_execution(
+    /// One conditional `UpdateItem` of an execution item: the item as `returned` asks for
+    /// it, or `None` when the condition failed (a lost race). A start asks for the item as it
+    /// was, to know whether it was already made: an attribute set to the value it had is not
+    /// reliably "updated".
+    async fn update_item(
         &self,
         id: &str,
-        expression: &Expression,
+        expression: Built,
         returned: ReturnValue,
-    ) -> Result<Item, StoreError> {
+    ) -> Result<Option<Item>, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&exec_pk(id)))
             .key("sk", s(EXEC_SK))
-            .update_expression(expression.update_expression())
-            .condition_expression(expression.condition_expression())
-            .set_expression_attribute_names(Some(expression.used_names()))
-            .set_expression_attribute_values(Some(expression.values.clone()))
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
             .return_values(returned)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.attributes.unwrap_or_default()),
-            Err(e) if is_condition_failure(&e) => {
-                Err(StoreError::Conflict("a step changed meanwhile".into()))
-            }
+            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+            Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(super::sdk_error("update", e)),
         }
     }
@@ -302,32 +319,13 @@ impl DynamoStore {
         expression
             .conditions
             .push(format!("{slot}.#s IN ({})", earlier.join(", ")));
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&exec_pk(&roll_up.suite_id)))
-            .key("sk", s(EXEC_SK))
-            .update_expression(expression.update_expression())
-            .condition_expression(expression.condition_expression())
-            .set_expression_attribute_names(Some(expression.used_names()))
-            .set_expression_attribute_values(Some(expression.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let suite = output.attributes.unwrap_or_default();
-                self.suite_needs_settling(&roll_up.suite_id, Some(&suite))
-                    .await
-            }
-            // Already applied, or overtaken by the child's next stage: nothing to write, but
-            // the writer that applied it may not have settled the suite yet.
-            Err(e) if is_condition_failure(&e) => {
-                self.suite_needs_settling(&roll_up.suite_id, None).await
-            }
-            Err(e) => Err(super::sdk_error("roll up", e)),
-        }
+        // A failed condition: already applied, or overtaken by the child's next stage. Nothing
+        // to write, but the writer that applied it may not have settled the suite yet.
+        let suite = self
+            .update_item(&roll_up.suite_id, expression.build(), ReturnValue::AllNew)
+            .await?;
+        self.suite_needs_settling(&roll_up.suite_id, suite.as_ref())
+            .await
     }
 
     async fn suite_needs_settling(
@@ -362,7 +360,12 @@ fn started_elsewhere(delta: &StepDelta, old: &Item) -> Option<Timestamp> {
     {
         return None;
     }
-    old.get("data")
+    started_at(old)
+}
+
+/// `data.started_at` of an execution item.
+fn started_at(item: &Item) -> Option<Timestamp> {
+    item.get("data")
         .and_then(|v| v.as_m().ok())
         .and_then(|data| data.get("started_at"))
         .and_then(|v| from_attribute_value(v.clone()).ok())
@@ -374,14 +377,4 @@ pub(super) fn roll_ups_of(item: &Item) -> Result<Vec<RollUp>, StoreError> {
         Some(value) => from_attribute_value(value.clone()).map_err(corrupt),
         None => Ok(Vec::new()),
     }
-}
-
-fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }

@@ -334,6 +334,17 @@ fn sdk_error<E: std::fmt::Debug, R: std::fmt::Debug>(
     StoreError::Unavailable(format!("DynamoDB {what} failed"))
 }
 
+/// Whether a request failed only because its condition did not hold (a lost race).
+fn is_condition_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
 /// The rounds of a batch request whose unprocessed part is sent again: at most ten, each after
 /// a pause 20 ms longer than the one before.
 struct BatchRounds {

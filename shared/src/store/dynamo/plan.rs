@@ -60,7 +60,12 @@ impl DynamoStore {
             };
             let mut changes = planned?;
             match self.write_changes(&snapshot, &mut changes, now).await {
-                Ok(to_settle) => {
+                Ok(mut to_settle) => {
+                    for suite in std::mem::take(&mut snapshot.to_settle) {
+                        if !to_settle.contains(&suite) {
+                            to_settle.push(suite);
+                        }
+                    }
                     // Children rolled up into suites in place: settle those whose new slots
                     // call for it, as commands of their own.
                     for suite in to_settle {
@@ -303,15 +308,22 @@ impl DynamoStore {
         for id in &misses.executions {
             snapshot.executions.entry(id.clone()).or_insert(None);
         }
+        // Suites that roll-ups applied here changed: a copy read before, or in this batch, is
+        // stale, so the plan reads them again.
+        let mut rolled_into = Vec::new();
         for item in found {
             let sk = string_attr(&item, "sk")?;
             if sk == EXEC_SK {
                 let stored = StoredExecution::from_item(&item)?;
                 if stored.has_pending_writes() {
-                    // The writer that committed them settles the suites they roll up into
-                    // (and after a crash, the finished event's reconcile or the deadline
-                    // sweep does).
-                    self.roll_forward(&stored).await?;
+                    // Left pending by a writer that failed or died after committing: this
+                    // plan's writer settles the suites that now call for it.
+                    for suite in self.roll_forward(&stored).await? {
+                        if !snapshot.to_settle.contains(&suite) {
+                            snapshot.to_settle.push(suite);
+                        }
+                    }
+                    rolled_into.extend(stored.roll_ups.iter().map(|r| r.suite_id.clone()));
                 }
                 let id = stored.execution.id.clone();
                 for step in &stored.intent {
@@ -327,6 +339,9 @@ impl DynamoStore {
                 snapshot.stored.insert((id.clone(), step.index));
                 snapshot.steps.entry((id, step.index)).or_insert(step);
             }
+        }
+        for suite in rolled_into {
+            snapshot.executions.remove(&suite);
         }
         // Steps that never reported are implied, named from the definition.
         for (id, index) in &misses.steps {
@@ -464,6 +479,8 @@ pub(super) struct Snapshot {
     idempotency: HashMap<(String, String), Option<IdempotencyRecord>>,
     names: HashMap<String, Vec<String>>,
     misses: Misses,
+    /// Suites that pending roll-ups rolled forward while reading now call for settling.
+    to_settle: Vec<String>,
 }
 
 #[derive(Default)]

@@ -12,7 +12,7 @@ use super::keys::{
 };
 use super::plan::Snapshot;
 use super::schema::TTL_ATTRIBUTE;
-use super::{BatchRounds, sdk_error};
+use super::{BatchRounds, is_condition_failure, sdk_error};
 use crate::domain::catalog::CatalogKind;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{HistoryEntry, StepResult, StepStatus};
@@ -68,12 +68,7 @@ impl DynamoStore {
         match cleared {
             Ok(_) => Ok(to_settle),
             // Already superseded by a newer version, which rolled this one forward first.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(to_settle)
-            }
+            Err(e) if is_condition_failure(&e) => Ok(to_settle),
             Err(e) => Err(sdk_error("clear intent", e)),
         }
     }
@@ -315,12 +310,25 @@ impl DynamoStore {
         for chunk in updates.chunks(MAX_TRANSACTION_ITEMS) {
             self.transact(chunk.to_vec()).await?;
         }
+        // Committed, pending writes included: the change is durable and its events are due.
+        // Rolling it forward now only spares readers the work; if that fails (an outage, a
+        // crash), the next plan that reads the execution rolls it forward, and the child's
+        // finished event (its reconcile) or the deadline sweep settles its suite.
         let mut to_settle = Vec::new();
         for stored in &written {
-            for suite in self.roll_forward(stored).await? {
-                if !to_settle.contains(&suite) {
-                    to_settle.push(suite);
+            match self.roll_forward(stored).await {
+                Ok(suites) => {
+                    for suite in suites {
+                        if !to_settle.contains(&suite) {
+                            to_settle.push(suite);
+                        }
+                    }
                 }
+                Err(error) => tracing::warn!(
+                    execution_id = %stored.execution.id,
+                    %error,
+                    "rolling a committed change forward failed; left to the next reader"
+                ),
             }
         }
         Ok(to_settle)
@@ -344,10 +352,7 @@ impl DynamoStore {
             }
             return match request.send().await {
                 Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
+                Err(e) if is_condition_failure(&e) => {
                     Err(StoreError::Conflict("a record changed meanwhile".into()))
                 }
                 Err(e) => Err(sdk_error("write", e)),
@@ -481,10 +486,12 @@ fn roll_ups_of_change(changes: &ChangeSet) -> (HashSet<&str>, HashMap<&str, Vec<
     let mut suites = HashSet::new();
     let mut roll_ups: HashMap<&str, Vec<RollUp>> = HashMap::new();
     for delta in &changes.slot_deltas {
+        // A suite created in this change is written whole, its slots with it.
+        if changes.created.contains(&delta.suite_id) {
+            continue;
+        }
         let written_whole = |id: &str| {
-            changes.executions.iter().any(|e| e.id == id)
-                && changes.slot_delta(id).is_none()
-                && !changes.created.contains(&delta.suite_id)
+            changes.executions.iter().any(|e| e.id == id) && changes.slot_delta(id).is_none()
         };
         if !delta
             .slots
