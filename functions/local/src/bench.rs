@@ -167,6 +167,15 @@ impl Client {
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((status, value))
     }
+
+    /// Starts an execution (`kind` is `case` or `suite`, `body` names what to run); its id.
+    async fn start(&self, kind: &str, body: Value) -> Result<String, String> {
+        let (status, answer) = self
+            .send(Method::POST, &format!("/executions/{kind}"), Some(body))
+            .await?;
+        expect(status, StatusCode::ACCEPTED, &answer)?;
+        Ok(answer["id"].as_str().unwrap_or_default().to_owned())
+    }
 }
 
 async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, String> {
@@ -238,19 +247,10 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
         move |_| {
             let (client, case_id) = (client.clone(), case_id.clone());
             async move {
-                let (status, body) = client
-                    .send(
-                        Method::POST,
-                        "/executions/case",
-                        Some(json!({"test_case_id": case_id})),
-                    )
+                let id = client
+                    .start("case", json!({"test_case_id": case_id}))
                     .await?;
-                expect(status, StatusCode::ACCEPTED, &body)?;
-                Ok((
-                    body["id"].as_str().unwrap_or_default().to_owned(),
-                    Duration::ZERO,
-                    None,
-                ))
+                Ok((id, Duration::ZERO, None))
             }
         }
     })
@@ -444,13 +444,11 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     let prefix = format!("runledger-bench-{}", std::process::id());
     let settings = AwsBackend::create_resources(&sdk, &prefix).await?;
     let metering = Metering::default();
-    let table = settings.table.clone();
-    let backend = AwsBackend::with_metering(&sdk, settings, Some(metering.clone()));
     let meter = Meter {
-        metering,
-        sdk: sdk.clone(),
-        table,
+        pricer: metering.pricer(&sdk, &settings.table),
+        metering: metering.clone(),
     };
+    let backend = AwsBackend::with_metering(&sdk, settings, Some(metering));
     let auth = std::sync::Arc::new(
         runledger::auth::Authenticator::new(JwtSettings {
             secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
@@ -487,15 +485,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     let mut totals = BTreeCounts::default();
     let mut inline_ids = Vec::new();
     for _ in 0..repetitions {
-        let (status, body) = client
-            .send(
-                Method::POST,
-                "/executions/case",
-                Some(json!({"test_case_id": small})),
-            )
-            .await?;
-        expect(status, StatusCode::ACCEPTED, &body)?;
-        inline_ids.push(body["id"].as_str().unwrap_or_default().to_owned());
+        inline_ids.push(client.start("case", json!({"test_case_id": small})).await?);
         totals.add(meter.take().await?);
     }
     measure("start a case", totals.per(repetitions));
@@ -536,15 +526,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     let batches = repetitions.min(10);
     let mut totals = BTreeCounts::default();
     for _ in 0..batches {
-        let (status, body) = client
-            .send(
-                Method::POST,
-                "/executions/case",
-                Some(json!({"test_case_id": large})),
-            )
-            .await?;
-        expect(status, StatusCode::ACCEPTED, &body)?;
-        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        let id = client.start("case", json!({"test_case_id": large})).await?;
         meter.reset();
         let steps: Vec<Value> = (0..100)
             .map(|i| json!({"index": i, "status": "passed"}))
@@ -567,15 +549,7 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     // One step of a partitioned trace, after the first: its own item and the counters.
     let mut totals = BTreeCounts::default();
     for _ in 0..batches {
-        let (status, body) = client
-            .send(
-                Method::POST,
-                "/executions/case",
-                Some(json!({"test_case_id": large})),
-            )
-            .await?;
-        expect(status, StatusCode::ACCEPTED, &body)?;
-        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        let id = client.start("case", json!({"test_case_id": large})).await?;
         for index in [0, 1] {
             meter.reset();
             let path = format!("/executions/{id}/steps");
@@ -599,15 +573,9 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     let mut totals = BTreeCounts::default();
     let mut finishes = 0;
     for _ in 0..batches.div_ceil(5) {
-        let (status, body) = client
-            .send(
-                Method::POST,
-                "/executions/suite",
-                Some(json!({"test_suite_id": suite_id})),
-            )
+        let suite_execution = client
+            .start("suite", json!({"test_suite_id": suite_id}))
             .await?;
-        expect(status, StatusCode::ACCEPTED, &body)?;
-        let suite_execution = body["id"].as_str().unwrap_or_default().to_owned();
         let path = format!("/executions/{suite_execution}/children?limit=100");
         let (status, body) = client.send(Method::GET, &path, None).await?;
         expect(status, StatusCode::OK, &body)?;
@@ -666,8 +634,7 @@ struct AwsSample {
 /// Takes samples: the requests counted and the writes logged since the last one.
 struct Meter {
     metering: runledger::aws::metrics::Metering,
-    sdk: runledger::aws::SdkConfig,
-    table: String,
+    pricer: runledger::aws::metrics::WritePricer,
 }
 
 impl Meter {
@@ -678,7 +645,7 @@ impl Meter {
 
     async fn take(&self) -> Result<AwsSample, String> {
         let requests = self.metering.requests.take();
-        let units = self.metering.write_units(&self.sdk, &self.table).await?;
+        let units = self.pricer.write_units().await?;
         Ok(AwsSample { requests, units })
     }
 }

@@ -128,21 +128,36 @@ impl Intercept for WriteLog {
 }
 
 impl Metering {
+    /// Prices this log's writes to `table` (one client for all the reads back).
+    pub fn pricer(&self, sdk: &aws_config::SdkConfig, table: &str) -> WritePricer {
+        WritePricer {
+            writes: self.writes.clone(),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            table: table.to_owned(),
+        }
+    }
+}
+
+/// Prices logged writes in DynamoDB write units.
+#[derive(Debug, Clone)]
+pub struct WritePricer {
+    writes: WriteLog,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl WritePricer {
     /// The write units of the writes logged since the last call: each item a write touched,
     /// at its size now (read back), 1 KB a unit, twice in a transaction. An estimate: an
     /// item that shrank is priced at its new size.
-    pub async fn write_units(
-        &self,
-        sdk: &aws_config::SdkConfig,
-        table: &str,
-    ) -> Result<f64, String> {
+    pub async fn write_units(&self) -> Result<f64, String> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let mut units = 0.0;
         for write in self.writes.take() {
-            let item = dynamodb
+            let item = self
+                .dynamodb
                 .get_item()
-                .table_name(table)
+                .table_name(&self.table)
                 .key("pk", AttributeValue::S(write.pk))
                 .key("sk", AttributeValue::S(write.sk))
                 .consistent_read(true)
