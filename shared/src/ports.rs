@@ -140,6 +140,24 @@ impl CatalogHeader {
     }
 }
 
+/// How many steps a catalog entry's document holds (none for a suite), read without
+/// decoding them.
+#[derive(Debug, serde::Deserialize)]
+pub struct StepCount {
+    #[serde(default)]
+    steps: Vec<serde::de::IgnoredAny>,
+}
+
+impl StepCount {
+    pub fn read(document: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(document).map_err(corrupt)
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps.len() as u64
+    }
+}
+
 fn decode_entry<T: CatalogEntry>(document: &str) -> Result<T, StoreError> {
     serde_json::from_str(document).map_err(corrupt)
 }

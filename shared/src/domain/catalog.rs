@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 pub const MAX_STEPS: usize = 10_000;
 pub const MAX_SUITE_CASES: usize = 1_000;
+/// The most steps a suite's test cases may hold in all. Each child is a record and each of
+/// its steps may be reported: this bounds what one suite start commits to.
+pub const MAX_SUITE_STEPS: u64 = 200_000;
 pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
 pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 pub const MAX_STEP_TIMEOUT_MS: u64 = 600_000;
@@ -18,6 +21,20 @@ pub const DEFAULT_MAX_PARALLEL: u32 = 10;
 pub const MAX_MAX_PARALLEL: u32 = 100;
 const MAX_DESCRIPTION_CHARS: usize = 4_000;
 const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// A suite whose test cases hold `steps` in all (a case named twice counts twice) is too
+/// large to run.
+pub fn check_suite_steps(steps: u64) -> Result<(), ValidationErrors> {
+    if steps > MAX_SUITE_STEPS {
+        return Err(ValidationErrors::single(
+            "test_case_ids",
+            format!(
+                "the suite's test cases hold {steps} steps in all; a suite may hold at most {MAX_SUITE_STEPS}"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// The kinds of entries the catalog keeps. Stores key entries by kind; everything else about
 /// a kind is its [`CatalogEntry`] implementation.
@@ -76,6 +93,12 @@ pub trait CatalogEntry: Serialize + DeserializeOwned + Clone + Send + Sync + 'st
     /// Other entries the input names, each of which must exist and be visible to the caller.
     fn references(_input: &Self::Input) -> Vec<Reference> {
         Vec::new()
+    }
+
+    /// Checks what the referenced entries hold together: `steps`, the steps of every
+    /// referenced test case (each time it is named).
+    fn check_referenced_steps(_steps: u64) -> Result<(), ValidationErrors> {
+        Ok(())
     }
 
     /// A new entry, version 1.
@@ -156,6 +179,10 @@ impl CatalogEntry for TestSuite {
     type Input = TestSuiteInput;
 
     entry_fields!();
+
+    fn check_referenced_steps(steps: u64) -> Result<(), ValidationErrors> {
+        check_suite_steps(steps)
+    }
 
     /// Every listed test case.
     fn references(input: &TestSuiteInput) -> Vec<Reference> {

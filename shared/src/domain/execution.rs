@@ -569,7 +569,9 @@ impl Transition {
 
 impl Execution {
     /// A new case execution (status `pending`) of `case` under `config`, its steps pending.
-    /// The request's timeout wins over the case's; the request's tags come first.
+    /// The request's timeout wins over the case's; the request's tags come first. A
+    /// partitioned execution carries no steps: stores imply the never-reported ones from its
+    /// definition, so a start writes one record however many steps the case has.
     pub fn new_case(
         id: String,
         case: &TestCase,
@@ -582,6 +584,7 @@ impl Execution {
             .or(case.timeout_s)
             .unwrap_or(DEFAULT_TIMEOUT_S);
         let base = Execution::pending(id, ExecutionKind::Case, &case.name, owner, config.clone());
+        let storage = StepStorage::for_step_count(case.steps.len());
         Execution {
             test_case_id: Some(case.id.clone()),
             runner: Some(case.runner()),
@@ -590,13 +593,16 @@ impl Execution {
             max_retries: config.max_retries.unwrap_or(0),
             created_at: now,
             progress: Progress::new(case.steps.len() as u32),
-            storage: Some(StepStorage::for_step_count(case.steps.len())),
-            steps: case
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| StepResult::pending(i as u32, &s.name))
-                .collect(),
+            storage: Some(storage),
+            steps: match storage {
+                StepStorage::Inline => case
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| StepResult::pending(i as u32, &s.name))
+                    .collect(),
+                StepStorage::Partitioned => Vec::new(),
+            },
             ..base
         }
     }

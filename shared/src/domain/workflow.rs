@@ -23,13 +23,35 @@ pub const ENGINE_ACTOR: &str = "engine";
 pub const RUNNER_ACTOR: &str = "runner";
 pub const TIMEOUT_ACTOR: &str = "engine:timeout-sweep";
 
+/// Who reports a case's steps and completes it. The built-in runner alone reports the steps
+/// of a built-in (`http`) case: a result from outside would stand for a run that never
+/// happened. Everyone else (a CI job, a browser agent, the step-report queue) reports
+/// `external` steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reporter {
+    BuiltinRunner,
+    /// An outside reporter, by the actor its history entries name.
+    Outside(String),
+}
+
+impl Reporter {
+    /// The actor its history entries name.
+    pub fn actor(&self) -> &str {
+        match self {
+            Reporter::BuiltinRunner => RUNNER_ACTOR,
+            Reporter::Outside(actor) => actor,
+        }
+    }
+}
+
 /// Reads a unit of work needs; a store serves them from inside its transaction (or from a
 /// consistent snapshot that its conditional writes then protect).
 pub trait RecordSource {
     fn execution(&mut self, id: &str) -> Result<Option<Execution>, StoreError>;
-    /// One partitioned step record.
+    /// One step of a partitioned execution: its record, or, never reported, the pending step
+    /// its definition implies.
     fn step(&mut self, execution_id: &str, index: u32) -> Result<Option<StepResult>, StoreError>;
-    /// Every partitioned step record, in index order.
+    /// Every step of a partitioned execution (records and implied ones), in index order.
     fn steps(&mut self, execution_id: &str) -> Result<Vec<StepResult>, StoreError>;
     /// The execution an `Idempotency-Key` already started, if any (with when).
     fn idempotent_start(
@@ -65,6 +87,11 @@ pub enum WorkflowError {
     /// The `Idempotency-Key` already started this execution.
     #[error("already started as {0}")]
     AlreadyStarted(String),
+    /// A report or completion from outside on an execution the built-in runner runs.
+    #[error(
+        "execution {0} runs built-in http steps: only the built-in runner reports or completes them (cancel it to stop it)"
+    )]
+    RunnerOnly(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -452,10 +479,8 @@ impl<'a> UnitOfWork<'a> {
         let (seq, entry) = execution.creation_entry(actor, reason, self.now);
         self.changes.history.push((id.clone(), seq, entry));
         if execution.is_partitioned() {
-            for step in std::mem::take(&mut execution.steps) {
-                self.partitioned_steps
-                    .insert((id.clone(), step.index), step);
-            }
+            // Never-reported steps are implied by the definition: none is written at start.
+            execution.steps.clear();
         }
         if let Some(definition) = definition {
             self.changes.definitions.push((id.clone(), definition));
@@ -627,22 +652,21 @@ impl<'a> UnitOfWork<'a> {
         Ok(execution)
     }
 
-    /// A pending copy of `original` under a new id: attempt + 1, steps reset.
+    /// A pending copy of `original` under a new id: attempt + 1, steps reset (a partitioned
+    /// one's are implied by the definition it shares with `original`).
     fn fresh_attempt(
         &mut self,
         original: &Execution,
         id: String,
     ) -> Result<Execution, WorkflowError> {
         let mut fresh = original.retry(id, self.now);
-        let steps = if original.is_partitioned() {
-            self.source.steps(&original.id)?
-        } else {
-            original.steps.clone()
-        };
-        fresh.steps = steps
-            .iter()
-            .map(|s| StepResult::pending(s.index, &s.name))
-            .collect();
+        if !fresh.is_partitioned() {
+            fresh.steps = original
+                .steps
+                .iter()
+                .map(|s| StepResult::pending(s.index, &s.name))
+                .collect();
+        }
         Ok(fresh)
     }
 
@@ -792,7 +816,7 @@ impl<'a> UnitOfWork<'a> {
         &mut self,
         id: &str,
         reports: &[StepReport],
-        actor: &str,
+        reporter: &Reporter,
     ) -> Result<usize, WorkflowError> {
         let execution = self.execution(id)?;
         if execution.kind == ExecutionKind::Suite {
@@ -803,7 +827,12 @@ impl<'a> UnitOfWork<'a> {
         let checked = check_step_reports(execution, reports);
         // A finished execution refuses any report (409) before its contents are judged;
         // a refused plan writes nothing, so moving to running first is safe.
-        self.begin_reporting(id, actor, "first step reported", ExecutionStatus::Running)?;
+        self.begin_reporting(
+            id,
+            reporter,
+            "first step reported",
+            ExecutionStatus::Running,
+        )?;
         checked.map_err(WorkflowError::Validation)?;
         let mut changed = 0;
         for report in reports {
@@ -817,16 +846,21 @@ impl<'a> UnitOfWork<'a> {
         Ok(changed)
     }
 
-    /// Reporters act on queued or running cases only; the first act moves a queued one to
-    /// running. `requested` names what the caller was after, for the refusal.
+    /// Reporters act on queued or running cases only, and only the built-in runner on a
+    /// built-in one; the first act moves a queued one to running. `requested` names what the
+    /// caller was after, for the refusal.
     fn begin_reporting(
         &mut self,
         id: &str,
-        actor: &str,
+        reporter: &Reporter,
         reason: &str,
         requested: ExecutionStatus,
     ) -> Result<(), WorkflowError> {
-        let status = self.execution(id)?.status;
+        let execution = self.execution(id)?;
+        if execution.runner == Some(RunnerKind::Builtin) && *reporter != Reporter::BuiltinRunner {
+            return Err(WorkflowError::RunnerOnly(id.to_owned()));
+        }
+        let status = execution.status;
         if !status.is_active() {
             return Err(InvalidTransition {
                 from: status,
@@ -835,7 +869,7 @@ impl<'a> UnitOfWork<'a> {
             .into());
         }
         if status == ExecutionStatus::Queued {
-            let t = Transition::new(ExecutionStatus::Running, actor, Some(reason));
+            let t = Transition::new(ExecutionStatus::Running, reporter.actor(), Some(reason));
             self.apply_transition(id, &t)?;
         }
         Ok(())
@@ -910,7 +944,7 @@ impl<'a> UnitOfWork<'a> {
 
     /// The reporter says it is done: unreported steps are skipped, and the execution
     /// passes if no step failed or errored.
-    pub fn complete(&mut self, id: &str, actor: &str) -> Result<(), WorkflowError> {
+    pub fn complete(&mut self, id: &str, reporter: &Reporter) -> Result<(), WorkflowError> {
         let execution = self.execution(id)?;
         if execution.kind == ExecutionKind::Suite {
             return Err(WorkflowError::NotApplicable(
@@ -919,7 +953,7 @@ impl<'a> UnitOfWork<'a> {
         }
         self.begin_reporting(
             id,
-            actor,
+            reporter,
             "completed before any step report",
             ExecutionStatus::Passed,
         )?;
@@ -929,6 +963,7 @@ impl<'a> UnitOfWork<'a> {
         } else {
             ExecutionStatus::Failed
         };
+        let actor = reporter.actor();
         self.transition(id, Transition::new(outcome, actor, Some("completed")))
     }
 

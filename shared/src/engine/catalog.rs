@@ -5,7 +5,7 @@ use super::{Caller, Engine, EngineError};
 use crate::domain::catalog::CatalogEntry;
 use crate::domain::ids::is_well_formed;
 use crate::domain::validation::ValidationErrors;
-use crate::ports::{CatalogHeader, CatalogQuery, Page};
+use crate::ports::{CatalogHeader, CatalogQuery, Page, StepCount};
 
 impl Engine {
     /// Validates `input` (its own checks, then the entries it names) and stores a new entry
@@ -78,29 +78,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Every entry the input names must exist and be visible to the caller.
+    /// Every entry the input names must exist and be visible to the caller, and what they
+    /// hold together must fit (see [`CatalogEntry::check_referenced_steps`]).
     async fn check_references<T: CatalogEntry>(
         &self,
         caller: &Caller,
         input: &T::Input,
     ) -> Result<(), EngineError> {
         let mut errors = ValidationErrors::default();
+        let mut steps = 0u64;
         for reference in T::references(input) {
             let kind = reference.kind;
-            let visible = is_well_formed(&reference.id, kind.id_prefix())
-                && match self.store.get_catalog(kind, &reference.id).await? {
-                    Some(document) => {
-                        caller.can_see(&CatalogHeader::read(document.as_bytes())?.owner)
-                    }
-                    None => false,
-                };
-            if !visible {
-                errors.add(
+            let document = match is_well_formed(&reference.id, kind.id_prefix()) {
+                true => self.store.get_catalog(kind, &reference.id).await?,
+                false => None,
+            };
+            let visible = match &document {
+                Some(document) => caller.can_see(&CatalogHeader::read(document.as_bytes())?.owner),
+                None => false,
+            };
+            match document {
+                Some(document) if visible => {
+                    steps += StepCount::read(document.as_bytes())?.steps();
+                }
+                _ => errors.add(
                     reference.field,
                     format!("no {} with id {}", kind.name(), reference.id),
-                );
+                ),
             }
         }
-        errors.into_result().map_err(EngineError::Validation)
+        errors.into_result().map_err(EngineError::Validation)?;
+        T::check_referenced_steps(steps).map_err(EngineError::Validation)
     }
 }

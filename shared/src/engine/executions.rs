@@ -1,14 +1,19 @@
 //! Execution use cases: start, read, report, complete, cancel, retry, time out.
 
 use super::{Caller, Engine, EngineError};
-use crate::domain::catalog::{CatalogEntry, TestCase, TestSuite, check_timeout, is_variable_name};
+use crate::domain::catalog::{
+    CatalogEntry, TestCase, TestSuite, check_suite_steps, check_timeout, is_variable_name,
+};
 use crate::domain::execution::{
     ChildSlot, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus, HistoryEntry,
     MAX_RETRIES_LIMIT, StepReport, StepResult, SuitePlan, Transition,
 };
 use crate::domain::validation::ValidationErrors;
-use crate::domain::workflow::{DefinitionSource, TIMEOUT_ACTOR, UnitOfWork, WorkflowError};
+use crate::domain::workflow::{
+    DefinitionSource, Reporter, TIMEOUT_ACTOR, UnitOfWork, WorkflowError,
+};
 use crate::ports::{ChildrenQuery, ExecutionQuery, Page, StepsQuery};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub const MAX_STEPS_PER_REPORT: usize = 500;
@@ -114,17 +119,35 @@ impl Engine {
     ) -> Result<(TestSuite, Vec<Arc<TestCase>>), EngineError> {
         let suite: TestSuite = self.entry_to_start(caller, id, request).await?;
         let mut cases = Vec::with_capacity(suite.test_case_ids.len());
+        // A case named many times is read once, and its children share one copy.
+        let mut loaded: HashMap<&str, Option<Arc<TestCase>>> = HashMap::new();
         let mut errors = ValidationErrors::default();
         for (i, case_id) in suite.test_case_ids.iter().enumerate() {
-            match self.store.get_entry::<TestCase>(case_id).await? {
-                Some(case) if caller.can_see(&case.owner) => cases.push(Arc::new(case)),
-                _ => errors.add(
+            let case = match loaded.get(case_id.as_str()) {
+                Some(case) => case.clone(),
+                None => {
+                    let case = self
+                        .store
+                        .get_entry::<TestCase>(case_id)
+                        .await?
+                        .filter(|case| caller.can_see(&case.owner))
+                        .map(Arc::new);
+                    loaded.insert(case_id, case.clone());
+                    case
+                }
+            };
+            match case {
+                Some(case) => cases.push(case),
+                None => errors.add(
                     format!("test_case_ids[{i}]"),
                     format!("test case {case_id} no longer exists"),
                 ),
             }
         }
         errors.into_result().map_err(EngineError::Validation)?;
+        // The cases may have grown since the suite was saved.
+        let steps = cases.iter().map(|case| case.steps.len() as u64).sum();
+        check_suite_steps(steps).map_err(EngineError::Validation)?;
         Ok((suite, cases))
     }
 
@@ -252,7 +275,8 @@ impl Engine {
                 format!("must hold 1..{MAX_STEPS_PER_REPORT} step results"),
             ));
         }
-        self.record_steps(id, reports, caller.actor(), caller.scope())
+        let reporter = Reporter::Outside(caller.actor());
+        self.record_steps(id, reports, reporter, caller.scope())
             .await
     }
 
@@ -270,8 +294,8 @@ impl Engine {
                 format!("must hold 1..{MAX_STEPS_PER_REPORT} step results"),
             ));
         }
-        self.record_steps(id, reports, reporter.to_owned(), None)
-            .await
+        let reporter = Reporter::Outside(reporter.to_owned());
+        self.record_steps(id, reports, reporter, None).await
     }
 
     /// Re-checks what follows from an execution having changed (its suite's roll-up,
@@ -301,13 +325,13 @@ impl Engine {
         &self,
         id: &str,
         reports: Vec<StepReport>,
-        actor: String,
+        reporter: Reporter,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
         let apply = |reports: Vec<StepReport>| {
-            let (actor, owner) = (actor.clone(), owner.clone());
+            let (reporter, owner) = (reporter.clone(), owner.clone());
             self.apply_to(id, owner, move |unit, target| {
-                unit.report_steps(target, &reports, &actor).map(|_| ())
+                unit.report_steps(target, &reports, &reporter).map(|_| ())
             })
         };
         let part = self.store.max_steps_per_change().max(1);
@@ -329,18 +353,21 @@ impl Engine {
     }
 
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<Execution, EngineError> {
-        self.complete_as(id, caller.actor(), caller.scope()).await
+        let reporter = Reporter::Outside(caller.actor());
+        self.complete_as(id, reporter, caller.scope()).await
     }
 
     /// `owner` limits who may complete (`None`: the runner, administrators).
     pub(crate) async fn complete_as(
         &self,
         id: &str,
-        actor: String,
+        reporter: Reporter,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
-        self.apply_to(id, owner, move |unit, target| unit.complete(target, &actor))
-            .await
+        self.apply_to(id, owner, move |unit, target| {
+            unit.complete(target, &reporter)
+        })
+        .await
     }
 
     pub async fn cancel(

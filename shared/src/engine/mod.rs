@@ -79,6 +79,9 @@ crate::domain::named_enum! {
         NotApplicable,
         /// An idempotency key was already used for another start.
         AlreadyStarted,
+        /// A report or completion from outside on a built-in (`http`) execution, whose steps
+        /// only the built-in runner reports.
+        RunnerOnly,
     }
 }
 
@@ -137,6 +140,10 @@ impl EngineError {
             WorkflowError::AlreadyStarted(id) => EngineError::Conflict {
                 code: ConflictKind::AlreadyStarted,
                 detail: format!("already started as {id}"),
+            },
+            error @ WorkflowError::RunnerOnly(_) => EngineError::Conflict {
+                code: ConflictKind::RunnerOnly,
+                detail: error.to_string(),
             },
             WorkflowError::Store(e) => e.into(),
         }
@@ -214,7 +221,8 @@ mod tests {
                 "concurrent_modification",
                 "step_conflict",
                 "not_applicable",
-                "already_started"
+                "already_started",
+                "runner_only"
             ]
         );
         let transient: Vec<_> = ConflictKind::all().filter(|k| k.is_transient()).collect();

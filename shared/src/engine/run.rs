@@ -5,7 +5,7 @@ use crate::domain::catalog::RunnerKind;
 use crate::domain::events::WorkItem;
 use crate::domain::execution::{ExecutionStatus, StepReport, StepStatus, Transition};
 use crate::domain::step_outcome::StepVerdict;
-use crate::domain::workflow::RUNNER_ACTOR;
+use crate::domain::workflow::{RUNNER_ACTOR, Reporter};
 use crate::ports::StepRunner;
 use std::collections::BTreeMap;
 
@@ -80,7 +80,7 @@ impl Engine {
                 output: outcome.output,
             };
             match self
-                .record_steps(id, vec![report], RUNNER_ACTOR.to_owned(), None)
+                .record_steps(id, vec![report], Reporter::BuiltinRunner, None)
                 .await
             {
                 Ok(_) => {}
@@ -94,7 +94,7 @@ impl Engine {
                 break;
             }
         }
-        match self.complete_as(id, RUNNER_ACTOR.to_owned(), None).await {
+        match self.complete_as(id, Reporter::BuiltinRunner, None).await {
             Ok(_) | Err(EngineError::InvalidTransition(_)) => Ok(()),
             Err(e) => Err(e),
         }

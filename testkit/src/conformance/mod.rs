@@ -38,7 +38,7 @@ pub use idempotency::idempotency;
 pub use listing::list_executions;
 pub use recovery::active_and_overdue;
 pub use retries::{retry_automatic, retry_in_suite, retry_manual, retry_suite};
-pub use runner::{ScriptedRunner, builtin_run};
+pub use runner::{ScriptedRunner, builtin_run, builtin_runs_refuse_outside_results};
 pub use starting::start_case;
 pub use steps::{step_partitioning, step_reports, ten_thousand_steps};
 pub use suites::{suite_fail_fast, suite_max_parallel, suite_parallel, suite_sequential};
@@ -113,6 +113,7 @@ macro_rules! with_conformance_checks {
             list_executions,
             history_append_only,
             builtin_run,
+            builtin_runs_refuse_outside_results,
             active_and_overdue
         }
     };

@@ -190,3 +190,76 @@ pub async fn builtin_run(store: Arc<dyn ExecutionStore>) {
     assert_eq!(h.status(&e.id).await, Cancelled);
     h.check_histories().await;
 }
+
+/// A step runner that, while the execution runs, has its owner try to report a step and to
+/// complete it from outside; records what the engine answered.
+struct OutsiderDuringRun {
+    engine: Engine,
+    owner: Caller,
+    execution_id: String,
+    answers: Mutex<Vec<Result<Execution, EngineError>>>,
+}
+
+#[async_trait]
+impl StepRunner for OutsiderDuringRun {
+    async fn run_step(
+        &self,
+        step: &StepDefinition,
+        variables: &BTreeMap<String, String>,
+    ) -> StepOutcome {
+        let (engine, id) = (&self.engine, &self.execution_id);
+        let report = engine
+            .report_steps(&self.owner, id, vec![report(0, StepStatus::Failed)])
+            .await;
+        let complete = engine.complete(&self.owner, id).await;
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend([report, complete]);
+        ScriptedRunner::new(&[]).run_step(step, variables).await
+    }
+}
+
+/// Only the built-in runner reports the steps of a built-in (`http`) execution: its owner's
+/// step reports and completions are refused (`runner_only`) before, during and after the
+/// run, and change nothing; cancelling still works.
+pub async fn builtin_runs_refuse_outside_results(store: Arc<dyn ExecutionStore>) {
+    let h = Harness::new(store);
+    let case = h.http_case("built-in only", 2).await;
+    let e = h.start(&case).await;
+    expect_conflict(
+        h.engine
+            .report_steps(&h.user, &e.id, vec![report(0, StepStatus::Passed)])
+            .await,
+        "runner_only",
+    );
+    expect_conflict(h.engine.complete(&h.user, &e.id).await, "runner_only");
+    let queued = h.execution(&e.id).await;
+    assert_eq!(queued.status, Queued);
+    assert_eq!(queued.progress.completed, 0);
+    assert_eq!(h.history(&e.id).await.len(), 1, "nothing was recorded");
+
+    let runner = OutsiderDuringRun {
+        engine: h.engine.clone(),
+        owner: h.user.clone(),
+        execution_id: e.id.clone(),
+        answers: Mutex::new(Vec::new()),
+    };
+    h.drain_queue();
+    h.engine.run_execution(&runner, &e.id).await.expect("run");
+    let answers = std::mem::take(&mut *runner.answers.lock().unwrap_or_else(|p| p.into_inner()));
+    assert_eq!(answers.len(), 4, "two steps, two tries each");
+    for answer in answers {
+        expect_conflict(answer, "runner_only");
+    }
+    let done = h.execution(&e.id).await;
+    assert_eq!(done.status, Passed, "the runner's own results stand");
+    assert_eq!((done.progress.passed, done.progress.failed), (2, 0));
+    assert!(done.steps.iter().all(|s| s.status == StepStatus::Passed));
+    expect_conflict(h.engine.complete(&h.user, &e.id).await, "runner_only");
+
+    let e = h.start(&case).await;
+    let cancelled = h.engine.cancel(&h.user, &e.id, None).await.expect("cancel");
+    assert_eq!(cancelled.status, Cancelled);
+    h.check_histories().await;
+}

@@ -3,21 +3,29 @@
 //! Writes go through a single writer thread that commits in groups: every job waiting when a
 //! transaction starts runs inside it, one after another, and all of them are acknowledged
 //! after one durable commit. Each job sees the writes of the jobs before it, so the result is
-//! exactly as if they had committed one by one, at a fraction of the fsyncs.
+//! exactly as if they had committed one by one, at a fraction of the fsyncs. Commands are
+//! planned off the writer, on a snapshot (see [`EmbeddedStore::apply`]): `reads` serves a plan
+//! its records, `changes` turns the plan into the record writes the writer applies.
+
+mod changes;
+mod reads;
 
 use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
 use crate::domain::time::Timestamp;
-use crate::domain::workflow::{
-    ChangeSet, DefinitionSource, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
-};
+use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
     Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
+use changes::Writes;
+use reads::{
+    Committed, DefinitionRecord, InWrite, PlanSource, Reads, Snapshot, definition_of, read_record,
+    step_page,
+};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
@@ -34,7 +42,13 @@ const EXECUTIONS_BY_OWNER: Table = TableDefinition::new("executions_by_owner");
 const CHILDREN: Table = TableDefinition::new("children");
 const STEPS: Table = TableDefinition::new("steps");
 const HISTORY: Table = TableDefinition::new("history");
+/// Per execution: a [`DefinitionRecord`].
 const DEFINITIONS: Table = TableDefinition::new("definitions");
+/// One snapshot per test case version (`case` NUL `version`), shared by its executions.
+const SHARED_DEFINITIONS: Table = TableDefinition::new("shared_definitions");
+/// The step names of each shared snapshot of a partitioned case (`case` NUL `version` NUL
+/// index): what a never-reported step is implied from, read one at a time.
+const DEFINITION_STEPS: Table = TableDefinition::new("definition_steps");
 const DEADLINES: Table = TableDefinition::new("deadlines");
 const ACTIVE: Table = TableDefinition::new("active");
 const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
@@ -43,13 +57,15 @@ const TEST_CASES_BY_OWNER: Table = TableDefinition::new("test_cases_by_owner");
 const TEST_SUITES: Table = TableDefinition::new("test_suites");
 const TEST_SUITES_BY_OWNER: Table = TableDefinition::new("test_suites_by_owner");
 
-const ALL_TABLES: [Table; 13] = [
+const ALL_TABLES: [Table; 15] = [
     EXECUTIONS,
     EXECUTIONS_BY_OWNER,
     CHILDREN,
     STEPS,
     HISTORY,
     DEFINITIONS,
+    SHARED_DEFINITIONS,
+    DEFINITION_STEPS,
     DEADLINES,
     ACTIVE,
     IDEMPOTENCY,
@@ -247,130 +263,66 @@ fn write_loop(db: &Database, mut jobs: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// Reads for a unit of work, inside the group's write transaction.
-struct TxnSource<'t> {
-    txn: &'t WriteTransaction,
-    failure: Option<redb::Error>,
+/// A command planned on a snapshot: what it read, and its outcome and writes.
+struct Attempt {
+    reads: Reads,
+    outcome: Result<ChangeSet, WorkflowError>,
+    writes: Writes,
 }
 
-impl TxnSource<'_> {
-    fn read<T: DeserializeOwned>(
-        &mut self,
-        table: Table,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let found = self
-            .txn
-            .open_table(table)
-            .map_err(redb::Error::from)
-            .and_then(|t| Ok(t.get(key)?.map(|raw| raw.value().to_vec())));
-        match found {
-            Ok(Some(bytes)) => decode(&bytes).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let message = e.to_string();
-                self.failure = Some(e);
-                Err(StoreError::Unavailable(message))
-            }
-        }
-    }
+/// Plans on the last commit; `None` when that cannot be done (the snapshot cannot be read, a
+/// record cannot be encoded), for the writer to plan it itself.
+fn plan_on_snapshot(
+    db: &Database,
+    plan: &mut Plan,
+    ids: &dyn IdSource,
+    now: Timestamp,
+) -> Option<Attempt> {
+    let txn = db.begin_read().ok()?;
+    let mut source = PlanSource(Snapshot::new(&txn));
+    let outcome = {
+        let mut unit = UnitOfWork::new(&mut source, ids, now);
+        plan(&mut unit).map(|()| unit.finish())
+    };
+    let writes = match &outcome {
+        Ok(changes) => Writes::of(changes, &mut source.0).ok()?,
+        // A refusal that rests on a failed read is the writer's to judge.
+        Err(WorkflowError::Store(_)) => return None,
+        Err(_) => Writes::default(),
+    };
+    Some(Attempt {
+        reads: source.0.into_reads(),
+        outcome,
+        writes,
+    })
 }
 
-impl RecordSource for TxnSource<'_> {
-    fn execution(&mut self, id: &str) -> Result<Option<Execution>, StoreError> {
-        self.read(EXECUTIONS, id)
+/// Plans on the writer's own view and writes the change. Any failure, a record that cannot
+/// be encoded or decoded included, abandons the whole group: nothing is ever half-written.
+fn plan_in_writer(
+    txn: &WriteTransaction,
+    plan: &mut Plan,
+    ids: &dyn IdSource,
+    now: Timestamp,
+) -> Result<Result<ChangeSet, WorkflowError>, redb::Error> {
+    let mut source = PlanSource(InWrite { txn, failure: None });
+    let planned = {
+        let mut unit = UnitOfWork::new(&mut source, ids, now);
+        plan(&mut unit).map(|()| unit.finish())
+    };
+    if let Some(e) = source.0.failure.take() {
+        return Err(e);
     }
-
-    fn step(&mut self, execution_id: &str, index: u32) -> Result<Option<StepResult>, StoreError> {
-        self.read(STEPS, &step_key(execution_id, index))
+    let changes = match planned {
+        Ok(changes) => changes,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let writes = Writes::of(&changes, &mut source.0).map_err(abandon)?;
+    if let Some(e) = source.0.failure.take() {
+        return Err(e);
     }
-
-    fn steps(&mut self, execution_id: &str) -> Result<Vec<StepResult>, StoreError> {
-        let table = self.txn.open_table(STEPS).map_err(unavailable)?;
-        records_of(&table, execution_id)
-    }
-
-    fn idempotent_start(
-        &mut self,
-        owner: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.read(IDEMPOTENCY, &key2(owner, key))
-    }
-}
-
-/// Writes a planned change set into the transaction. Any failure, a record that cannot be
-/// encoded or decoded included, abandons the whole group: nothing is ever half-written.
-fn write_changes(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb::Error> {
-    let mut executions = txn.open_table(EXECUTIONS)?;
-    let mut deadlines = txn.open_table(DEADLINES)?;
-    let mut active = txn.open_table(ACTIVE)?;
-    let mut by_owner = txn.open_table(EXECUTIONS_BY_OWNER)?;
-    let mut children = txn.open_table(CHILDREN)?;
-    for execution in &changes.executions {
-        let previous: Option<Execution> = match executions.get(execution.id.as_str())? {
-            Some(raw) => Some(decode(raw.value()).map_err(abandon)?),
-            None => None,
-        };
-        if let Some(old) = previous.as_ref().and_then(|p| p.deadline_at) {
-            deadlines.remove(deadline_key(old, &execution.id).as_str())?;
-        }
-        if let Some(new) = execution.deadline_at {
-            deadlines.insert(deadline_key(new, &execution.id).as_str(), [].as_slice())?;
-        }
-        if execution.status.is_active() {
-            active.insert(execution.id.as_str(), [].as_slice())?;
-        } else {
-            active.remove(execution.id.as_str())?;
-        }
-        if previous.is_none() {
-            by_owner.insert(
-                key2(&execution.owner, &execution.id).as_str(),
-                [].as_slice(),
-            )?;
-            if let Some(parent) = &execution.parent_id {
-                children.insert(key2(parent, &execution.id).as_str(), [].as_slice())?;
-            }
-        }
-        let bytes = encode(execution).map_err(abandon)?;
-        executions.insert(execution.id.as_str(), bytes.as_slice())?;
-    }
-    let mut steps = txn.open_table(STEPS)?;
-    for (id, step) in &changes.steps {
-        let bytes = encode(step).map_err(abandon)?;
-        steps.insert(step_key(id, step.index).as_str(), bytes.as_slice())?;
-    }
-    let mut history = txn.open_table(HISTORY)?;
-    for (id, seq, entry) in &changes.history {
-        let bytes = encode(entry).map_err(abandon)?;
-        history.insert(seq_key(id, *seq).as_str(), bytes.as_slice())?;
-    }
-    let mut definitions = txn.open_table(DEFINITIONS)?;
-    let test_cases = txn.open_table(TEST_CASES)?;
-    for (id, source) in &changes.definitions {
-        let bytes = match source {
-            DefinitionSource::Snapshot(case) => encode(case.as_ref()).map_err(abandon)?,
-            DefinitionSource::CopyOf(original) => match definitions.get(original.as_str())? {
-                Some(raw) => raw.value().to_vec(),
-                // An execution started before definitions were kept: fall back to the case.
-                None => match changes.execution(id).and_then(|e| e.test_case_id.clone()) {
-                    Some(case_id) => match test_cases.get(case_id.as_str())? {
-                        Some(raw) => raw.value().to_vec(),
-                        None => continue,
-                    },
-                    None => continue,
-                },
-            },
-        };
-        definitions.insert(id.as_str(), bytes.as_slice())?;
-    }
-    drop(test_cases);
-    if let Some(record) = &changes.idempotency {
-        let bytes = encode(record).map_err(abandon)?;
-        txn.open_table(IDEMPOTENCY)?
-            .insert(key2(&record.owner, &record.key).as_str(), bytes.as_slice())?;
-    }
-    Ok(())
+    writes.apply(txn)?;
+    Ok(Ok(changes))
 }
 
 /// What a listing's scan makes of one id.
@@ -541,23 +493,30 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
-    async fn apply(&self, now: Timestamp, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
+    /// Plans on a snapshot, off the writer, and hands the writer the encoded change to write
+    /// if what the plan read still holds; else the writer plans again on its own view (as one
+    /// job, so it cannot lose again). The one writer thread so spends on a command only the
+    /// check and the writes, and a large command (a 1,000-child suite start) does not hold up
+    /// everyone else's while it is planned and encoded.
+    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError> {
+        let (db, ids) = (Arc::clone(&self.db), Arc::clone(&self.ids));
+        let (mut plan, attempt) = tokio::task::spawn_blocking(move || {
+            let mut plan = plan;
+            let attempt = plan_on_snapshot(&db, &mut plan, ids.as_ref(), now);
+            (plan, attempt)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("planning failed: {e}")))?;
         let ids = Arc::clone(&self.ids);
         self.write(move |txn| {
-            let mut source = TxnSource { txn, failure: None };
-            let planned = {
-                let mut unit = UnitOfWork::new(&mut source, ids.as_ref(), now);
-                plan(&mut unit).map(|()| unit.finish())
-            };
-            if let Some(e) = source.failure {
-                return Err(e);
+            if let Some(attempt) = attempt
+                && attempt.reads.still_hold(txn)?
+            {
+                // A refusal writes nothing; a change, what was encoded for it.
+                attempt.writes.apply(txn)?;
+                return Ok(attempt.outcome);
             }
-            let changes = match planned {
-                Ok(changes) => changes,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            write_changes(txn, &changes)?;
-            Ok(Ok(changes))
+            plan_in_writer(txn, &mut plan, ids.as_ref(), now)
         })
         .await
     }
@@ -567,7 +526,23 @@ impl ExecutionStore for EmbeddedStore {
     }
 
     async fn get_definition(&self, execution_id: &str) -> Result<Option<TestCase>, StoreError> {
-        self.get_record(DEFINITIONS, execution_id).await
+        let execution_id = execution_id.to_owned();
+        self.read(move |txn| {
+            let mut committed = Committed(txn);
+            match definition_of(&mut committed, &execution_id)? {
+                Some(DefinitionRecord::Shared { shared }) => {
+                    match read_record(&mut committed, SHARED_DEFINITIONS, &shared)? {
+                        Some(case) => Ok(Some(case)),
+                        None => Err(StoreError::Corrupt(format!(
+                            "the definition of {execution_id} is missing"
+                        ))),
+                    }
+                }
+                Some(DefinitionRecord::Copy(case)) => Ok(Some(case)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError> {
@@ -582,21 +557,14 @@ impl ExecutionStore for EmbeddedStore {
             if !execution.is_partitioned() {
                 return Ok(query.inline_page(execution.steps));
             }
-            let first = query.first();
-            let prefix = key2(id, "");
-            let steps = txn.open_table(STEPS).map_err(unavailable)?;
-            let mut page = Vec::new();
-            for entry in steps
-                .range(step_key(id, first).as_str()..)
-                .map_err(unavailable)?
-            {
-                let (key, value) = entry.map_err(unavailable)?;
-                if !key.value().starts_with(&prefix) || page.len() == limit {
-                    break;
-                }
-                page.push(decode(value.value())?);
-            }
-            Ok(page)
+            let total = execution.progress.total as usize;
+            step_page(
+                &mut Committed(txn),
+                id,
+                query.first() as usize,
+                limit,
+                total,
+            )
         })
         .await
     }
