@@ -3,7 +3,7 @@
 use super::expect::{self, ObservedResponse};
 use super::limits::{
     MAX_RENDERED_BODY_BYTES, MAX_RENDERED_HEADER_BYTES, MAX_RENDERED_HEADERS_BYTES,
-    MAX_RENDERED_STEP_BYTES, MAX_RENDERED_URL_BYTES, size,
+    MAX_RENDERED_STEP_BYTES, MAX_RENDERED_URL_BYTES, MAX_VARIABLES_BYTES, size,
 };
 use super::target_guard::{BlockedTarget, DnsFailure, GuardedResolver, TargetPolicy};
 use super::template::{self, TemplateError};
@@ -77,12 +77,16 @@ impl HttpStepRunner {
         let clock = Instant::now();
         let (verdict, failures, output, captures) = match self.execute(step, vars).await {
             Ok(done) => {
-                let verdict = if done.failures.is_empty() {
-                    StepVerdict::Passed
-                } else {
-                    StepVerdict::Failed
+                let mut failures = done.failures;
+                let verdict = match done.over_limit {
+                    Some(error) => {
+                        failures.push(error);
+                        StepVerdict::Error
+                    }
+                    None if failures.is_empty() => StepVerdict::Passed,
+                    None => StepVerdict::Failed,
                 };
-                (verdict, done.failures, Some(done.output), done.captures)
+                (verdict, failures, Some(done.output), done.captures)
             }
             Err(Abort::Failed(failure)) => {
                 (StepVerdict::Failed, vec![failure], None, BTreeMap::new())
@@ -152,11 +156,16 @@ impl HttpStepRunner {
             received.truncated,
         );
         let mut failures = expect::check(step.expect.as_ref(), &observed);
-        let captures = capture(&step.capture, &observed.body, &mut failures);
+        let (captures, over_limit) =
+            match capture(&step.capture, &observed.body, vars, &mut failures) {
+                Ok(captures) => (captures, None),
+                Err(error) => (BTreeMap::new(), Some(error)),
+            };
         Ok(Executed {
             failures,
             output,
             captures,
+            over_limit,
         })
     }
 }
@@ -176,6 +185,8 @@ struct Executed {
     failures: Vec<String>,
     output: String,
     captures: BTreeMap<String, String>,
+    /// The step got its response but would exceed one of the runner's limits.
+    over_limit: Option<String>,
 }
 
 /// Why a step ended before there was a response to judge.
@@ -497,14 +508,18 @@ fn lossy_prefix(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[..cut]).into_owned()
 }
 
+/// The values `wanted` picks from the response body. `Err` (an error naming the capture)
+/// when they would take the run's variables past their cap: each capture may copy the whole
+/// body, so without it a few names could pile up gigabytes for the later steps.
 fn capture(
     wanted: &BTreeMap<String, String>,
     body: &[u8],
+    vars: &BTreeMap<String, String>,
     failures: &mut Vec<String>,
-) -> BTreeMap<String, String> {
+) -> Result<BTreeMap<String, String>, String> {
     let mut captures = BTreeMap::new();
     if wanted.is_empty() {
-        return captures;
+        return Ok(captures);
     }
     let doc = match serde_json::from_slice::<Value>(body) {
         Ok(doc) => doc,
@@ -512,13 +527,34 @@ fn capture(
             for name in wanted.keys() {
                 failures.push(format!("capture `{name}`: the response body is not JSON"));
             }
-            return captures;
+            return Ok(captures);
         }
     };
+    // What the run holds after this step: a name captured again has its old value replaced.
+    let mut held: usize = vars
+        .iter()
+        .filter(|(name, _)| !wanted.contains_key(*name))
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
     for (name, pointer) in wanted {
         match expect::json_pointer(&doc, pointer) {
             Some(value) => {
-                captures.insert(name.clone(), expect::captured_string(value));
+                let fits =
+                    |len: usize| held.saturating_add(name.len() + len) <= MAX_VARIABLES_BYTES;
+                // A string is measured before it is copied; anything else is encoded first,
+                // which the response's own cap bounds.
+                let text = match value {
+                    Value::String(text) if !fits(text.len()) => None,
+                    other => Some(expect::captured_string(other)).filter(|t| fits(t.len())),
+                };
+                let Some(text) = text else {
+                    return Err(format!(
+                        "capture `{name}`: the run's variables would exceed {}",
+                        size(MAX_VARIABLES_BYTES)
+                    ));
+                };
+                held += name.len() + text.len();
+                captures.insert(name.clone(), text);
             }
             None => failures.push(format!(
                 "capture `{name}`: {} not found in the response body",
@@ -526,7 +562,7 @@ fn capture(
             )),
         }
     }
-    captures
+    Ok(captures)
 }
 
 /// A clear, short message for a request that got no response.
@@ -1310,6 +1346,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn captures_cannot_pile_up_past_the_variables_cap() {
+        let big = "x".repeat(600_000);
+        let server = TestServer::start(move |_| {
+            Some(json_response("200 OK", &json!({"a": big, "small": "ok"})))
+        })
+        .await;
+        // Seven copies of a 600 KB value: over 4 MiB.
+        let wanted: BTreeMap<String, String> =
+            (0..7).map(|i| (format!("c{i}"), "/a".to_owned())).collect();
+        let seven = step(
+            json!({"method": "GET", "url": server.url("/")}),
+            None,
+            json!(wanted),
+        );
+        let outcome = lenient().run(&seven, &BTreeMap::new()).await;
+        assert_eq!(outcome.verdict, StepVerdict::Error, "{:?}", outcome.message);
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some("capture `c6`: the run's variables would exceed 4 MiB")
+        );
+        assert!(outcome.captures.is_empty());
+        assert!(outcome.output.is_some(), "the response came");
+
+        // What the run already holds counts: six fit alone, not next to 1 MB held.
+        let wanted: BTreeMap<String, String> =
+            (0..6).map(|i| (format!("c{i}"), "/a".to_owned())).collect();
+        let six = step(
+            json!({"method": "GET", "url": server.url("/")}),
+            None,
+            json!(wanted),
+        );
+        let outcome = lenient().run(&six, &BTreeMap::new()).await;
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
+        assert_eq!(outcome.captures.len(), 6);
+        let held = vars(&[("earlier", &"y".repeat(1_000_000))]);
+        let outcome = lenient().run(&six, &held).await;
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some("capture `c5`: the run's variables would exceed 4 MiB")
+        );
+        // Capturing a name again replaces its value rather than adding to it.
+        let held = vars(&[("c0", &"y".repeat(1_000_000))]);
+        let outcome = lenient().run(&six, &held).await;
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
+    }
+
+    #[tokio::test]
     async fn captured_values_are_rendered_under_the_same_caps() {
         let big = "x".repeat(100_000);
         let server =
@@ -1320,7 +1413,12 @@ mod tests {
             json!({"token": "/a"}),
         );
         let outcome = lenient().run(&first, &BTreeMap::new()).await;
-        assert_eq!(outcome.verdict, StepVerdict::Passed, "{outcome:?}");
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
         // The next step sees the capture as any variable, and its header is capped.
         let next = step(
             json!({"method": "GET", "url": server.url("/"), "headers": {"authorization": "Bearer {{token}}"}}),

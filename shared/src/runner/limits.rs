@@ -1,4 +1,4 @@
-//! What one `http` step may render.
+//! What one `http` step may render and capture.
 //!
 //! Templating multiplies: a variable placed n times renders n copies, so a test case of a
 //! few KiB could otherwise ask for gigabytes. Each cap is checked while rendering, before the
@@ -14,6 +14,11 @@ pub const MAX_RENDERED_HEADERS_BYTES: usize = 64 * 1024;
 pub const MAX_RENDERED_BODY_BYTES: usize = 1024 * 1024;
 /// A step's rendered URL, header values and body together.
 pub const MAX_RENDERED_STEP_BYTES: usize = 2 * 1024 * 1024;
+/// The variables (names and values) a run holds once a step's captures are added. Captures
+/// are what a step could otherwise pile up: each may copy the whole response body, and under
+/// new names they add up from step to step. A definition's and a start's variables, each
+/// bounded by the API's 1 MiB request body, always fit.
+pub const MAX_VARIABLES_BYTES: usize = 4 * 1024 * 1024;
 
 // One header is a part of all of them, and the parts fit in the step's cap, which is there
 // as a backstop for whatever a step renders next.
