@@ -1,4 +1,5 @@
-//! Bearer token authentication: HS256 JWTs with `sub`, `exp` and optional `roles`.
+//! Bearer token authentication: HS256 JWTs with `sub`, `exp` and optional `roles`; `iss` and
+//! `aud` must be present and match when configured, and `nbf` is honoured.
 
 use crate::engine::Caller;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -6,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Shorter HS256 secrets are brute-forceable; refuse them.
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_S: u64 = 30;
 pub const ADMIN_ROLE: &str = "admin";
 
@@ -40,7 +41,16 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
+    aud: Option<Audience>,
+}
+
+/// `aud` is one string or an array of them (RFC 7519, 4.1.3). Only its shape is checked here;
+/// whether it names the configured audience, jsonwebtoken checks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 pub struct Authenticator {
@@ -58,15 +68,22 @@ impl Authenticator {
         // Only HS256 is accepted: `alg: none` and every other algorithm are refused.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_S;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        // jsonwebtoken checks `iss` and `aud` only when the token carries them, so a configured
+        // issuer or audience must also be a required claim, or leaving it out would pass.
+        let mut required = vec!["exp", "sub"];
         match &settings.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
         if let Some(issuer) = &settings.issuer {
             validation.set_issuer(&[issuer]);
-            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         Ok(Authenticator {
             decoding: DecodingKey::from_secret(&settings.secret),
             encoding: EncodingKey::from_secret(&settings.secret),
@@ -110,7 +127,7 @@ impl Authenticator {
                 Vec::new()
             },
             iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            aud: self.settings.audience.clone().map(Audience::One),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with a valid key cannot fail")
@@ -122,6 +139,7 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
 
     fn auth() -> Authenticator {
         Authenticator::new(JwtSettings {
@@ -210,6 +228,109 @@ mod tests {
             strict.authenticate(Some(&format!("Bearer {plain}"))),
             Err(AuthError::Invalid)
         );
+    }
+
+    const ISSUER: &str = "https://issuer.example";
+    const AUDIENCE: &str = "runledger";
+
+    fn strict() -> Authenticator {
+        Authenticator::new(JwtSettings {
+            secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+            issuer: Some(ISSUER.into()),
+            audience: Some(AUDIENCE.into()),
+        })
+        .unwrap()
+    }
+
+    /// Signs arbitrary claims with the test secret, as another issuer's software would.
+    fn token_for(auth: &Authenticator, claims: Value) -> String {
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap();
+        format!("Bearer {token}")
+    }
+
+    fn in_a_minute() -> u64 {
+        jsonwebtoken::get_current_timestamp() + 60
+    }
+
+    #[test]
+    fn a_configured_audience_must_be_present() {
+        let strict = strict();
+        let claims = json!({"sub": "alice", "exp": in_a_minute(), "iss": ISSUER});
+        assert_eq!(
+            strict.authenticate(Some(&token_for(&strict, claims))),
+            Err(AuthError::Invalid)
+        );
+        // `null` is as good as absent.
+        let claims = json!({"sub": "alice", "exp": in_a_minute(), "iss": ISSUER, "aud": null});
+        assert_eq!(
+            strict.authenticate(Some(&token_for(&strict, claims))),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn audience_may_be_a_string_or_an_array_holding_it() {
+        let strict = strict();
+        let with_aud = |aud: Value| {
+            let claims = json!({"sub": "alice", "exp": in_a_minute(), "iss": ISSUER, "aud": aud});
+            strict.authenticate(Some(&token_for(&strict, claims)))
+        };
+        assert_eq!(with_aud(json!(AUDIENCE)), Ok(Caller::user("alice")));
+        assert_eq!(
+            with_aud(json!(["other", AUDIENCE])),
+            Ok(Caller::user("alice"))
+        );
+        assert_eq!(with_aud(json!([AUDIENCE])), Ok(Caller::user("alice")));
+        for refused in [
+            json!("other"),
+            json!(["other", "another"]),
+            json!([]),
+            json!(42),
+            json!([42]),
+            json!({"aud": AUDIENCE}),
+        ] {
+            assert_eq!(
+                with_aud(refused.clone()),
+                Err(AuthError::Invalid),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_issuer_must_be_present() {
+        let strict = strict();
+        for claims in [
+            json!({"sub": "alice", "exp": in_a_minute(), "aud": AUDIENCE}),
+            json!({"sub": "alice", "exp": in_a_minute(), "aud": AUDIENCE, "iss": null}),
+            json!({"sub": "alice", "exp": in_a_minute(), "aud": AUDIENCE, "iss": "https://other.example"}),
+        ] {
+            assert_eq!(
+                strict.authenticate(Some(&token_for(&strict, claims.clone()))),
+                Err(AuthError::Invalid),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_are_refused() {
+        let auth = auth();
+        let now = jsonwebtoken::get_current_timestamp();
+        let with_nbf = |nbf: Value| {
+            let claims = json!({"sub": "alice", "exp": now + 3600, "nbf": nbf});
+            auth.authenticate(Some(&token_for(&auth, claims)))
+        };
+        // Well beyond the leeway.
+        assert_eq!(with_nbf(json!(now + 600)), Err(AuthError::Invalid));
+        assert_eq!(with_nbf(json!(now + LEEWAY_S + 5)), Err(AuthError::Invalid));
+        // An `nbf` that is not a time cannot be honoured.
+        assert_eq!(with_nbf(json!("tomorrow")), Err(AuthError::Invalid));
+        // Past, now, and within the leeway (clock skew) are fine.
+        for nbf in [now - 600, now, now + LEEWAY_S - 5] {
+            assert_eq!(with_nbf(json!(nbf)), Ok(Caller::user("alice")), "{nbf}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use runledger::auth::{Authenticator, JwtSettings};
 use runledger_testkit::api::{Api, Reply, assert_no_leak};
 use runledger_testkit::builders::external_case;
 use runledger_testkit::tokens::SECRET;
@@ -407,6 +408,54 @@ async fn tokens_without_required_claims_are_401() {
     // A JSON array as the payload.
     let token = sign(Algorithm::HS256, &json!(["alice"]), SECRET.as_bytes());
     with_token(&api, &token).await.unauthorized("invalid_token");
+}
+
+#[tokio::test]
+async fn a_configured_audience_must_be_in_the_token() {
+    let api = Api::with_authenticator(
+        Authenticator::new(JwtSettings {
+            secret: SECRET.as_bytes().to_vec(),
+            issuer: None,
+            audience: Some("runledger-api".into()),
+        })
+        .unwrap(),
+    );
+    let exp = now() + 600;
+    for claims in [
+        json!({"sub": "alice", "exp": exp}),
+        json!({"sub": "alice", "exp": exp, "aud": null}),
+        json!({"sub": "alice", "exp": exp, "aud": "someone-else"}),
+        json!({"sub": "alice", "exp": exp, "aud": ["someone-else"]}),
+    ] {
+        let token = sign(Algorithm::HS256, &claims, SECRET.as_bytes());
+        with_token(&api, &token).await.unauthorized("invalid_token");
+    }
+    // Named alone, or among others (RFC 7519 allows an array), the audience is let in.
+    for aud in [
+        json!("runledger-api"),
+        json!(["someone-else", "runledger-api"]),
+    ] {
+        let claims = json!({"sub": "alice", "exp": exp, "aud": aud});
+        let reply = with_token(&api, &sign(Algorithm::HS256, &claims, SECRET.as_bytes())).await;
+        assert_eq!(reply.status, StatusCode::OK, "{aud}: {}", reply.text());
+    }
+}
+
+#[tokio::test]
+async fn tokens_not_valid_yet_are_401() {
+    let api = Api::new();
+    // Beyond the 30 s leeway, for a user and for an administrator.
+    for claims in [
+        json!({"sub": "alice", "exp": now() + 3600, "nbf": now() + 600}),
+        json!({"sub": "root", "exp": now() + 3600, "nbf": now() + 600, "roles": ["admin"]}),
+    ] {
+        let token = sign(Algorithm::HS256, &claims, SECRET.as_bytes());
+        with_token(&api, &token).await.unauthorized("invalid_token");
+    }
+    // A `nbf` already passed is fine.
+    let claims = json!({"sub": "alice", "exp": now() + 3600, "nbf": now() - 600});
+    let reply = with_token(&api, &sign(Algorithm::HS256, &claims, SECRET.as_bytes())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
 /// Everything alice owns, for the isolation tests.

@@ -8,6 +8,7 @@ use crate::wire::id_of;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use runledger::api::{RouteGroup, Router};
+use runledger::auth::Authenticator;
 use runledger::ports::ExecutionStore;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -43,6 +44,14 @@ impl Api {
     pub fn over(store: Arc<dyn ExecutionStore>) -> Self {
         let engine = engine_over(store);
         let router = Router::new(engine, Arc::new(authenticator()), &RouteGroup::ALL);
+        Api { router }
+    }
+
+    /// The router over an in-memory store that verifies tokens with `authenticator` (for
+    /// issuer and audience checks, which the default one leaves off).
+    pub fn with_authenticator(authenticator: Authenticator) -> Self {
+        let engine = engine_over(in_memory());
+        let router = Router::new(engine, Arc::new(authenticator), &RouteGroup::ALL);
         Api { router }
     }
 

@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 pub enum StepVerdict {
     Passed,
     Failed,
+    /// The runner could not run the step as written (it would exceed one of its limits).
+    Error,
 }
 
 /// What running one step came to, as a step runner reports it.
 #[derive(Debug, Clone)]
 pub struct StepOutcome {
     pub verdict: StepVerdict,
-    /// `None` when the step passed; otherwise every failure, joined with "; ".
+    /// `None` when the step passed; otherwise every failure or error, joined with "; ".
     pub message: Option<String>,
     /// A request/response summary and the start of the response body, when there was one.
     pub output: Option<String>,

@@ -67,10 +67,10 @@ impl Engine {
             let passed = outcome.verdict == StepVerdict::Passed;
             let report = StepReport {
                 index: index as u32,
-                status: if passed {
-                    StepStatus::Passed
-                } else {
-                    StepStatus::Failed
+                status: match outcome.verdict {
+                    StepVerdict::Passed => StepStatus::Passed,
+                    StepVerdict::Failed => StepStatus::Failed,
+                    StepVerdict::Error => StepStatus::Error,
                 },
                 name: None,
                 started_at: Some(outcome.started_at),

@@ -1,6 +1,10 @@
 //! Runs one `http` step: template, guard, send, read, check, capture.
 
 use super::expect::{self, ObservedResponse};
+use super::limits::{
+    MAX_RENDERED_BODY_BYTES, MAX_RENDERED_HEADER_BYTES, MAX_RENDERED_HEADERS_BYTES,
+    MAX_RENDERED_STEP_BYTES, MAX_RENDERED_URL_BYTES, MAX_VARIABLES_BYTES, size,
+};
 use super::target_guard::{BlockedTarget, DnsFailure, GuardedResolver, TargetPolicy};
 use super::template::{self, TemplateError};
 use crate::domain::catalog::{DEFAULT_STEP_TIMEOUT_MS, HttpRequestSpec, StepDefinition};
@@ -71,20 +75,32 @@ impl HttpStepRunner {
     pub async fn run(&self, step: &StepDefinition, vars: &BTreeMap<String, String>) -> StepOutcome {
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let (failures, output, captures) = match self.execute(step, vars).await {
-            Ok(done) => (done.failures, Some(done.output), done.captures),
-            Err(failure) => (vec![failure], None, BTreeMap::new()),
+        let (verdict, failures, output, captures) = match self.execute(step, vars).await {
+            Ok(done) => {
+                let mut failures = done.failures;
+                let verdict = match done.over_limit {
+                    Some(error) => {
+                        failures.push(error);
+                        StepVerdict::Error
+                    }
+                    None if failures.is_empty() => StepVerdict::Passed,
+                    None => StepVerdict::Failed,
+                };
+                (verdict, failures, Some(done.output), done.captures)
+            }
+            Err(Abort::Failed(failure)) => {
+                (StepVerdict::Failed, vec![failure], None, BTreeMap::new())
+            }
+            Err(Abort::OverLimit(error)) => {
+                (StepVerdict::Error, vec![error], None, BTreeMap::new())
+            }
         };
         let duration_ms = elapsed_ms(clock);
         let finished_at = Timestamp::now();
-        let (verdict, message, captures) = if failures.is_empty() {
-            (StepVerdict::Passed, None, captures)
+        let (message, captures) = if verdict == StepVerdict::Passed {
+            (None, captures)
         } else {
-            (
-                StepVerdict::Failed,
-                Some(failures.join("; ")),
-                BTreeMap::new(),
-            )
+            (Some(failures.join("; ")), BTreeMap::new())
         };
         StepOutcome {
             verdict,
@@ -102,7 +118,7 @@ impl HttpStepRunner {
         &self,
         step: &StepDefinition,
         vars: &BTreeMap<String, String>,
-    ) -> Result<Executed, String> {
+    ) -> Result<Executed, Abort> {
         let spec = step
             .http
             .as_ref()
@@ -140,11 +156,16 @@ impl HttpStepRunner {
             received.truncated,
         );
         let mut failures = expect::check(step.expect.as_ref(), &observed);
-        let captures = capture(&step.capture, &observed.body, &mut failures);
+        let (captures, over_limit) =
+            match capture(&step.capture, &observed.body, vars, &mut failures) {
+                Ok(captures) => (captures, None),
+                Err(error) => (BTreeMap::new(), Some(error)),
+            };
         Ok(Executed {
             failures,
             output,
             captures,
+            over_limit,
         })
     }
 }
@@ -164,6 +185,22 @@ struct Executed {
     failures: Vec<String>,
     output: String,
     captures: BTreeMap<String, String>,
+    /// The step got its response but would exceed one of the runner's limits.
+    over_limit: Option<String>,
+}
+
+/// Why a step ended before there was a response to judge.
+enum Abort {
+    /// `failed`: the request could not be made as written, or got no answer.
+    Failed(String),
+    /// `error`: it would exceed one of the runner's limits.
+    OverLimit(String),
+}
+
+impl From<String> for Abort {
+    fn from(message: String) -> Self {
+        Abort::Failed(message)
+    }
 }
 
 struct Prepared {
@@ -173,11 +210,12 @@ struct Prepared {
     body: Vec<u8>,
 }
 
-/// Templates and parses everything the request needs.
-fn prepare(spec: &HttpRequestSpec, vars: &BTreeMap<String, String>) -> Result<Prepared, String> {
+/// Templates and parses everything the request needs, within the rendering caps.
+fn prepare(spec: &HttpRequestSpec, vars: &BTreeMap<String, String>) -> Result<Prepared, Abort> {
     let method = Method::from_bytes(spec.method.as_bytes())
         .map_err(|_| format!("invalid HTTP method `{}`", shorten(&spec.method)))?;
-    let url_text = template::render(&spec.url, vars).map_err(|e| in_field("url", &e))?;
+    let mut budget = Budget::default();
+    let url_text = budget.render(Part::Url, &spec.url, vars)?;
     let url =
         Url::parse(&url_text).map_err(|e| format!("invalid URL `{}`: {e}", shorten(&url_text)))?;
 
@@ -185,8 +223,7 @@ fn prepare(spec: &HttpRequestSpec, vars: &BTreeMap<String, String>) -> Result<Pr
     for (name, value) in &spec.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name `{}`", shorten(name)))?;
-        let value =
-            template::render(value, vars).map_err(|e| in_field(&format!("header `{name}`"), &e))?;
+        let value = budget.render(Part::Header(name), value, vars)?;
         let value = HeaderValue::from_str(&value)
             .map_err(|_| format!("invalid value for header `{name}` after templating"))?;
         headers.append(header, value);
@@ -194,15 +231,13 @@ fn prepare(spec: &HttpRequestSpec, vars: &BTreeMap<String, String>) -> Result<Pr
 
     let body = match &spec.body {
         None => Vec::new(),
-        Some(Value::String(text)) => template::render(text, vars)
-            .map_err(|e| in_field("body", &e))?
-            .into_bytes(),
+        Some(Value::String(text)) => budget.render(Part::Body, text, vars)?.into_bytes(),
         Some(json) => {
-            let rendered = template::render_json(json, vars).map_err(|e| in_field("body", &e))?;
+            let body = budget.render_json(json, vars)?;
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            serde_json::to_vec(&rendered).map_err(|e| format!("cannot encode the body: {e}"))?
+            body
         }
     };
     Ok(Prepared {
@@ -213,8 +248,183 @@ fn prepare(spec: &HttpRequestSpec, vars: &BTreeMap<String, String>) -> Result<Pr
     })
 }
 
+/// What a step renders, each part under its own cap (see `limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part<'a> {
+    Url,
+    Header(&'a str),
+    Body,
+}
+
+/// A cap a part is rendered under: its own, or what is left of one it shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap<'a> {
+    Own(Part<'a>),
+    Headers,
+    Step,
+}
+
+impl Cap<'_> {
+    fn exceeded(self) -> String {
+        match self {
+            Cap::Own(Part::Url) => {
+                format!("the rendered URL exceeds {}", size(MAX_RENDERED_URL_BYTES))
+            }
+            Cap::Own(Part::Header(name)) => format!(
+                "the rendered header `{}` exceeds {}",
+                shorten(name),
+                size(MAX_RENDERED_HEADER_BYTES)
+            ),
+            Cap::Own(Part::Body) => {
+                format!(
+                    "the rendered body exceeds {}",
+                    size(MAX_RENDERED_BODY_BYTES)
+                )
+            }
+            Cap::Headers => format!(
+                "the rendered headers exceed {} together",
+                size(MAX_RENDERED_HEADERS_BYTES)
+            ),
+            Cap::Step => format!(
+                "the rendered URL, headers and body exceed {} together",
+                size(MAX_RENDERED_STEP_BYTES)
+            ),
+        }
+    }
+}
+
+impl Part<'_> {
+    fn cap(self) -> usize {
+        match self {
+            Part::Url => MAX_RENDERED_URL_BYTES,
+            Part::Header(_) => MAX_RENDERED_HEADER_BYTES,
+            Part::Body => MAX_RENDERED_BODY_BYTES,
+        }
+    }
+
+    /// How template errors name the part.
+    fn field(self) -> String {
+        match self {
+            Part::Url => "url".to_owned(),
+            Part::Header(name) => format!("header `{name}`"),
+            Part::Body => "body".to_owned(),
+        }
+    }
+}
+
+/// What is left of the shared caps while a step's request is rendered.
+#[derive(Debug)]
+struct Budget {
+    headers: usize,
+    step: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            headers: MAX_RENDERED_HEADERS_BYTES,
+            step: MAX_RENDERED_STEP_BYTES,
+        }
+    }
+}
+
+impl Budget {
+    /// The most `part` may render now, and the cap that sets it (the most specific on a tie).
+    fn limit<'a>(&self, part: Part<'a>) -> (usize, Cap<'a>) {
+        let mut tightest = (part.cap(), Cap::Own(part));
+        if matches!(part, Part::Header(_)) && self.headers < tightest.0 {
+            tightest = (self.headers, Cap::Headers);
+        }
+        if self.step < tightest.0 {
+            tightest = (self.step, Cap::Step);
+        }
+        tightest
+    }
+
+    fn take(&mut self, part: Part<'_>, rendered: usize) {
+        if matches!(part, Part::Header(_)) {
+            self.headers = self.headers.saturating_sub(rendered);
+        }
+        self.step = self.step.saturating_sub(rendered);
+    }
+
+    fn render(
+        &mut self,
+        part: Part<'_>,
+        text: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<String, Abort> {
+        let (limit, cap) = self.limit(part);
+        let rendered = template::render(text, vars, limit).map_err(|e| refusal(part, cap, &e))?;
+        self.take(part, rendered.len());
+        Ok(rendered)
+    }
+
+    /// A JSON body, encoded: its leaves are rendered, then it is encoded, both under the
+    /// body's limit (escaping only lengthens the leaves, so the first check fails early).
+    fn render_json(
+        &mut self,
+        json: &Value,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, Abort> {
+        let (limit, cap) = self.limit(Part::Body);
+        let rendered =
+            template::render_json(json, vars, limit).map_err(|e| refusal(Part::Body, cap, &e))?;
+        let mut out = CappedBytes::new(limit);
+        match serde_json::to_writer(&mut out, &rendered) {
+            Ok(()) => {}
+            Err(e) if e.is_io() => return Err(Abort::OverLimit(cap.exceeded())),
+            Err(e) => return Err(Abort::Failed(format!("cannot encode the body: {e}"))),
+        }
+        self.take(Part::Body, out.bytes.len());
+        Ok(out.bytes)
+    }
+}
+
+fn refusal(part: Part<'_>, cap: Cap<'_>, error: &TemplateError) -> Abort {
+    match error {
+        TemplateError::TooLong { .. } => Abort::OverLimit(cap.exceeded()),
+        TemplateError::UnknownVariable(_) => Abort::Failed(in_field(&part.field(), error)),
+    }
+}
+
 fn in_field(field: &str, error: &TemplateError) -> String {
     format!("{error} in the {field}")
+}
+
+/// Bytes that refuse to grow past `limit`, their capacity included: an encoded body stops
+/// at its cap (the write fails) rather than after it.
+struct CappedBytes {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl CappedBytes {
+    fn new(limit: usize) -> Self {
+        CappedBytes {
+            bytes: Vec::new(),
+            limit,
+        }
+    }
+}
+
+impl std::io::Write for CappedBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let needed = self.bytes.len() + buf.len();
+        if needed > self.limit {
+            return Err(std::io::Error::other("over the cap"));
+        }
+        if needed > self.bytes.capacity() {
+            let target = template::grown_capacity(self.bytes.capacity(), needed, self.limit);
+            self.bytes.reserve_exact(target - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Received {
@@ -298,14 +508,18 @@ fn lossy_prefix(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[..cut]).into_owned()
 }
 
+/// The values `wanted` picks from the response body. `Err` (an error naming the capture)
+/// when they would take the run's variables past their cap: each capture may copy the whole
+/// body, so without it a few names could pile up gigabytes for the later steps.
 fn capture(
     wanted: &BTreeMap<String, String>,
     body: &[u8],
+    vars: &BTreeMap<String, String>,
     failures: &mut Vec<String>,
-) -> BTreeMap<String, String> {
+) -> Result<BTreeMap<String, String>, String> {
     let mut captures = BTreeMap::new();
     if wanted.is_empty() {
-        return captures;
+        return Ok(captures);
     }
     let doc = match serde_json::from_slice::<Value>(body) {
         Ok(doc) => doc,
@@ -313,13 +527,34 @@ fn capture(
             for name in wanted.keys() {
                 failures.push(format!("capture `{name}`: the response body is not JSON"));
             }
-            return captures;
+            return Ok(captures);
         }
     };
+    // What the run holds after this step: a name captured again has its old value replaced.
+    let mut held: usize = vars
+        .iter()
+        .filter(|(name, _)| !wanted.contains_key(*name))
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
     for (name, pointer) in wanted {
         match expect::json_pointer(&doc, pointer) {
             Some(value) => {
-                captures.insert(name.clone(), expect::captured_string(value));
+                let fits =
+                    |len: usize| held.saturating_add(name.len() + len) <= MAX_VARIABLES_BYTES;
+                // A string is measured before it is copied; anything else is encoded first,
+                // which the response's own cap bounds.
+                let text = match value {
+                    Value::String(text) if !fits(text.len()) => None,
+                    other => Some(expect::captured_string(other)).filter(|t| fits(t.len())),
+                };
+                let Some(text) = text else {
+                    return Err(format!(
+                        "capture `{name}`: the run's variables would exceed {}",
+                        size(MAX_VARIABLES_BYTES)
+                    ));
+                };
+                held += name.len() + text.len();
+                captures.insert(name.clone(), text);
             }
             None => failures.push(format!(
                 "capture `{name}`: {} not found in the response body",
@@ -327,7 +562,7 @@ fn capture(
             )),
         }
     }
-    captures
+    Ok(captures)
 }
 
 /// A clear, short message for a request that got no response.
@@ -968,6 +1203,234 @@ mod tests {
             &output[output.len() - 100..]
         );
         assert!(output.len() < OUTPUT_BODY_BYTES + 400);
+    }
+
+    /// The outcome of a step the runner refused as over one of its limits: its message.
+    fn over_limit(outcome: &StepOutcome) -> &str {
+        assert_eq!(outcome.verdict, StepVerdict::Error, "{outcome:?}");
+        assert_eq!(outcome.output, None, "nothing was sent");
+        assert!(outcome.captures.is_empty());
+        outcome.message.as_deref().unwrap()
+    }
+
+    /// Nothing listens there: a step that got as far as sending would fail to connect.
+    const NOWHERE: &str = "http://127.0.0.1:1/";
+
+    #[tokio::test]
+    async fn a_small_case_cannot_render_a_huge_header() {
+        // 64 KiB of test case: 5,000 references to a 40,000-character variable would render
+        // a 200 MB header (and did, before the caps).
+        let step = step(
+            json!({"method": "GET", "url": NOWHERE, "headers": {"a": "{{v}}".repeat(5_000)}}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient()
+            .run(&step, &vars(&[("v", &"x".repeat(40_000))]))
+            .await;
+        assert_eq!(
+            over_limit(&outcome),
+            "the rendered header `a` exceeds 64 KiB"
+        );
+    }
+
+    #[tokio::test]
+    async fn headers_are_capped_together_and_urls_alone() {
+        let v = "x".repeat(20_000);
+        let headers: BTreeMap<String, String> = (0..4)
+            .map(|i| (format!("h{i}"), "{{v}}".to_owned()))
+            .collect();
+        let four = step(
+            json!({"method": "GET", "url": NOWHERE, "headers": headers}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient().run(&four, &vars(&[("v", &v)])).await;
+        assert_eq!(
+            over_limit(&outcome),
+            "the rendered headers exceed 64 KiB together"
+        );
+        // Three of them fit.
+        let headers: BTreeMap<String, String> = (0..3)
+            .map(|i| (format!("h{i}"), "{{v}}".to_owned()))
+            .collect();
+        let three = step(
+            json!({"method": "GET", "url": NOWHERE, "headers": headers}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient().run(&three, &vars(&[("v", &v)])).await;
+        assert!(
+            message(&outcome).starts_with("cannot reach "),
+            "{outcome:?}"
+        );
+
+        let outcome = lenient()
+            .run(
+                &get(&format!("{NOWHERE}?q={{{{v}}}}")),
+                &vars(&[("v", &"x".repeat(8 * 1024))]),
+            )
+            .await;
+        assert_eq!(over_limit(&outcome), "the rendered URL exceeds 8 KiB");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped_as_sent() {
+        let v = "x".repeat(40_000);
+        let text_body = step(
+            json!({"method": "POST", "url": NOWHERE, "body": "{{v}}".repeat(30)}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient().run(&text_body, &vars(&[("v", &v)])).await;
+        assert_eq!(over_limit(&outcome), "the rendered body exceeds 1 MiB");
+
+        let json_body = step(
+            json!({"method": "POST", "url": NOWHERE, "body": {"a": vec!["{{v}}"; 30]}}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient().run(&json_body, &vars(&[("v", &v)])).await;
+        assert_eq!(over_limit(&outcome), "the rendered body exceeds 1 MiB");
+
+        // The leaves fit (5 x 200,000 bytes), but each control character is sent as six
+        // (`\u0001`): the encoded body is what counts.
+        let json_body = step(
+            json!({"method": "POST", "url": NOWHERE, "body": {"a": vec!["{{v}}"; 5]}}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient()
+            .run(&json_body, &vars(&[("v", &"\u{1}".repeat(200_000))]))
+            .await;
+        assert_eq!(over_limit(&outcome), "the rendered body exceeds 1 MiB");
+    }
+
+    #[test]
+    fn the_step_cap_takes_what_every_part_rendered() {
+        // The parts' own caps fit in the step's, so it is checked here with little left.
+        let vars = vars(&[("v", "0123456789")]);
+        let mut budget = Budget {
+            headers: MAX_RENDERED_HEADERS_BYTES,
+            step: 25,
+        };
+        assert_eq!(
+            budget.render(Part::Url, "{{v}}", &vars).ok().unwrap(),
+            "0123456789"
+        );
+        assert_eq!(
+            budget
+                .render(Part::Header("a"), "{{v}}", &vars)
+                .ok()
+                .unwrap(),
+            "0123456789"
+        );
+        assert_eq!(
+            (budget.step, budget.headers),
+            (5, MAX_RENDERED_HEADERS_BYTES - 10)
+        );
+        match budget.render(Part::Body, "{{v}}", &vars) {
+            Err(Abort::OverLimit(message)) => assert_eq!(
+                message,
+                "the rendered URL, headers and body exceed 2 MiB together"
+            ),
+            other => panic!("{:?}", other.map_err(|_| "not over the limit")),
+        }
+        // Unknown variables still fail the step, naming where.
+        match budget.render(Part::Header("x-b"), "{{nope}}", &vars) {
+            Err(Abort::Failed(message)) => {
+                assert_eq!(message, "unknown variable `nope` in the header `x-b`")
+            }
+            other => panic!("{:?}", other.map_err(|_| "not failed")),
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_cannot_pile_up_past_the_variables_cap() {
+        let big = "x".repeat(600_000);
+        let server = TestServer::start(move |_| {
+            Some(json_response("200 OK", &json!({"a": big, "small": "ok"})))
+        })
+        .await;
+        // Seven copies of a 600 KB value: over 4 MiB.
+        let wanted: BTreeMap<String, String> =
+            (0..7).map(|i| (format!("c{i}"), "/a".to_owned())).collect();
+        let seven = step(
+            json!({"method": "GET", "url": server.url("/")}),
+            None,
+            json!(wanted),
+        );
+        let outcome = lenient().run(&seven, &BTreeMap::new()).await;
+        assert_eq!(outcome.verdict, StepVerdict::Error, "{:?}", outcome.message);
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some("capture `c6`: the run's variables would exceed 4 MiB")
+        );
+        assert!(outcome.captures.is_empty());
+        assert!(outcome.output.is_some(), "the response came");
+
+        // What the run already holds counts: six fit alone, not next to 1 MB held.
+        let wanted: BTreeMap<String, String> =
+            (0..6).map(|i| (format!("c{i}"), "/a".to_owned())).collect();
+        let six = step(
+            json!({"method": "GET", "url": server.url("/")}),
+            None,
+            json!(wanted),
+        );
+        let outcome = lenient().run(&six, &BTreeMap::new()).await;
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
+        assert_eq!(outcome.captures.len(), 6);
+        let held = vars(&[("earlier", &"y".repeat(1_000_000))]);
+        let outcome = lenient().run(&six, &held).await;
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some("capture `c5`: the run's variables would exceed 4 MiB")
+        );
+        // Capturing a name again replaces its value rather than adding to it.
+        let held = vars(&[("c0", &"y".repeat(1_000_000))]);
+        let outcome = lenient().run(&six, &held).await;
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
+    }
+
+    #[tokio::test]
+    async fn captured_values_are_rendered_under_the_same_caps() {
+        let big = "x".repeat(100_000);
+        let server =
+            TestServer::start(move |_| Some(json_response("200 OK", &json!({"a": big})))).await;
+        let first = step(
+            json!({"method": "GET", "url": server.url("/")}),
+            None,
+            json!({"token": "/a"}),
+        );
+        let outcome = lenient().run(&first, &BTreeMap::new()).await;
+        assert_eq!(
+            outcome.verdict,
+            StepVerdict::Passed,
+            "{:?}",
+            outcome.message
+        );
+        // The next step sees the capture as any variable, and its header is capped.
+        let next = step(
+            json!({"method": "GET", "url": server.url("/"), "headers": {"authorization": "Bearer {{token}}"}}),
+            None,
+            json!({}),
+        );
+        let outcome = lenient().run(&next, &outcome.captures).await;
+        assert_eq!(
+            over_limit(&outcome),
+            "the rendered header `authorization` exceeds 64 KiB"
+        );
+        assert_eq!(server.requests().len(), 1, "the second step sent nothing");
     }
 
     #[test]

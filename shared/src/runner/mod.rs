@@ -2,6 +2,7 @@
 //! request itself.
 
 pub mod expect;
+pub mod limits;
 pub mod target_guard;
 pub mod template;
 

@@ -2,17 +2,25 @@
 
 use super::*;
 
-/// A fake step runner: steps whose names are listed fail, every other step passes and
-/// captures `last` = its name. Records what it ran with which variables.
+/// A fake step runner: steps whose names are listed fail (or error), every other step passes
+/// and captures `last` = its name. Records what it ran with which variables.
 pub struct ScriptedRunner {
     failing: BTreeSet<String>,
+    erroring: BTreeSet<String>,
     pub calls: Mutex<Vec<(String, BTreeMap<String, String>)>>,
 }
 
 impl ScriptedRunner {
     pub fn new(failing: &[&str]) -> Self {
+        Self::with_errors(failing, &[])
+    }
+
+    /// Steps in `erroring` end as the runner's `error` (as one over a limit does).
+    pub fn with_errors(failing: &[&str], erroring: &[&str]) -> Self {
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
         ScriptedRunner {
-            failing: failing.iter().map(|s| (*s).to_owned()).collect(),
+            failing: names(failing),
+            erroring: names(erroring),
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -33,15 +41,18 @@ impl StepRunner for ScriptedRunner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((step.name.clone(), variables.clone()));
-        let failed = self.failing.contains(&step.name);
+        let (verdict, message) = if self.erroring.contains(&step.name) {
+            (StepVerdict::Error, Some("the rendered body exceeds 1 MiB"))
+        } else if self.failing.contains(&step.name) {
+            (StepVerdict::Failed, Some("expected status 200, got 500"))
+        } else {
+            (StepVerdict::Passed, None)
+        };
+        let failed = verdict != StepVerdict::Passed;
         let at = Timestamp::from_millis(1_000_000);
         StepOutcome {
-            verdict: if failed {
-                StepVerdict::Failed
-            } else {
-                StepVerdict::Passed
-            },
-            message: failed.then(|| "expected status 200, got 500".to_owned()),
+            verdict,
+            message: message.map(str::to_owned),
             output: Some(format!("GET {}", step.name)),
             captures: if failed {
                 BTreeMap::new()
@@ -178,6 +189,37 @@ pub async fn builtin_run(store: Arc<dyn ExecutionStore>) {
     assert_eq!(h.status(&retry_id).await, Failed);
     assert_eq!(runner.take_calls().len(), 2);
     assert!(h.drain_queue().is_empty(), "no third attempt");
+
+    // A step the runner could not run is an `error`, not a failure; the rest is skipped.
+    let erroring = h
+        .create_case(
+            &h.user,
+            "built-in erroring",
+            &[],
+            vec![http_step("ok"), http_step("too-big"), http_step("never")],
+        )
+        .await;
+    let runner = ScriptedRunner::with_errors(&[], &["too-big"]);
+    let e = h.start(&erroring).await;
+    h.drain_queue();
+    h.engine.run_execution(&runner, &e.id).await.expect("run");
+    let done = h.execution(&e.id).await;
+    assert_eq!(done.status, Failed);
+    assert_eq!(
+        (
+            done.progress.passed,
+            done.progress.failed,
+            done.progress.errored,
+            done.progress.skipped
+        ),
+        (1, 0, 1, 1)
+    );
+    assert_eq!(done.steps[1].status, StepStatus::Error);
+    assert_eq!(
+        done.steps[1].message.as_deref(),
+        Some("the rendered body exceeds 1 MiB")
+    );
+    assert_eq!(runner.take_calls().len(), 2);
 
     // A cancelled work item is skipped.
     let e = h.start(&case).await;
