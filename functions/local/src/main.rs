@@ -7,6 +7,7 @@ use runledger::settings::{
 };
 use runledger_local::config;
 use runledger_local::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
+use runledger_local::server::{self, Limits};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -129,6 +130,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         sweep_interval: Duration::from_millis(local.sweep_interval_ms),
         allow_private_targets: local.allow_private_targets,
     };
+    let limits = connection_limits(settings.workers, &args.backend);
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     // Listen before the runtime starts: its recovery may run built-in work at once, and a
@@ -166,16 +168,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     println!("token for user `local` (12 h): {token}");
     println!("export RUNLEDGER_URL=http://{address}/api/v1 RUNLEDGER_TOKEN={token}");
-    runledger_local::server::serve(
-        listener,
-        runtime.router.clone(),
-        Default::default(),
-        shutdown_signal(),
-    )
-    .await;
+    server::serve(listener, runtime.router.clone(), limits, shutdown_signal()).await;
     runtime.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection cap the open-file limit allows, after raising it as far as it goes.
+fn connection_limits(workers: usize, backend: &str) -> Limits {
+    let open_files = server::raise_open_file_limit();
+    // On AWS a request being answered may hold an outgoing connection too.
+    let files_per_connection = if backend == "aws" { 2 } else { 1 };
+    let limits = Limits::within_open_files(
+        open_files,
+        server::reserved_files(workers),
+        files_per_connection,
+    );
+    if limits.max_connections < server::MAX_CONNECTIONS {
+        tracing::warn!(
+            open_files,
+            max_connections = limits.max_connections,
+            "the open-file limit (ulimit -n) leaves room for fewer connections than {}",
+            server::MAX_CONNECTIONS
+        );
+    }
+    limits
 }
 
 fn token(args: TokenArgs) -> Result<(), String> {
