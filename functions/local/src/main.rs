@@ -16,9 +16,13 @@ use std::time::Duration;
 #[command(
     name = "runledger-local",
     version,
-    about = "runledger in one process, no AWS needed"
+    about = "runledger in one process, no AWS needed",
+    // `serve` is the default: its flags work without it, but not before another subcommand.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,8 +40,7 @@ enum Command {
     Openapi,
 }
 
-#[derive(Parser)]
-#[command(name = "serve")]
+#[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = LISTEN, default_value = DEFAULT_LISTEN)]
@@ -76,18 +79,16 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     // The bench measures the engine, not the terminal: only warnings unless asked.
-    let quiet = matches!(cli.command, Some(Command::Bench(_) | Command::Openapi));
+    let quiet = matches!(command, Command::Bench(_) | Command::Openapi);
     init_logging(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
-        match cli
-            .command
-            .unwrap_or(Command::Serve(ServeArgs::parse_from(["serve"])))
-        {
+        match command {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => token(args),
             Command::Bench(args) => runledger_local::bench::run(args).await,
