@@ -5,7 +5,7 @@ use runledger::settings::{
     AwsSettings, BACKEND, DATA_DIR, DEFAULT_BACKEND, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
     JwtVariables, LISTEN, LocalSettings, LogSettings, env_var,
 };
-use runledger_local::config;
+use runledger_local::config::{self, MissingSecret};
 use runledger_local::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
 use runledger_local::server::{self, Limits};
 use std::path::PathBuf;
@@ -45,9 +45,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = LISTEN, default_value = DEFAULT_LISTEN)]
     listen: String,
-    /// Where the database and the generated JWT secret live.
-    #[arg(long, env = DATA_DIR, default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDir,
     /// `embedded` (one database file, nothing else needed) or `aws` (DynamoDB, SQS and
     /// EventBridge named by the RUNLEDGER_ variables; AWS_ENDPOINT_URL for an emulator).
     #[arg(long, env = BACKEND, default_value = DEFAULT_BACKEND)]
@@ -73,8 +72,16 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
-    #[arg(long, env = DATA_DIR, default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDir,
+}
+
+/// One definition for `serve` and `token`, so that `token` finds the secret `serve` made.
+#[derive(clap::Args)]
+struct DataDir {
+    /// Where the database and the JWT secret live (`serve` creates the secret on first start).
+    #[arg(long = "data-dir", env = DATA_DIR, default_value = DEFAULT_DATA_DIR)]
+    path: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -123,7 +130,11 @@ fn init_logging(default_level: &str) {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let jwt = config::jwt_settings(JwtVariables::from_vars(&env_var), &args.data_dir)?;
+    let jwt = config::jwt_settings(
+        JwtVariables::from_vars(&env_var),
+        &args.data_dir.path,
+        MissingSecret::Create,
+    )?;
     let local = LocalSettings::from_vars(&env_var)?;
     let settings = RuntimeSettings {
         jwt,
@@ -132,8 +143,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         allow_private_targets: local.allow_private_targets,
     };
     let limits = connection_limits(settings.workers, &args.backend);
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir.path)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.path.display()))?;
     // Listen before the runtime starts: its recovery may run built-in work at once, and a
     // step aimed at this very server (the demo target) must find the port taken, not closed.
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -141,7 +152,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let runtime = match args.backend.as_str() {
         "embedded" => {
-            let database = config::database_path(&args.data_dir);
+            let database = config::database_path(&args.data_dir.path);
             LocalRuntime::start(StoreLocation::File(&database), settings).await?
         }
         "aws" => {
@@ -165,7 +176,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let token = runtime.auth.issue("local", false, 12 * 3600);
     println!(
         "runledger-local listening on http://{address}/api/v1 (data in {})",
-        args.data_dir.display()
+        args.data_dir.path.display()
     );
     println!("token for user `local` (12 h): {token}");
     println!("export RUNLEDGER_URL=http://{address}/api/v1 RUNLEDGER_TOKEN={token}");
@@ -197,7 +208,11 @@ fn connection_limits(workers: usize, backend: &str) -> Limits {
 }
 
 fn token(args: TokenArgs) -> Result<(), String> {
-    let settings = config::jwt_settings(JwtVariables::from_vars(&env_var), &args.data_dir)?;
+    let settings = config::jwt_settings(
+        JwtVariables::from_vars(&env_var),
+        &args.data_dir.path,
+        MissingSecret::Refuse,
+    )?;
     let auth = runledger::auth::Authenticator::new(settings).map_err(|e| e.to_string())?;
     println!("{}", auth.issue(&args.sub, args.admin, args.ttl));
     Ok(())

@@ -1,5 +1,5 @@
 //! The `runledger-local` command line as a new user meets it, on the real binary: `serve`'s
-//! flags without the subcommand.
+//! flags without the subcommand, and `token` finding (never inventing) the server's secret.
 
 use runledger_testkit::server::{Api, Launch, Server, local_binary};
 use std::path::Path;
@@ -20,6 +20,16 @@ fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(name, value);
     }
     command.output().expect("run runledger-local")
+}
+
+/// The token `runledger-local token` printed, asserting it succeeded.
+fn printed_token(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 #[tokio::test]
@@ -44,4 +54,50 @@ async fn serve_flags_work_without_the_serve_subcommand() {
         !both.status.success(),
         "serve's flags with another subcommand are refused"
     );
+}
+
+#[test]
+fn token_without_a_secret_fails_and_creates_none() {
+    let elsewhere = TempDir::new().expect("a temp directory");
+    let output = run(elsewhere.path(), &["token", "--sub", "local"], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a token from no secret: {stderr}");
+    assert!(output.stdout.is_empty(), "no token is printed");
+    assert!(
+        stderr.contains(".runledger/jwt-secret")
+            && stderr.contains("RUNLEDGER_JWT_SECRET")
+            && stderr.contains("serve"),
+        "the message says where it looked and what creates the secret: {stderr}"
+    );
+    assert!(
+        !elsewhere.path().join(".runledger").exists(),
+        "token must not create a data dir or a secret"
+    );
+}
+
+#[tokio::test]
+async fn token_signs_with_the_secret_serve_created_wherever_it_runs() {
+    let dir = TempDir::new().expect("a temp data dir");
+    let data_dir = dir.path().join("data");
+    // No RUNLEDGER_JWT_SECRET (empty is unset): the server creates its secret in the data dir.
+    let server = Server::start_with(&data_dir, &[("RUNLEDGER_JWT_SECRET", "")]);
+    let elsewhere = TempDir::new().expect("another directory");
+    let data = data_dir.to_str().expect("a UTF-8 path");
+    let by_flag = printed_token(&run(
+        elsewhere.path(),
+        &["token", "--sub", "bob", "--data-dir", data],
+        &[],
+    ));
+    let by_variable = printed_token(&run(
+        elsewhere.path(),
+        &["token", "--sub", "carol"],
+        &[("RUNLEDGER_DATA_DIR", data)],
+    ));
+    for token in [by_flag, by_variable] {
+        Api::new(&server.api_url, &token)
+            .get("/executions")
+            .await
+            .expect(200, "a token from `token` against the server");
+    }
+    assert!(!elsewhere.path().join(".runledger").exists());
 }
