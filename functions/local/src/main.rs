@@ -8,6 +8,7 @@ use runledger::settings::{
 use runledger_local::config::{self, MissingSecret};
 use runledger_local::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
 use runledger_local::server::{self, Limits};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -120,13 +121,25 @@ fn init_logging(default_level: &str) {
     use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
     let log = LogSettings::from_vars(&env_var);
     let filter = log.targets(None, default_level);
-    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let text = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let registry = tracing_subscriber::registry().with(filter);
     if log.json {
         registry.with(text.json()).init();
     } else {
         registry.with(text).init();
     }
+}
+
+/// Colour escapes only where a person reads them: on a terminal, unless `NO_COLOR` is set to
+/// anything but empty (no-color.org). A log file or a pipe gets plain text.
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -238,4 +251,19 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new(""))));
+    }
 }

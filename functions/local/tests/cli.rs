@@ -1,5 +1,6 @@
 //! The `runledger-local` command line as a new user meets it, on the real binary: `serve`'s
-//! flags without the subcommand, and `token` finding (never inventing) the server's secret.
+//! flags without the subcommand, `token` finding (never inventing) the server's secret, and a
+//! log without colour escapes when it is not a terminal.
 
 use runledger_testkit::server::{Api, Launch, Server, local_binary};
 use std::path::Path;
@@ -100,4 +101,22 @@ async fn token_signs_with_the_secret_serve_created_wherever_it_runs() {
             .expect(200, "a token from `token` against the server");
     }
     assert!(!elsewhere.path().join(".runledger").exists());
+}
+
+#[tokio::test]
+async fn the_log_has_no_colour_escapes_when_it_is_not_a_terminal() {
+    let dir = TempDir::new().expect("a temp data dir");
+    let server = Server::start(dir.path());
+    let api = Api::new(&server.api_url, &server.printed_token);
+    api.get("/health").await.expect(200, "health");
+    api.get("/no-such-route").await;
+    let mut server = server;
+    server.terminate(std::time::Duration::from_secs(15)).await;
+    let log = server.whole_log();
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("INFO"), "the server logged: {text}");
+    assert!(
+        !log.contains(&0x1b),
+        "a log written to a file has no ANSI escapes: {text:?}"
+    );
 }
