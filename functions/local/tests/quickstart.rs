@@ -1,6 +1,6 @@
 //! The README's front door, run as written against the real server, so that it cannot drift
-//! from the product: the Quickstart's token line (read from README.md itself) and
-//! `scripts/quickstart` (plain curl).
+//! from the product: the set-up line, the Quickstart's token line (both read from README.md
+//! itself) and `scripts/quickstart` (plain curl).
 
 use runledger_testkit::server::{Api, Server, local_binary};
 use std::os::unix::fs::PermissionsExt;
@@ -119,4 +119,57 @@ exec "$RUNLEDGER_LOCAL_BINARY" "$@"
     assert_eq!(trace["children"]["passed"], 2);
     assert_eq!(trace["children"]["failed"], 1);
     assert!(stdout.contains("\"name\":\"payment gateway is up\""));
+}
+
+/// The set-up line installs the Debian packages with sudo only when it is needed: as root
+/// (where there is often no sudo at all) it calls apt-get itself.
+#[test]
+fn the_readme_set_up_line_uses_sudo_only_when_not_root() {
+    // The first set-up line (the second installs the emulator).
+    let section_line = readme_line("Set up, run, test", |l| l.contains("# set up:"));
+    let stand_ins = TempDir::new().expect("a directory for stand-in commands");
+    let calls = stand_ins.path().join("calls");
+    // apt-get and sudo record their calls; dpkg-query finds nothing installed.
+    script(
+        stand_ins.path(),
+        "apt-get",
+        "#!/bin/sh\necho \"apt-get $*\" >> \"$CALLS\"\n",
+    );
+    script(
+        stand_ins.path(),
+        "sudo",
+        "#!/bin/sh\necho \"sudo $*\" >> \"$CALLS\"\nexec \"$@\"\n",
+    );
+    script(stand_ins.path(), "dpkg-query", "#!/bin/sh\nexit 1\n");
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&section_line)
+        .current_dir(REPOSITORY)
+        .env("PATH", path_with(stand_ins.path()))
+        .env("CALLS", &calls)
+        .output()
+        .expect("bash runs the README's set-up line");
+    let recorded = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "README's `{section_line}` failed: {}{}\ncalls:\n{recorded}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let install = recorded
+        .lines()
+        .find(|l| l.starts_with("apt-get") && l.contains(" install "))
+        .unwrap_or_else(|| panic!("apt-get install was run: {recorded}"));
+    for package in ["build-essential", "curl", "python3-venv"] {
+        assert!(install.contains(package), "{package} in `{install}`");
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    assert_eq!(
+        recorded.contains("sudo "),
+        !root,
+        "sudo is used only when not root: {recorded}"
+    );
 }
