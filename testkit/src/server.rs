@@ -15,6 +15,31 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The default bound for polling the server for a state.
 pub const POLL_DEADLINE: Duration = Duration::from_secs(20);
 
+/// How [`Server::launch`] starts the process, beyond its data dir.
+pub struct Launch<'a> {
+    /// The address to listen on.
+    pub listen: &'a str,
+    /// Adds or overrides variables (an empty value counts as unset, as for every
+    /// `RUNLEDGER_*` variable).
+    pub env: &'a [(&'a str, &'a str)],
+    /// A command that runs the server (e.g. `["prlimit", "--nofile=256:256"]`): the binary and
+    /// its arguments follow it.
+    pub wrapper: &'a [&'a str],
+    /// Whether to name the `serve` subcommand (it is the default).
+    pub subcommand: bool,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Launch {
+            listen: "127.0.0.1:0",
+            env: &[],
+            wrapper: &[],
+            subcommand: true,
+        }
+    }
+}
+
 /// A running `runledger-local serve`; killed (SIGKILL) when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -48,13 +73,34 @@ impl Server {
 
     /// Starts a server on `data_dir` listening on `listen`.
     pub fn start_at(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
+        Server::launch(
+            data_dir,
+            Launch {
+                listen,
+                env,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Starts a server on `data_dir` as `launch` says.
+    pub fn launch(data_dir: &Path, launch: Launch<'_>) -> Server {
         let log = tempfile::NamedTempFile::new().expect("a temp file for the server log");
         let stderr = log.reopen().expect("reopen the log file");
-        let mut command = Command::new(local_binary());
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(local_binary());
+                command
+            }
+            None => Command::new(local_binary()),
+        };
+        if launch.subcommand {
+            command.arg("serve");
+        }
         command
-            .arg("serve")
             .arg("--listen")
-            .arg(listen)
+            .arg(launch.listen)
             .arg("--data-dir")
             .arg(data_dir)
             .env_remove("RUNLEDGER_LISTEN")
@@ -62,6 +108,7 @@ impl Server {
             .env_remove("RUNLEDGER_JWT_ISSUER")
             .env_remove("RUNLEDGER_JWT_AUDIENCE")
             .env_remove("RUNLEDGER_LOG_FORMAT")
+            .env_remove("NO_COLOR")
             .env("RUNLEDGER_JWT_SECRET", SECRET)
             .env("RUNLEDGER_SWEEP_INTERVAL_MS", "200")
             .env("RUNLEDGER_WORKERS", "4")
@@ -70,7 +117,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
-        for (name, value) in env {
+        for (name, value) in launch.env {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("spawn runledger-local");
@@ -169,17 +216,26 @@ impl Server {
         }
     }
 
-    /// The server's stderr so far (its log).
+    /// The last 16 KiB of the server's stderr so far (its log).
     pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log_bytes(16 * 1024)).into_owned()
+    }
+
+    /// The server's whole stderr so far, byte for byte.
+    pub fn whole_log(&self) -> Vec<u8> {
+        self.log_bytes(u64::MAX)
+    }
+
+    fn log_bytes(&self, tail: u64) -> Vec<u8> {
         let mut file = match self.log.reopen() {
             Ok(file) => file,
-            Err(e) => return format!("(log unavailable: {e})"),
+            Err(e) => return format!("(log unavailable: {e})").into_bytes(),
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        text
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(tail)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        bytes
     }
 }
 

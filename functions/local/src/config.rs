@@ -2,25 +2,49 @@
 //! `RUNLEDGER_*` variables are parsed in `runledger::settings`.
 
 use runledger::auth::{JwtSettings, MIN_SECRET_BYTES};
-use runledger::settings::{JWT_SECRET, JwtVariables};
+use runledger::settings::{DATA_DIR, DEFAULT_DATA_DIR, JWT_SECRET, JwtVariables};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const SECRET_FILE: &str = "jwt-secret";
 pub const DATABASE_FILE: &str = "runledger.redb";
 
-/// The JWT settings: `RUNLEDGER_JWT_SECRET` when set, else the secret kept in `data_dir`,
-/// created on first use (readable by the owner only).
-pub fn jwt_settings(jwt: JwtVariables, data_dir: &Path) -> Result<JwtSettings, String> {
+/// What to do when the data dir holds no secret yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingSecret {
+    /// Create one (readable by the owner only): `serve`, on first start.
+    Create,
+    /// Fail: `token` must sign with the server's secret, and a new one no server knows would
+    /// only print tokens that are refused.
+    Refuse,
+}
+
+/// The JWT settings: `RUNLEDGER_JWT_SECRET` when set, else the secret kept in `data_dir`.
+pub fn jwt_settings(
+    jwt: JwtVariables,
+    data_dir: &Path,
+    missing: MissingSecret,
+) -> Result<JwtSettings, String> {
     let secret = match jwt.secret {
-        Some(secret) => secret.into_bytes(),
-        None => stored_secret(data_dir)?,
+        Some(secret) => {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "{JWT_SECRET} must be at least {MIN_SECRET_BYTES} bytes"
+                ));
+            }
+            secret.into_bytes()
+        }
+        None => {
+            let secret = stored_secret(data_dir, missing)?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "{} holds a JWT secret shorter than {MIN_SECRET_BYTES} bytes",
+                    secret_path(data_dir).display()
+                ));
+            }
+            secret
+        }
     };
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "{JWT_SECRET} must be at least {MIN_SECRET_BYTES} bytes"
-        ));
-    }
     Ok(JwtSettings {
         secret,
         issuer: jwt.issuer,
@@ -28,12 +52,27 @@ pub fn jwt_settings(jwt: JwtVariables, data_dir: &Path) -> Result<JwtSettings, S
     })
 }
 
-fn stored_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
-    let path = data_dir.join(SECRET_FILE);
+fn secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SECRET_FILE)
+}
+
+fn stored_secret(data_dir: &Path, missing: MissingSecret) -> Result<Vec<u8>, String> {
+    let path = secret_path(data_dir);
     match std::fs::read_to_string(&path) {
         Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    if missing == MissingSecret::Refuse {
+        // Absolute, so that a user in the wrong directory sees which one was meant.
+        let looked = std::path::absolute(&path).unwrap_or(path);
+        return Err(format!(
+            "no JWT secret: {JWT_SECRET} is not set and {} does not exist. \
+             `runledger-local serve` creates it in its data dir on first start: run this \
+             where the server runs, or name its data dir with --data-dir or {DATA_DIR} \
+             (default {DEFAULT_DATA_DIR})",
+            looked.display()
+        ));
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -50,7 +89,9 @@ fn stored_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
             Ok(secret.into_bytes())
         }
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => stored_secret(data_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            stored_secret(data_dir, MissingSecret::Refuse)
+        }
         Err(e) => Err(format!("cannot create {}: {e}", path.display())),
     }
 }

@@ -1,6 +1,7 @@
 //! The local server's connection limits, over real sockets: connections that never finish a
-//! request head are closed after the header-read time-out, and connections over the cap are
-//! answered `503` at once, while the server keeps answering everyone else.
+//! request head are closed after the header-read time-out, at the cap a new connection takes
+//! the place of the oldest idle one, and when every connection is busy one more is answered
+//! `503`, while the server keeps answering everyone else.
 
 use runledger::api::{RouteGroup, Router};
 use runledger_local::server::{Limits, serve};
@@ -78,29 +79,71 @@ async fn a_request_head_that_never_ends_is_cut_off() {
     );
 }
 
+/// Opens a connection whose request is being answered: a whole head with a valid token, and
+/// half of the body it announces, so the handler waits for the rest.
+async fn busy(address: &str) -> TcpStream {
+    let token = runledger_testkit::tokens::mint_token("alice", false);
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/test-cases HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\":"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream
+}
+
 #[tokio::test]
-async fn connections_over_the_cap_get_503_and_the_rest_keep_working() {
+async fn at_the_cap_a_new_connection_takes_the_place_of_the_oldest_idle_one() {
     let (address, _stop) = start(Limits {
         max_connections: 4,
-        header_read_timeout: Duration::from_millis(800),
+        header_read_timeout: Duration::from_secs(60),
     })
     .await;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(half_open(&address).await);
+        // One at a time, so that their ages are what they were opened in.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the server accept all four before the fifth arrives.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(health(&address).await, "HTTP/1.1 200 OK");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, not after the header-read time-out"
+    );
+    assert!(
+        closed_within(&mut held[0], Duration::from_secs(2)).await,
+        "the oldest idle connection made room"
+    );
+    for stream in &mut held[1..] {
+        assert!(
+            !closed_within(stream, Duration::from_millis(100)).await,
+            "only as many connections are closed as need room"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_when_all_are_busy_and_the_rest_keep_working() {
+    let (address, _stop) = start(Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_secs(60),
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(busy(&address).await);
+    }
+    // Let the server start answering all four before the fifth arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     assert_eq!(health(&address).await, "HTTP/1.1 503 Service Unavailable");
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "refused at once"
+        started.elapsed() < Duration::from_secs(3),
+        "refused soon, not held"
     );
-    // The held connections time out, their slots come back, and service resumes.
-    for stream in &mut held {
-        assert!(closed_within(stream, Duration::from_secs(5)).await);
-    }
+    // The busy clients go away, their places come back, and service resumes.
+    drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let status = health(&address).await;
