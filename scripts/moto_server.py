@@ -14,14 +14,21 @@ X-Emulated-Round-Trip-Ms, at most 1000): moto answers in well under a millisecon
 so without it a test of concurrent clients measures moto's own speed, not whether the clients
 wait for each other as they would against AWS. The wait comes before any lock.
 
+moto backs every transaction up by deep-copying each table it touches, stream included; its
+stream records are plain JSON documents of whole items, so copying them made each transaction
+slower than the last. They never change once made, so the copy shares them (a rolled-back
+transaction still drops its own records: the restored copy has the list as it was).
+
 Usage: python scripts/moto_server.py [moto_server arguments], e.g. -H 127.0.0.1 -p 5000.
 """
 
+import copy
 import functools
 import sys
 import threading
 import time
 
+from moto.dynamodb.models.table import StreamShard
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
@@ -55,6 +62,19 @@ def _after_round_trip(self, environ, start_response):
 
 
 DomainDispatcherApplication.__call__ = _after_round_trip
+
+def _copy_shard(self, memo):
+    clone = StreamShard.__new__(StreamShard)
+    memo[id(self)] = clone
+    for name, value in self.__dict__.items():
+        if name == "items":
+            clone.items = list(value)  # the records themselves are never changed: shared
+        else:
+            setattr(clone, name, copy.deepcopy(value, memo))
+    return clone
+
+
+StreamShard.__deepcopy__ = _copy_shard
 
 if __name__ == "__main__":
     main(sys.argv[1:])

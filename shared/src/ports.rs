@@ -7,6 +7,7 @@ use crate::domain::events::{DomainEvent, WorkItem};
 use crate::domain::execution::{
     Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
 };
+use crate::domain::log::LogEntry;
 use crate::domain::step_outcome::StepOutcome;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
@@ -210,6 +211,20 @@ pub trait ExecutionStore: Send + Sync {
     /// Steps in index order, from `after_index` (exclusive) on, inline or partitioned alike.
     async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError>;
     async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Entries of an execution's event log with `seq` above `after`, oldest first, at most
+    /// `limit`.
+    async fn events(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+    /// Brings every execution's event log up to date with what has committed. A no-op for a
+    /// store that writes the log with the change; one that logs from its change stream
+    /// (DynamoDB) takes in what is waiting there.
+    async fn sync_log(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Newest first.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError>;
     /// A suite's children in suite order (every attempt), after `query.after`.

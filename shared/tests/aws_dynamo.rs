@@ -6,7 +6,7 @@ use runledger::domain::catalog::SuiteMode;
 use runledger::domain::events::EventKind;
 use runledger::domain::execution::{ExecutionConfig, ExecutionStatus, StepReport, StepStatus};
 use runledger_testkit::builders::report;
-use runledger_testkit::conformance::Harness;
+use runledger_testkit::conformance::{Harness, step_entries};
 use runledger_testkit::interceptors::Faults;
 use runledger_testkit::stores::{dynamo_table, dynamo_table_with};
 use std::sync::Arc;
@@ -67,6 +67,14 @@ async fn concurrent_repeated_reports_count_once() {
         assert!(all.iter().all(|s| s.status == status_of(s.index)));
         let history = h.history(&e.id).await;
         assert_eq!(history.len(), 2, "queued, then running once: {history:?}");
+        // The log, written from the table's stream, gap-free: the start once, each step once.
+        let log = h.log(&e.id).await;
+        assert_eq!(log.len(), 2 + steps, "{log:#?}");
+        let mut logged = step_entries(&log);
+        logged.sort_by_key(|(index, _)| *index);
+        let each_once: Vec<(u32, StepStatus)> =
+            (0..steps as u32).map(|i| (i, status_of(i))).collect();
+        assert_eq!(logged, each_once);
         let (mut step_failed, mut started) = (0, 0);
         while let Ok(event) = events.try_recv() {
             match event.kind {

@@ -12,7 +12,7 @@ use runledger::domain::execution::{
 use runledger::engine::{EngineError, StartRequest};
 use runledger_testkit::builders::{report, request};
 use runledger_testkit::conformance::{
-    Harness, assert_history_consistent, drain_events, transitions,
+    Harness, assert_history_consistent, drain_events, statuses, step_entries, transitions,
 };
 use runledger_testkit::stores::on_file;
 use std::collections::BTreeMap;
@@ -138,6 +138,16 @@ async fn hammer(steps: u32, storage: StepStorage) {
         transitions(&h.history(&id).await),
         vec![(None, Queued), (Some(Queued), Running)]
     );
+    // The event log, gap-free, has the start once and each step once, with its status.
+    let log = h.log(&id).await;
+    assert_eq!(
+        statuses(&log),
+        vec![(None, Queued), (Some(Queued), Running)]
+    );
+    let mut logged = step_entries(&log);
+    logged.sort_by_key(|(index, _)| *index);
+    let each_once: Vec<(u32, StepStatus)> = (0..steps).map(|i| (i, outcome(i))).collect();
+    assert_eq!(logged, each_once);
     let published = drain_events(&mut events);
     assert_eq!(count(&published, &id, EventKind::ExecutionStarted), 1);
     let mut failed_steps: Vec<u32> = published

@@ -63,10 +63,16 @@ pub async fn dynamo_table_with(
     DynamoStore::create_table(&client, &table)
         .await
         .expect("the emulator creates the table");
-    let store = Arc::new(DynamoStore::new(
-        client.clone(),
-        table.clone(),
-        Arc::new(UlidSource::default()),
-    ));
+    // The store writes its event log from the table's stream when asked (`sync_log`), as
+    // the `log` function does on AWS.
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let store = Arc::new(
+        DynamoStore::new(
+            client.clone(),
+            table.clone(),
+            Arc::new(UlidSource::default()),
+        )
+        .following_the_log(streams),
+    );
     (client, table, store)
 }

@@ -178,7 +178,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             };
             tracing::info!(table = %aws.table, bus = %aws.event_bus, "using AWS resources");
             LocalRuntime::start_aws(
-                runledger::aws::backend::AwsBackend::new(&sdk, aws),
+                runledger::aws::backend::AwsBackend::following_the_log(&sdk, aws),
                 settings,
             )
             .await?

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
+/// How often `--backend aws` takes in the table's stream into the event log.
+const LOG_FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
 pub struct RuntimeSettings {
     pub jwt: JwtSettings,
     pub workers: usize,
@@ -126,6 +129,18 @@ impl LocalRuntime {
             });
         }
         runtime.spawn_sweep(settings.sweep_interval);
+        // No `log` function here: follow the table's stream to keep the event log current.
+        let follower = engine.clone();
+        runtime.background.spawn(async move {
+            let mut ticks = tokio::time::interval(LOG_FOLLOW_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = follower.sync_log().await {
+                    tracing::warn!(error = %e, "following the event log failed");
+                }
+            }
+        });
         Ok(runtime)
     }
 

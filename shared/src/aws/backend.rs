@@ -24,9 +24,16 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
-    /// Wires the engine to the resources `settings` names.
+    /// Wires the engine to the resources `settings` names (as a Lambda function: the `log`
+    /// function writes the event log from the table's stream).
     pub fn new(sdk: &SdkConfig, settings: AwsSettings) -> Self {
-        Self::with_metering(sdk, settings, None)
+        Self::build(sdk, settings, None, false)
+    }
+
+    /// The same, also writing the event log from the table's stream whenever the engine's
+    /// `sync_log` is called, where no `log` function does (`runledger-local --backend aws`).
+    pub fn following_the_log(sdk: &SdkConfig, settings: AwsSettings) -> Self {
+        Self::build(sdk, settings, None, true)
     }
 
     /// The same, counting every AWS request and logging every DynamoDB write in `metering`
@@ -35,6 +42,15 @@ impl AwsBackend {
         sdk: &SdkConfig,
         settings: AwsSettings,
         metering: Option<Metering>,
+    ) -> Self {
+        Self::build(sdk, settings, metering, false)
+    }
+
+    fn build(
+        sdk: &SdkConfig,
+        settings: AwsSettings,
+        metering: Option<Metering>,
+        follow_log: bool,
     ) -> Self {
         let ids: Arc<dyn IdSource> = Arc::new(UlidSource::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -63,7 +79,10 @@ impl AwsBackend {
                 ),
             ),
         };
-        let store = DynamoStore::new(dynamodb, &settings.table, Arc::clone(&ids));
+        let mut store = DynamoStore::new(dynamodb, &settings.table, Arc::clone(&ids));
+        if follow_log {
+            store = store.following_the_log(aws_sdk_dynamodbstreams::Client::new(sdk));
+        }
         let queue = Arc::new(SqsWorkQueue::new(sqs, settings.queue_urls.clone()));
         let bus = EventBridgeBus::new(eventbridge, &settings.event_bus);
         let engine = Engine::new(Arc::new(store), queue.clone(), Arc::new(bus), clock, ids);

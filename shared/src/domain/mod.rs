@@ -52,6 +52,7 @@ pub mod errors;
 pub mod events;
 pub mod execution;
 pub mod ids;
+pub mod log;
 pub mod step_outcome;
 pub mod time;
 pub mod validation;

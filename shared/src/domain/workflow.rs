@@ -14,9 +14,10 @@ use super::execution::{
     Transition,
 };
 use super::ids::IdSource;
+use super::log::{PendingEntry, entries_between};
 use super::time::Timestamp;
 use super::validation::ValidationErrors;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 pub const ENGINE_ACTOR: &str = "engine";
@@ -130,6 +131,8 @@ pub struct ChangeSet {
     pub step_deltas: Vec<StepDelta>,
     /// The changed suites whose only change is their view of some children.
     pub slot_deltas: Vec<SlotDelta>,
+    /// Event log entries, in the order the change made them (see [`crate::domain::log`]).
+    pub log: Vec<PendingEntry>,
 }
 
 /// An execution whose change is only some steps and the counters they move. A store may
@@ -190,6 +193,10 @@ impl ChangeSet {
     /// started when that one says, and only that one announces it.
     pub fn started_elsewhere(&mut self, id: &str, started_at: Option<Timestamp>) {
         self.history.retain(|(e, _, _)| e != id);
+        self.log.retain(|e| {
+            !(e.execution_id == id
+                && matches!(e.event, crate::domain::log::LogEvent::Status { .. }))
+        });
         self.events
             .retain(|e| !(e.execution_id == id && e.kind == EventKind::ExecutionStarted));
         if let Some(execution) = self.executions.iter_mut().find(|e| e.id == id) {
@@ -214,6 +221,7 @@ impl ChangeSet {
         }
         self.created.extend(later.created);
         self.history.extend(later.history);
+        self.log.extend(later.log);
         self.enqueue.extend(later.enqueue);
         self.events.extend(later.events);
     }
@@ -247,6 +255,8 @@ pub struct UnitOfWork<'a> {
     touched: Vec<String>,
     changes: ChangeSet,
     partitioned_steps: BTreeMap<(String, u32), StepResult>,
+    /// Partitioned steps skipped because they never reported (not logged one by one).
+    unreported_skips: BTreeSet<(String, u32)>,
     /// Each written step's status before this unit first changed it.
     step_origins: BTreeMap<(String, u32), StepStatus>,
     /// Each changed suite slot as it was before this unit first changed it.
@@ -265,6 +275,7 @@ impl<'a> UnitOfWork<'a> {
             touched: Vec::new(),
             changes: ChangeSet::default(),
             partitioned_steps: BTreeMap::new(),
+            unreported_skips: BTreeSet::new(),
             step_origins: BTreeMap::new(),
             slot_origins: BTreeMap::new(),
             suites_to_settle: VecDeque::new(),
@@ -305,14 +316,17 @@ impl<'a> UnitOfWork<'a> {
     pub fn finish(mut self) -> ChangeSet {
         for id in &self.touched {
             if let Some(record) = self.loaded.remove(id) {
-                let Some(original) = self.originals.get(id) else {
-                    self.changes.executions.push(record);
-                    continue;
-                };
-                if *original == record {
+                let original = self.originals.get(id);
+                if original == Some(&record) {
                     self.changes.unchanged.push(record);
                     continue;
                 }
+                let log = self.log_of(original, &record);
+                self.changes.log.extend(log);
+                let Some(original) = original else {
+                    self.changes.executions.push(record);
+                    continue;
+                };
                 if let Some(delta) = self.step_delta(original, &record) {
                     self.changes.step_deltas.push(delta);
                 } else if let Some(delta) = self.slot_delta(original, &record) {
@@ -327,6 +341,24 @@ impl<'a> UnitOfWork<'a> {
             .map(|((id, _), step)| (id, step))
             .collect();
         self.changes
+    }
+
+    /// The event log entries of `record`'s change from `original`.
+    fn log_of(&self, original: Option<&Execution>, record: &Execution) -> Vec<PendingEntry> {
+        let history: Vec<&HistoryEntry> = self
+            .changes
+            .history
+            .iter()
+            .filter(|(id, _, _)| *id == record.id)
+            .map(|(_, _, entry)| entry)
+            .collect();
+        let reported: Vec<&StepResult> = self
+            .partitioned_steps
+            .iter()
+            .filter(|(key, _)| key.0 == record.id && !self.unreported_skips.contains(*key))
+            .map(|(_, step)| step)
+            .collect();
+        entries_between(original, record, &history, &reported, self.now)
     }
 
     /// `changed` as a step delta, if its steps and counters are all that differ from
@@ -889,8 +921,12 @@ impl<'a> UnitOfWork<'a> {
         } else {
             execution.steps.clone()
         };
+        let partitioned = self.execution(id)?.is_partitioned();
         for stored in unreported.into_iter().filter(|s| !s.status.is_terminal()) {
             let from = stored.status;
+            if partitioned {
+                self.unreported_skips.insert((id.to_owned(), stored.index));
+            }
             let skipped = StepResult {
                 status: StepStatus::Skipped,
                 finished_at: Some(self.now),

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod executions;
+mod log;
 mod run;
 
 pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};

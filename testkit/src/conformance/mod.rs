@@ -18,6 +18,7 @@
 //! ```
 
 mod catalog;
+mod event_log;
 mod harness;
 mod history;
 mod idempotency;
@@ -32,6 +33,7 @@ mod timeouts;
 mod transitions;
 
 pub use catalog::{catalog_listing, catalog_round_trip};
+pub use event_log::{assert_log_consistent, event_log, statuses, step_entries};
 pub use harness::*;
 pub use history::history_append_only;
 pub use idempotency::idempotency;
@@ -59,8 +61,8 @@ use runledger::domain::errors::StoreError;
 use runledger::domain::events::{DomainEvent, EventKind, WorkItem};
 use runledger::domain::execution::{
     ChildCounts, DEFAULT_TIMEOUT_S, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus,
-    HistoryEntry, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, Priority, Progress, StepReport, StepResult,
-    StepStatus, StepStorage, SuitePlan,
+    HistoryEntry, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, PARTITION_THRESHOLD, Priority, Progress,
+    StepReport, StepResult, StepStatus, StepStorage, SuitePlan,
 };
 use runledger::domain::ids::UlidSource;
 use runledger::domain::step_outcome::{StepOutcome, StepVerdict};
@@ -114,6 +116,7 @@ macro_rules! with_conformance_checks {
             history_append_only,
             builtin_run,
             builtin_runs_refuse_outside_results,
+            event_log,
             active_and_overdue
         }
     };

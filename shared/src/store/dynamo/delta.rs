@@ -27,7 +27,7 @@ use super::keys::{EXEC_SK, exec_pk};
 use super::plan::Snapshot;
 use super::{DynamoStore, is_condition_failure};
 use crate::domain::errors::StoreError;
-use crate::domain::execution::{ChildSlot, Execution, ExecutionStatus, ProgressGrowth};
+use crate::domain::execution::{ChildSlot, Execution, ExecutionStatus, ProgressGrowth, StepResult};
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{Start, StepDelta};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
@@ -108,6 +108,13 @@ impl Expression {
         Ok(())
     }
 
+    /// Stamps the item with when the change was made, for its event log entries.
+    fn changed_at(&mut self, at: Timestamp) {
+        self.name("changed_at");
+        let at = self.value(n(at.millis().max(0) as u64));
+        self.set.push(format!("#changed_at = {at}"));
+    }
+
     /// Adds `growth` to the execution's step counters.
     fn grow(&mut self, growth: &ProgressGrowth) {
         for (field, by) in growth.fields() {
@@ -167,9 +174,11 @@ impl DynamoStore {
         snapshot: &Snapshot,
         execution: &Execution,
         delta: &StepDelta,
+        now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         let id = &delta.execution_id;
         let mut expression = Expression::new();
+        expression.changed_at(now);
         match &delta.start {
             None => {
                 let status = expression.value(s(delta.status.as_str()));
@@ -200,6 +209,16 @@ impl DynamoStore {
             };
             return Ok(started_elsewhere(delta, &old));
         }
+        // The steps, for the event log (see `log`): their items are not in the stream record of
+        // the execution item, which is what orders the log.
+        let steps: Vec<&StepResult> = delta.steps.iter().map(|(_, step)| step).collect();
+        expression.name("last_steps");
+        expression.name("last_steps_ver");
+        let steps = expression.value(attribute(&steps)?);
+        expression.set.extend([
+            format!("#last_steps = {steps}"),
+            "#last_steps_ver = #ver + :one".to_owned(),
+        ]);
         // A transaction returns nothing: the start's maker leaves its token, read back below.
         let token = ulid::Ulid::new().to_string();
         if delta.start.is_some() {
@@ -295,6 +314,7 @@ impl DynamoStore {
     pub(super) async fn roll_up(&self, roll_up: &RollUp) -> Result<bool, StoreError> {
         let replaced = roll_up.before.replaced_by(&roll_up.after);
         let mut expression = Expression::new();
+        expression.changed_at(Timestamp::now());
         let slot = format!("#d.#suite.#slots[{}]", roll_up.position);
         expression.name("suite");
         expression.name("slots");

@@ -9,6 +9,8 @@
 //!   which executions run (chunked: a 10,000-step case does not fit one item).
 //! - `TC#{id}` and `TS#{id}` / `META` + `PART#{n}`: the catalog (chunked the same way).
 //! - `IDEM#{owner}#{key}` / `IDEM`: an `Idempotency-Key` claim, expired by TTL (`expires_at`).
+//! - `EX#{id}` / `EV#{seq:020}`: an event log entry, and `EX#{id}` / `LOG`: the log's head
+//!   (its last `seq`), both expired by TTL two weeks after they were written.
 //!
 //! Index partitions (`gsiNpk` / `gsiNsk`, see `schema`): executions by owner (`EXS#{owner}`),
 //! all executions (`EXS`), a suite's children (`PARENT#{id}`), active executions by deadline
@@ -21,6 +23,9 @@ use crate::domain::errors::StoreError;
 use crate::domain::time::Timestamp;
 
 pub(super) const EXEC_SK: &str = "EXEC";
+
+/// The sort key of an execution's event log head (its last `seq`, see `log`).
+pub(super) const LOG_SK: &str = "LOG";
 
 pub(super) const META_SK: &str = "META";
 
@@ -50,6 +55,11 @@ pub(super) fn execution_id_of_key(item: &Item) -> Result<String, StoreError> {
 
 pub(super) fn step_sk(index: u32) -> String {
     format!("{STEP_PREFIX}{index:010}")
+}
+
+/// The sort key of an execution's event log entry.
+pub(super) fn event_sk(seq: u64) -> String {
+    format!("EV#{seq:020}")
 }
 
 pub(super) fn part_sk(n: usize) -> String {

@@ -5,6 +5,7 @@
 //! - `plan`: the plan/read loop and the reads it is built on;
 //! - `write`: the write path (conditional puts, transactions, intents rolled forward);
 //! - `delta`: the writes that do not contend (step reports, suite roll-ups);
+//! - `log`: the event log, written from the table's change stream;
 //! - `schema`: provisioning (the table, its indexes and projections, TTL).
 //!
 //! Every command is planned by the domain's unit of work against records read with strongly
@@ -16,10 +17,12 @@
 mod delta;
 mod items;
 mod keys;
+mod log;
 mod plan;
 mod schema;
 mod write;
 
+pub use log::{LogFollower, from_stream_item};
 pub use schema::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
@@ -28,6 +31,7 @@ use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
+use crate::domain::log::LogEntry;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
 use crate::ports::{
@@ -52,6 +56,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     ids: Arc<dyn IdSource>,
+    /// Reads the table's change stream for `sync_log`, where no `log` function does.
+    follower: Option<LogFollower>,
 }
 
 impl DynamoStore {
@@ -60,7 +66,15 @@ impl DynamoStore {
             client,
             table: table.into(),
             ids,
+            follower: None,
         }
+    }
+
+    /// This store, writing the event log itself when `sync_log` is called, from the table's
+    /// change stream (locally and in tests; on AWS the `log` function does it).
+    pub fn following_the_log(mut self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+        self.follower = Some(LogFollower::new(streams));
+        self
     }
 }
 
@@ -219,6 +233,22 @@ impl ExecutionStore for DynamoStore {
                 })
             })
             .collect())
+    }
+
+    async fn events(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.read_log(execution_id, after, limit).await
+    }
+
+    async fn sync_log(&self) -> Result<(), StoreError> {
+        match &self.follower {
+            Some(follower) => self.follow_stream(follower).await,
+            None => Ok(()),
+        }
     }
 
     async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {

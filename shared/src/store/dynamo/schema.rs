@@ -7,7 +7,8 @@ use crate::domain::errors::StoreError;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 /// The table's secondary indexes: owner listings, admin listings, children, active deadlines.
@@ -68,7 +69,15 @@ impl DynamoStore {
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .attribute_definitions(attribute("pk"))
-            .attribute_definitions(attribute("sk"));
+            .attribute_definitions(attribute("sk"))
+            // The event log is written from the table's change stream (see `log`).
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .expect("stream fields are set"),
+            );
         for name in [INDEX_OWNER, INDEX_ALL, INDEX_PARENT, INDEX_ACTIVE] {
             request = request
                 .attribute_definitions(attribute(&index_pk(name)))

@@ -74,7 +74,7 @@ impl DynamoStore {
     }
 
     /// Unconditional puts, 25 a request, unprocessed items retried.
-    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+    pub(super) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         for chunk in items.chunks(25) {
             let mut pending: Vec<WriteRequest> = chunk
@@ -117,7 +117,10 @@ impl DynamoStore {
         if let (Some(delta), [execution]) = (changes.only_step_delta(), &changes.executions[..])
             && (!execution.is_partitioned() || delta.steps.len() <= MAX_TRANSACTED_STEPS)
         {
-            if let Some(started_at) = self.write_step_delta(snapshot, execution, delta).await? {
+            if let Some(started_at) = self
+                .write_step_delta(snapshot, execution, delta, now)
+                .await?
+            {
                 let id = delta.execution_id.clone();
                 changes.started_elsewhere(&id, Some(started_at));
             }
@@ -212,6 +215,8 @@ impl DynamoStore {
             let version = previous.as_ref().map_or(0, |p| p.version);
             let mut item =
                 execution_item(execution, &full_history, definition.as_deref(), version + 1)?;
+            // When the change was made, for its event log entries (see `log`).
+            item.insert("changed_at".into(), n(now.millis().max(0) as u64));
             let intent = intents.remove(execution.id.as_str()).unwrap_or_default();
             if !intent.is_empty() {
                 item.insert(

@@ -5,12 +5,13 @@
 
 use super::reads::{DefinitionRecord, Reader, read_record};
 use super::{
-    ACTIVE, CHILDREN, DEADLINES, DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, EXECUTIONS_BY_OWNER,
-    HISTORY, IDEMPOTENCY, SHARED_DEFINITIONS, STEPS, TEST_CASES, Table, deadline_key, encode, key2,
-    seq_key, step_key,
+    ACTIVE, CHILDREN, DEADLINES, DEFINITION_STEPS, DEFINITIONS, EVENTS, EXECUTIONS,
+    EXECUTIONS_BY_OWNER, HISTORY, IDEMPOTENCY, LOG_HEADS, SHARED_DEFINITIONS, STEPS, TEST_CASES,
+    Table, deadline_key, encode, event_key, key2, seq_key, step_key,
 };
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, PARTITION_THRESHOLD};
+use crate::domain::log::LogEntry;
 use crate::domain::workflow::{ChangeSet, DefinitionSource};
 use redb::{TableHandle, WriteTransaction};
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,7 @@ impl Writes {
             writes.put(HISTORY, seq_key(id, *seq), encode(entry)?);
         }
         writes.definitions(changes, reader)?;
+        writes.log(changes, reader)?;
         if let Some(record) = &changes.idempotency {
             let key = key2(&record.owner, &record.key);
             writes.put(IDEMPOTENCY, key, encode(record)?);
@@ -95,6 +97,29 @@ impl Writes {
             }
         }
         self.put(EXECUTIONS, id.clone(), encode(execution)?);
+        Ok(())
+    }
+
+    /// The change's event log entries, numbered on from each log's last `seq`: in the same
+    /// write as the change, and (the head being read, so checked by the writer) with no gaps.
+    fn log(&mut self, changes: &ChangeSet, reader: &mut impl Reader) -> Result<(), StoreError> {
+        let mut heads: HashMap<&str, u64> = HashMap::new();
+        for entry in &changes.log {
+            let id = entry.execution_id.as_str();
+            let seq = match heads.get_mut(id) {
+                Some(seq) => seq,
+                None => {
+                    let last = read_record::<u64>(reader, LOG_HEADS, id)?.unwrap_or(0);
+                    heads.entry(id).or_insert(last)
+                }
+            };
+            *seq += 1;
+            let numbered = LogEntry::numbered(*seq, entry);
+            self.put(EVENTS, event_key(id, *seq), encode(&numbered)?);
+        }
+        for (id, seq) in heads {
+            self.put(LOG_HEADS, id.to_owned(), encode(&seq)?);
+        }
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
+use crate::domain::log::LogEntry;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use crate::ports::{
@@ -49,6 +50,9 @@ const SHARED_DEFINITIONS: Table = TableDefinition::new("shared_definitions");
 /// The step names of each shared snapshot of a partitioned case (`case` NUL `version` NUL
 /// index): what a never-reported step is implied from, read one at a time.
 const DEFINITION_STEPS: Table = TableDefinition::new("definition_steps");
+/// Event log entries (`execution` NUL `seq`, 20 digits) and each log's last `seq`.
+const EVENTS: Table = TableDefinition::new("events");
+const LOG_HEADS: Table = TableDefinition::new("log_heads");
 const DEADLINES: Table = TableDefinition::new("deadlines");
 const ACTIVE: Table = TableDefinition::new("active");
 const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
@@ -57,7 +61,7 @@ const TEST_CASES_BY_OWNER: Table = TableDefinition::new("test_cases_by_owner");
 const TEST_SUITES: Table = TableDefinition::new("test_suites");
 const TEST_SUITES_BY_OWNER: Table = TableDefinition::new("test_suites_by_owner");
 
-const ALL_TABLES: [Table; 15] = [
+const ALL_TABLES: [Table; 17] = [
     EXECUTIONS,
     EXECUTIONS_BY_OWNER,
     CHILDREN,
@@ -66,6 +70,8 @@ const ALL_TABLES: [Table; 15] = [
     DEFINITIONS,
     SHARED_DEFINITIONS,
     DEFINITION_STEPS,
+    EVENTS,
+    LOG_HEADS,
     DEADLINES,
     ACTIVE,
     IDEMPOTENCY,
@@ -569,6 +575,32 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
+    async fn events(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let (start, end) = (
+            event_key(execution_id, after.saturating_add(1)),
+            event_key(execution_id, u64::MAX),
+        );
+        self.read(move |txn| {
+            let table = txn.open_table(EVENTS).map_err(unavailable)?;
+            let mut entries = Vec::new();
+            for entry in table
+                .range(start.as_str()..end.as_str())
+                .map_err(unavailable)?
+                .take(limit)
+            {
+                let (_, value) = entry.map_err(unavailable)?;
+                entries.push(decode(value.value())?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
     async fn history(&self, execution_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let execution_id = execution_id.to_owned();
         self.read(move |txn| {
@@ -747,6 +779,10 @@ fn step_key(execution_id: &str, index: u32) -> String {
 
 fn seq_key(execution_id: &str, seq: u32) -> String {
     format!("{execution_id}{SEP}{seq:010}")
+}
+
+fn event_key(execution_id: &str, seq: u64) -> String {
+    format!("{execution_id}{SEP}{seq:020}")
 }
 
 fn deadline_key(at: Timestamp, id: &str) -> String {
