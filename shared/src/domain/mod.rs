@@ -52,6 +52,7 @@ pub mod errors;
 pub mod events;
 pub mod execution;
 pub mod ids;
+pub mod schema;
 pub mod step_outcome;
 pub mod time;
 pub mod validation;

@@ -4,7 +4,7 @@ mod catalog;
 mod executions;
 mod run;
 
-pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};
+pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
 
 use crate::domain::clock::Clock;
 use crate::domain::errors::StoreError;
