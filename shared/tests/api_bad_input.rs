@@ -1447,3 +1447,98 @@ async fn bad_starts_create_no_execution() {
     api.start_case(&alice, &case).await;
     assert_eq!(inventory(&api, &alice).await.2.len(), 1);
 }
+
+/// JSON has one kind of number and the OpenAPI document's `"type": "integer"` admits `3.0`
+/// and `3e0` as well as `3` (schemathesis sent such): they are the integers they spell.
+/// A fraction is still refused.
+#[tokio::test]
+async fn whole_numbers_written_as_floats_are_integers() {
+    let api = Api::new();
+    let alice = api.token("alice");
+    let created = api
+        .post(
+            "/api/v1/test-cases",
+            &alice,
+            &json!({"name": "c", "timeout_s": 300.0,
+                    "steps": [{"name": "s", "action": "http",
+                               "http": {"method": "GET", "url": "http://127.0.0.1:9/", "timeout_ms": 5e3},
+                               "expect": {"status": 2.0e2}}]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let case = created.json();
+    assert_eq!(case["timeout_s"], json!(300));
+    assert_eq!(case["steps"][0]["http"]["timeout_ms"], json!(5000));
+    assert_eq!(case["steps"][0]["expect"]["status"], json!(200));
+
+    let external = api.create_external_case(&alice, "external", 2).await;
+    let execution = api.start_case(&alice, &external).await;
+    let reply = api
+        .post(
+            &format!("/api/v1/executions/{execution}/steps"),
+            &alice,
+            &json!({"steps": [{"index": 1.0, "status": "passed", "duration_ms": 12.0}]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["progress"]["passed"], json!(1));
+
+    let before = inventory(&api, &alice).await;
+    for (body, field) in [
+        (
+            json!({"name": "c", "timeout_s": 300.5, "steps": [{"name": "s", "action": "external"}]}),
+            "timeout_s",
+        ),
+        (
+            json!({"name": "c", "timeout_s": -300.0, "steps": [{"name": "s", "action": "external"}]}),
+            "timeout_s",
+        ),
+        (
+            json!({"name": "c", "timeout_s": 1e300, "steps": [{"name": "s", "action": "external"}]}),
+            "timeout_s",
+        ),
+    ] {
+        let reply = api.post("/api/v1/test-cases", &alice, &body).await;
+        names_field(&reply, field, field);
+    }
+    assert_eq!(inventory(&api, &alice).await, before);
+}
+
+/// The bodies of complete, cancel and retry are optional and documented as nullable: JSON
+/// `null` is no body, as an empty one is (schemathesis sent `null`).
+#[tokio::test]
+async fn a_null_body_is_no_body() {
+    let api = Api::new();
+    let alice = api.token("alice");
+    let case = api.create_external_case(&alice, "case", 1).await;
+    for command in ["complete", "cancel"] {
+        let execution = api.start_case(&alice, &case).await;
+        let reply = api
+            .post_raw(
+                &format!("/api/v1/executions/{execution}/{command}"),
+                &alice,
+                &b"null"[..],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{command}: {}", reply.text());
+        let retried = api
+            .post_raw(
+                &format!("/api/v1/executions/{execution}/retry"),
+                &alice,
+                &b" null "[..],
+            )
+            .await;
+        assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.text());
+    }
+    let execution = api.start_case(&alice, &case).await;
+    for body in [&b"[]"[..], b"5", br#"{"reason": 5}"#, b"nul"] {
+        let reply = api
+            .post_raw(
+                &format!("/api/v1/executions/{execution}/cancel"),
+                &alice,
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    }
+}

@@ -171,7 +171,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     }
 }
 
-/// A body that may be left out: empty is `None`, anything else must parse as `T`.
+/// A body that may be left out: empty or JSON `null` is `None` (the document describes it as
+/// nullable), anything else must parse as `T`.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
@@ -182,7 +183,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if body.is_empty() {
             return Ok(OptionalJson(None));
         }
-        json_body(&body).map(|value| OptionalJson(Some(value)))
+        json_body(&body).map(OptionalJson)
     }
 }
 

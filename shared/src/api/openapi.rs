@@ -1,29 +1,150 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes and the
 //! wire types' schemas through the route table; served at `GET /api/v1/openapi.json`.
 //!
-//! What every operation shares is added here once: errors are problem documents, and every
-//! operation needs a bearer token unless its handler declares `security(())`.
+//! What every operation shares is added here once: every operation needs a bearer token
+//! unless its handler declares `security(())`, and states the problems every operation can
+//! answer (`400`, `503`; `401` with a token, `413` with a body). Handlers list their own
+//! (`404` [`NotFound`], `409` [`Conflict`]), so each operation lists every status it returns.
 
 use super::problem::ProblemBody;
 use super::{RouteGroup, routes};
+use crate::domain::catalog::{HttpRequestSpec, StepDefinition};
+use crate::domain::execution::StepReport;
 use bytes::Bytes;
 use http::Method;
-use utoipa::openapi::path::{Operation, PathItem};
+use std::collections::BTreeMap;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn, PathItem};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi as _};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi as _};
 
 const BEARER: &str = "bearer";
 
+// The schemas that fields' own schemas (`domain::schema`) refer to, which utoipa does not
+// collect from them.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "runledger",
         description = "Test execution engine API (contract v1)."
     ),
-    components(schemas(ProblemBody))
+    components(schemas(ProblemBody, StepDefinition, HttpRequestSpec, StepReport))
 )]
 struct Base;
+
+/// The problem responses (RFC 9457) operations answer, each kept once in
+/// `components.responses` and referred to by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
+enum ProblemResponse {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    ServiceUnavailable,
+}
+
+impl ProblemResponse {
+    fn status(self) -> &'static str {
+        match self {
+            ProblemResponse::BadRequest => "400",
+            ProblemResponse::Unauthorized => "401",
+            ProblemResponse::NotFound => "404",
+            ProblemResponse::Conflict => "409",
+            ProblemResponse::PayloadTooLarge => "413",
+            ProblemResponse::ServiceUnavailable => "503",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ProblemResponse::BadRequest => "BadRequest",
+            ProblemResponse::Unauthorized => "Unauthorized",
+            ProblemResponse::NotFound => "NotFound",
+            ProblemResponse::Conflict => "Conflict",
+            ProblemResponse::PayloadTooLarge => "PayloadTooLarge",
+            ProblemResponse::ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+
+    fn response(self) -> Response {
+        let description = match self {
+            ProblemResponse::BadRequest => {
+                "Invalid: a value or body the schema refuses, a reference to something that does \
+                 not exist (`validation_failed`, `malformed_json`, `invalid_cursor`), or a query \
+                 parameter the operation does not take or given twice"
+            }
+            ProblemResponse::Unauthorized => {
+                "A missing, malformed, expired or wrongly signed token"
+            }
+            ProblemResponse::NotFound => "No such id, or not the caller's (`*_not_found`)",
+            ProblemResponse::Conflict => {
+                "Conflicts with the current state (`invalid_transition`, `step_conflict`, \
+                 `not_applicable`, `concurrent_modification`)"
+            }
+            ProblemResponse::PayloadTooLarge => "The body is over 1 MiB (`payload_too_large`)",
+            ProblemResponse::ServiceUnavailable => {
+                "Unavailable for now: an outage of a dependency, a request unanswered after \
+                 30 s, or too many connections (`unavailable`, `timeout`, `too_many_connections`)"
+            }
+        };
+        let response = ResponseBuilder::new().description(description).content(
+            super::problem::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        match self {
+            ProblemResponse::Unauthorized => response.header(
+                "WWW-Authenticate",
+                header("`Bearer`, with the error when there was a token"),
+            ),
+            ProblemResponse::ServiceUnavailable => {
+                response.header("Retry-After", header("Seconds to wait before retrying"))
+            }
+            _ => response,
+        }
+        .build()
+    }
+
+    /// This response in an operation's responses: its status and a reference.
+    fn listed(self) -> (String, RefOr<Response>) {
+        (
+            self.status().to_owned(),
+            Ref::from_response_name(self.name()).into(),
+        )
+    }
+}
+
+fn header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(description))
+        .build()
+}
+
+/// `404`, for `responses(...)`: no such id, or not the caller's (another user's records
+/// answer the same).
+pub struct NotFound;
+
+impl IntoResponses for NotFound {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([ProblemResponse::NotFound.listed()])
+    }
+}
+
+/// `409`, for `responses(...)`: the command does not apply to the record as it is now, or
+/// lost a race to another.
+pub struct Conflict;
+
+impl IntoResponses for Conflict {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([ProblemResponse::Conflict.listed()])
+    }
+}
 
 struct SharedByEveryOperation;
 
@@ -39,21 +160,13 @@ impl Modify for SharedByEveryOperation {
                     .build(),
             ),
         );
-        let problem = ResponseBuilder::new()
-            .description("A problem (RFC 9457)")
-            .content(
-                super::problem::PROBLEM_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
+        for problem in <ProblemResponse as strum::IntoEnumIterator>::iter() {
+            components
+                .responses
+                .insert(problem.name().to_owned(), problem.response().into());
+        }
         for item in document.paths.paths.values_mut() {
             for operation in operations_mut(item) {
-                operation
-                    .responses
-                    .responses
-                    .insert("default".into(), problem.clone().into());
                 match &operation.security {
                     // `security(())` on a handler: no token needed.
                     Some(requirements) if requirements.iter().all(is_empty) => {
@@ -65,9 +178,43 @@ impl Modify for SharedByEveryOperation {
                             Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])])
                     }
                 }
+                // Every operation checks its query; a body can be too large; any request
+                // can meet an outage or time out.
+                let mut shared = vec![
+                    ProblemResponse::BadRequest,
+                    ProblemResponse::ServiceUnavailable,
+                ];
+                if operation.security.is_some() {
+                    shared.push(ProblemResponse::Unauthorized);
+                }
+                if operation.request_body.is_some() {
+                    shared.push(ProblemResponse::PayloadTooLarge);
+                }
+                operation
+                    .responses
+                    .responses
+                    .extend(shared.into_iter().map(ProblemResponse::listed));
+                // An empty query value counts as absent (`params::Query`).
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let RefOr::T(parameter) = parameter
+                        && parameter.parameter_in == ParameterIn::Query
+                    {
+                        allow_empty_value(parameter);
+                    }
+                }
             }
         }
     }
+}
+
+/// Sets `allowEmptyValue`, which utoipa leaves out (OpenAPI 3.1 still defines it, though it
+/// deprecates it): it is written through the parameter's extensions, whose keys utoipa
+/// writes as they are.
+fn allow_empty_value(parameter: &mut Parameter) {
+    parameter
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("allowEmptyValue".to_owned(), true.into());
 }
 
 fn is_empty(requirement: &SecurityRequirement) -> bool {
@@ -126,6 +273,7 @@ pub fn document_json() -> Bytes {
 mod tests {
     use super::*;
     use serde_json::Value;
+    use strum::VariantNames;
 
     #[test]
     fn the_document_is_complete_openapi() {
@@ -151,7 +299,21 @@ mod tests {
             paths["/api/v1/executions"]["get"]["security"],
             serde_json::json!([{"bearer": []}])
         );
-        assert!(paths["/api/v1/test-cases"]["post"]["responses"]["default"].is_object());
+        // Every status an operation answers is listed; nothing hides behind `default`.
+        let responses = &paths["/api/v1/test-cases"]["post"]["responses"];
+        let statuses: Vec<&str> = responses
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["201", "400", "401", "409", "413", "503"]);
+        assert_eq!(
+            responses["400"]["$ref"],
+            "#/components/responses/BadRequest"
+        );
+        let health = &paths["/api/v1/health"]["get"]["responses"];
+        assert!(health.get("401").is_none() && health.get("400").is_some());
         // Every $ref points at a schema that exists.
         let text = doc.to_string();
         for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
@@ -180,6 +342,136 @@ mod tests {
             String::from_utf8(document_json().to_vec()).unwrap(),
             compact
         );
+    }
+
+    /// The document's bounds are the validators' constants. They are built from them, so this
+    /// guards the committed file and anyone replacing a schema with literals.
+    #[test]
+    fn the_documented_limits_are_the_enforced_ones() {
+        use crate::api::params::{LISTING_PAGE, STEPS_PAGE};
+        use crate::api::wire::{ExecutionTrace, MAX_CANCEL_REASON_CHARS};
+        use crate::domain::catalog::*;
+        use crate::domain::execution::*;
+        use crate::domain::validation::{MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS};
+        use crate::engine::MAX_IDEMPOTENCY_KEY_CHARS;
+        use serde_json::json;
+
+        let doc: Value = serde_json::from_slice(&document_json()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let case = &schemas["TestCaseInput"]["properties"];
+        let name = &case["name"];
+        assert_eq!(
+            (&name["minLength"], &name["maxLength"]),
+            (&json!(1), &json!(MAX_NAME_CHARS))
+        );
+        assert_eq!(name["pattern"], crate::domain::schema::not_blank_pattern());
+        assert_eq!(case["timeout_s"]["maximum"], json!(MAX_TIMEOUT_S));
+        assert_eq!(case["timeout_s"]["minimum"], json!(1));
+        assert_eq!(
+            case["description"]["maxLength"],
+            json!(MAX_DESCRIPTION_CHARS)
+        );
+        assert_eq!(case["tags"]["maxItems"], json!(MAX_TAGS));
+        assert_eq!(case["tags"]["items"]["maxLength"], json!(MAX_TAG_CHARS));
+        for steps in case["steps"]["oneOf"].as_array().unwrap() {
+            assert_eq!(
+                (&steps["minItems"], &steps["maxItems"]),
+                (&json!(1), &json!(MAX_STEPS))
+            );
+        }
+        let http = &schemas["HttpRequestSpec"]["properties"];
+        assert_eq!(http["url"]["maxLength"], json!(MAX_URL_CHARS));
+        assert_eq!(http["timeout_ms"]["maximum"], json!(MAX_STEP_TIMEOUT_MS));
+        assert_eq!(http["method"]["enum"], json!(HTTP_METHODS));
+        let suite = &schemas["TestSuiteInput"]["properties"];
+        assert_eq!(suite["max_parallel"]["maximum"], json!(MAX_MAX_PARALLEL));
+        assert_eq!(suite["max_parallel"]["minimum"], json!(1));
+        assert_eq!(suite["test_case_ids"]["maxItems"], json!(MAX_SUITE_CASES));
+        let config = &schemas["ExecutionConfig"]["properties"];
+        assert_eq!(config["timeout_s"]["maximum"], json!(MAX_TIMEOUT_S));
+        assert_eq!(config["max_retries"]["maximum"], json!(MAX_RETRIES_LIMIT));
+        assert_eq!(
+            config["environment"]["maxLength"],
+            json!(MAX_ENVIRONMENT_CHARS)
+        );
+        let report = &schemas["StepsBody"]["properties"]["steps"];
+        assert_eq!(
+            (&report["minItems"], &report["maxItems"]),
+            (&json!(1), &json!(MAX_STEPS_PER_REPORT))
+        );
+        assert_eq!(
+            schemas["StepReport"]["properties"]["index"]["maximum"],
+            json!(MAX_STEPS - 1)
+        );
+        assert_eq!(
+            schemas["CancelBody"]["properties"]["reason"]["maxLength"],
+            json!(MAX_CANCEL_REASON_CHARS)
+        );
+
+        let parameter = |path: &str, method: &str, name: &str| -> Value {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+                .clone()
+        };
+        for path in [
+            "/api/v1/test-cases",
+            "/api/v1/test-suites",
+            "/api/v1/executions",
+            "/api/v1/executions/{id}/children",
+        ] {
+            let limit = parameter(path, "get", "limit");
+            assert_eq!(
+                limit["schema"]["maximum"],
+                json!(LISTING_PAGE.max),
+                "{path}"
+            );
+            assert_eq!(
+                limit["schema"]["default"],
+                json!(LISTING_PAGE.default),
+                "{path}"
+            );
+            assert_eq!(limit["schema"]["minimum"], json!(1), "{path}");
+            assert_eq!(limit["allowEmptyValue"], true, "{path}");
+        }
+        let steps_limit = parameter("/api/v1/executions/{id}/steps", "get", "limit");
+        assert_eq!(steps_limit["schema"]["maximum"], json!(STEPS_PAGE.max));
+        assert_eq!(steps_limit["schema"]["default"], json!(STEPS_PAGE.default));
+        let status = parameter("/api/v1/executions", "get", "status");
+        assert_eq!(
+            status["schema"]["$ref"],
+            "#/components/schemas/ExecutionStatus"
+        );
+        assert_eq!(
+            schemas["ExecutionStatus"]["enum"],
+            json!(ExecutionStatus::VARIANTS)
+        );
+        let fields = parameter("/api/v1/executions/{id}", "get", "fields");
+        assert_eq!(
+            fields["schema"]["items"]["enum"],
+            json!(ExecutionTrace::field_names())
+        );
+        assert_eq!(
+            (&fields["style"], &fields["explode"]),
+            (&json!("form"), &json!(false))
+        );
+        assert!(schemas["ExecutionTraceFields"].get("required").is_none());
+        let required = schemas["ExecutionTrace"]["required"].as_array().unwrap();
+        assert!(required.contains(&json!("id")) && required.contains(&json!("status")));
+        for path in ["/api/v1/executions/case", "/api/v1/executions/suite"] {
+            let key = parameter(path, "post", "Idempotency-Key");
+            let pattern = key["schema"]["pattern"].as_str().unwrap();
+            let inner = format!("{{0,{}}}", MAX_IDEMPOTENCY_KEY_CHARS - 2);
+            assert!(pattern.contains(&inner), "{pattern}");
+            let responses = &doc["paths"][path]["post"]["responses"];
+            assert!(
+                responses["200"].is_object() && responses["202"].is_object(),
+                "{path}"
+            );
+        }
     }
 
     #[test]

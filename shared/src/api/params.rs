@@ -7,6 +7,50 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+
+/// How many items a page of a listing holds: `limit`, 1..`max`, `default` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize {
+    pub default: usize,
+    pub max: usize,
+}
+
+/// Listings of test cases, suites, executions and children.
+pub const LISTING_PAGE: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
+
+/// `GET /executions/{id}/steps`.
+pub const STEPS_PAGE: PageSize = PageSize {
+    default: 100,
+    max: 1000,
+};
+
+impl PageSize {
+    /// The `limit` parameter's schema.
+    pub fn schema(self) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .maximum(Some(self.max as f64))
+            .default(Some(self.default.into()))
+            .into()
+    }
+}
+
+/// `limit` of [`LISTING_PAGE`], for `#[param(schema_with = ...)]`.
+pub fn listing_limit_schema() -> RefOr<Schema> {
+    LISTING_PAGE.schema()
+}
+
+/// `limit` of [`STEPS_PAGE`].
+pub fn steps_limit_schema() -> RefOr<Schema> {
+    STEPS_PAGE.schema()
+}
 
 /// A request's query parameters; each may appear once, and only the ones a route knows.
 /// Empty values count as absent.
@@ -53,8 +97,9 @@ impl Query {
     }
 }
 
-/// `limit`, within `1..=max`, or `default` when absent.
-pub fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, Problem> {
+/// `limit`, within `1..=size.max`, or `size.default` when absent.
+pub fn limit(text: Option<&str>, size: PageSize) -> Result<usize, Problem> {
+    let PageSize { default, max } = size;
     match text {
         None => Ok(default),
         Some(text) => match text.parse::<usize>() {
@@ -65,6 +110,17 @@ pub fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, Pr
             )),
         },
     }
+}
+
+/// Where a page continues (`cursor`, checked first) and how many items it holds (`limit`).
+pub fn page<T: FromStr>(
+    limit_text: Option<&str>,
+    cursor_text: Option<&str>,
+    listing: &str,
+    size: PageSize,
+) -> Result<(Option<T>, usize), Problem> {
+    let after = parsed_cursor(cursor_text, listing)?;
+    Ok((after, limit(limit_text, size)?))
 }
 
 /// The position a `cursor` encodes, checked to belong to this kind of listing.
@@ -182,11 +238,12 @@ mod tests {
 
     #[test]
     fn limits_are_bounded() {
-        assert_eq!(limit(None, 50, 200).unwrap(), 50);
-        assert_eq!(limit(Some("200"), 50, 200).unwrap(), 200);
+        assert_eq!(limit(None, LISTING_PAGE).unwrap(), 50);
+        assert_eq!(limit(Some("200"), LISTING_PAGE).unwrap(), 200);
         for bad in ["0", "201", "-1", "ten", "99999999999999999999999"] {
-            assert!(limit(Some(bad), 50, 200).is_err(), "{bad}");
+            assert!(limit(Some(bad), LISTING_PAGE).is_err(), "{bad}");
         }
+        assert_eq!(limit(Some("1000"), STEPS_PAGE).unwrap(), 1000);
     }
 
     #[test]

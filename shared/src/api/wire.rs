@@ -8,8 +8,14 @@ use crate::domain::execution::{
 };
 use crate::domain::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::LazyLock;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The longest `reason` a cancel takes.
+pub const MAX_CANCEL_REASON_CHARS: usize = 1000;
 
 /// The execution trace: `GET /executions/{id}` and the answer of every command on one.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -114,6 +120,69 @@ impl ExecutionTrace {
     }
 }
 
+/// Any subset of a trace's fields: what `GET /executions/{id}?fields=` answers. Its schema is
+/// the trace's with nothing required; it is never built, only documented.
+pub struct ExecutionTraceFields;
+
+impl PartialSchema for ExecutionTraceFields {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = ExecutionTrace::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some(
+                "The fields of an execution trace that `fields` asked for (any subset)".into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for ExecutionTraceFields {
+    fn name() -> Cow<'static, str> {
+        "ExecutionTraceFields".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ExecutionTrace::name().into(), ExecutionTrace::schema()));
+        ExecutionTrace::schemas(schemas);
+    }
+}
+
+/// The answer of `GET /executions/{id}`: the whole trace, or with `?fields=` just those
+/// fields. Only documented.
+pub struct TraceOrFields;
+
+impl PartialSchema for TraceOrFields {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(ExecutionTrace::name()))
+            .item(Ref::from_schema_name(ExecutionTraceFields::name()))
+            .into()
+    }
+}
+
+impl ToSchema for TraceOrFields {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            ExecutionTraceFields::name().into(),
+            ExecutionTraceFields::schema(),
+        ));
+        ExecutionTraceFields::schemas(schemas);
+    }
+}
+
+/// The `fields` parameter: a comma-separated list of the trace's field names.
+pub fn trace_fields_schema() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(ExecutionTrace::field_names().iter().cloned())),
+        )
+        .min_items(Some(1))
+        .into()
+}
+
 /// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
 fn suite_progress(plan: &SuitePlan) -> Progress {
     let c = plan.counts();
@@ -181,20 +250,31 @@ pub struct StartSuiteBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepsBody {
-    /// 1..500 step results.
+    #[schema(schema_with = crate::domain::schema::reported_steps)]
     pub steps: Vec<StepReport>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
-    /// At most 1,000 characters.
     #[serde(default)]
+    #[schema(schema_with = cancel_reason_schema)]
     pub reason: Option<String>,
 }
 
+fn cancel_reason_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(
+            [Type::String, Type::Null]
+                .into_iter()
+                .collect::<utoipa::openapi::schema::SchemaType>(),
+        )
+        .max_length(Some(MAX_CANCEL_REASON_CHARS))
+        .into()
+}
+
 /// Routes that take no body accept an empty one, or `{}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyBody {}
 

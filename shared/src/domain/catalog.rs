@@ -2,6 +2,7 @@
 //! what every kind of catalog entry has in common ([`CatalogEntry`]).
 
 use super::ids::{TEST_CASE_PREFIX, TEST_SUITE_PREFIX};
+use super::schema;
 use super::time::Timestamp;
 use super::validation::{MAX_NAME_CHARS, ValidationErrors};
 use serde::de::DeserializeOwned;
@@ -19,8 +20,11 @@ pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 pub const MAX_STEP_TIMEOUT_MS: u64 = 600_000;
 pub const DEFAULT_MAX_PARALLEL: u32 = 10;
 pub const MAX_MAX_PARALLEL: u32 = 100;
-const MAX_DESCRIPTION_CHARS: usize = 4_000;
-const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
+/// A built-in step's URL, before templating.
+pub const MAX_URL_CHARS: usize = 8_192;
+pub const MAX_VARIABLE_NAME_CHARS: usize = MAX_NAME_CHARS;
+pub const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// A suite whose test cases hold `steps` in all (a case named twice counts twice) is too
 /// large to run.
@@ -226,14 +230,18 @@ pub enum StepAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRequestSpec {
+    #[schema(schema_with = schema::http_method)]
     pub method: String,
+    #[schema(schema_with = schema::http_url)]
     pub url: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = schema::http_headers)]
     pub headers: BTreeMap<String, String>,
     /// A string is sent as is (after templating); any other JSON value is sent as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::http_timeout_ms)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -241,9 +249,11 @@ pub struct HttpRequestSpec {
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::expect_status)]
     pub status: Option<u16>,
     /// JSON Pointer (RFC 6901) → expected value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = schema::expect_json)]
     pub json: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
@@ -257,6 +267,7 @@ pub struct Expectations {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepDefinition {
+    #[schema(schema_with = schema::name)]
     pub name: String,
     pub action: StepAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +276,7 @@ pub struct StepDefinition {
     pub expect: Option<Expectations>,
     /// Variable name → JSON Pointer into the response body.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = schema::capture)]
     pub capture: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
@@ -274,15 +286,21 @@ pub struct StepDefinition {
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestCaseInput {
+    #[schema(schema_with = schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = schema::description)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schema::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = schema::variables)]
     pub variables: BTreeMap<String, String>,
     #[serde(default)]
+    #[schema(schema_with = schema::timeout_s)]
     pub timeout_s: Option<u64>,
+    #[schema(schema_with = schema::case_steps)]
     pub steps: Vec<StepDefinition>,
 }
 
@@ -434,7 +452,7 @@ impl HttpRequestSpec {
         let url_ok = self.url.starts_with("{{")
             || self.url.starts_with("http://")
             || self.url.starts_with("https://");
-        if !url_ok || self.url.len() > 8_192 {
+        if !url_ok || self.url.chars().count() > MAX_URL_CHARS {
             errors.add(
                 format!("{path}.url"),
                 "must be an http:// or https:// URL (or start with a {{placeholder}})",
@@ -467,17 +485,22 @@ pub enum SuiteMode {
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestSuiteInput {
+    #[schema(schema_with = schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = schema::description)]
     pub description: Option<String>,
+    #[schema(schema_with = schema::test_case_ids)]
     pub test_case_ids: Vec<String>,
     #[serde(default)]
     pub mode: SuiteMode,
     #[serde(default)]
+    #[schema(schema_with = schema::max_parallel)]
     pub max_parallel: Option<u32>,
     #[serde(default)]
     pub fail_fast: bool,
     #[serde(default)]
+    #[schema(schema_with = schema::tags)]
     pub tags: Vec<String>,
 }
 
@@ -548,7 +571,7 @@ fn check_description(errors: &mut ValidationErrors, description: Option<&str>) {
 
 pub fn is_variable_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= MAX_NAME_CHARS
+        && name.len() <= MAX_VARIABLE_NAME_CHARS
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))

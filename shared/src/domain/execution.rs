@@ -12,6 +12,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 pub const MAX_OUTPUT_BYTES: usize = 4096;
 pub const DEFAULT_TIMEOUT_S: u64 = 3600;
 pub const MAX_RETRIES_LIMIT: u32 = 10;
+pub const MAX_ENVIRONMENT_CHARS: usize = 100;
+/// Step results in one report.
+pub const MAX_STEPS_PER_REPORT: usize = 500;
 
 named_enum! {
     #[derive(PartialOrd, Ord)]
@@ -122,14 +125,19 @@ pub struct ExecutionConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::timeout_s)]
     pub timeout_s: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::max_retries)]
     pub max_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::environment)]
     pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = super::schema::variables)]
     pub variables: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = super::schema::tags)]
     pub tags: Vec<String>,
 }
 
@@ -256,7 +264,9 @@ impl StepResult {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
+    #[schema(schema_with = super::schema::step_index)]
     pub index: u32,
+    #[schema(schema_with = super::schema::reported_status)]
     pub status: StepStatus,
     #[serde(default)]
     pub name: Option<String>,

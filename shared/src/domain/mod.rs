@@ -53,6 +53,7 @@ pub mod events;
 pub mod execution;
 pub mod ids;
 pub mod log;
+pub mod schema;
 pub mod step_outcome;
 pub mod time;
 pub mod validation;

@@ -6,7 +6,7 @@ use crate::domain::catalog::{
 };
 use crate::domain::execution::{
     ChildSlot, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus, HistoryEntry,
-    MAX_RETRIES_LIMIT, StepReport, StepResult, SuitePlan, Transition,
+    MAX_ENVIRONMENT_CHARS, MAX_RETRIES_LIMIT, StepReport, StepResult, SuitePlan, Transition,
 };
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{
@@ -16,8 +16,8 @@ use crate::ports::{ChildrenQuery, ExecutionQuery, Page, StepsQuery};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub const MAX_STEPS_PER_REPORT: usize = 500;
-const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+pub use crate::domain::execution::MAX_STEPS_PER_REPORT;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// A start request, after parsing.
 #[derive(Debug, Clone, Default)]
@@ -530,9 +530,12 @@ fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
     if config
         .environment
         .as_ref()
-        .is_some_and(|e| e.is_empty() || e.chars().count() > 100)
+        .is_some_and(|e| e.is_empty() || e.chars().count() > MAX_ENVIRONMENT_CHARS)
     {
-        errors.add("config.environment", "must be 1..100 characters");
+        errors.add(
+            "config.environment",
+            format!("must be 1..{MAX_ENVIRONMENT_CHARS} characters"),
+        );
     }
     for name in config.variables.keys() {
         if !is_variable_name(name) {

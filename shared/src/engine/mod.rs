@@ -5,7 +5,7 @@ mod executions;
 mod log;
 mod run;
 
-pub use executions::{MAX_STEPS_PER_REPORT, StartRequest, Started};
+pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
 
 use crate::domain::clock::Clock;
 use crate::domain::errors::StoreError;

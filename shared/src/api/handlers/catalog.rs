@@ -4,7 +4,8 @@
 
 use crate::api::ApiState;
 use crate::api::extract::{Call, EntryId, NoQuery, StrictJson, StrictQuery};
-use crate::api::params::{cursor, encode_cursor, limit};
+use crate::api::openapi::{Conflict, NotFound};
+use crate::api::params::{LISTING_PAGE, cursor, encode_cursor, limit};
 use crate::api::problem::Problem;
 use crate::api::wire::Page;
 use crate::domain::catalog::{
@@ -23,10 +24,9 @@ use utoipa::IntoParams;
 pub struct CatalogParams {
     /// Only entries with this tag.
     tag: Option<String>,
-    /// 1..200, default 50.
-    #[param(value_type = Option<u32>)]
+    #[param(schema_with = crate::api::params::listing_limit_schema)]
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (a cursor this listing did not hand out is `400`).
     cursor: Option<String>,
 }
 
@@ -69,7 +69,7 @@ async fn list<T: CatalogEntry>(
         .list_entries::<T>(
             &caller,
             query.tag,
-            limit(query.limit.as_deref(), 50, 200)?,
+            limit(query.limit.as_deref(), LISTING_PAGE)?,
             cursor(query.cursor.as_deref(), kind)?,
         )
         .await?;
@@ -85,7 +85,9 @@ macro_rules! catalog_handlers {
             use super::*;
 
             #[utoipa::path(post, path = $path, tag = "catalog", summary = concat!("Create a ", $what), request_body = $input,
-                        responses((status = 201, description = "Created", body = $entry)))]
+                        responses((status = 201, description = "Created", body = $entry,
+                                   headers(("Location" = String, description = "The new entry's path"))),
+                                  Conflict))]
             pub async fn create(
                 Call { api, caller, .. }: Call,
                 StrictJson(input): StrictJson<$input>,
@@ -103,7 +105,7 @@ macro_rules! catalog_handlers {
 
             #[utoipa::path(get, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Get a ", $what),
                         params(("id" = String, Path)),
-                        responses((status = 200, description = "The entry", body = $entry)))]
+                        responses((status = 200, description = "The entry", body = $entry), NotFound))]
             pub async fn get(
                 Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
             ) -> Result<Json<$entry>, Problem> {
@@ -112,7 +114,7 @@ macro_rules! catalog_handlers {
 
             #[utoipa::path(put, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Replace a ", $what, " (bumps version)"),
                         params(("id" = String, Path)), request_body = $input,
-                        responses((status = 200, description = "The new version", body = $entry)))]
+                        responses((status = 200, description = "The new version", body = $entry), NotFound, Conflict))]
             pub async fn replace(
                 Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
                 StrictJson(input): StrictJson<$input>,
@@ -126,7 +128,7 @@ macro_rules! catalog_handlers {
 
             #[utoipa::path(delete, path = concat!($path, "/{id}"), tag = "catalog", summary = concat!("Delete a ", $what),
                         params(("id" = String, Path)),
-                        responses((status = 204, description = "Deleted")))]
+                        responses((status = 204, description = "Deleted"), NotFound))]
             pub async fn delete(
                 Call { api, caller, id: EntryId(id, ..), .. }: Call<NoQuery, EntryId<$entry>>,
             ) -> Result<StatusCode, Problem> {

@@ -3,24 +3,26 @@
 use crate::api::extract::{
     Call, ExecutionId, IdempotencyKey, OnExecution, OptionalJson, StrictJson, StrictQuery,
 };
-use crate::api::params::{cursor, encode_cursor, limit, parsed_cursor};
+use crate::api::openapi::{Conflict, NotFound};
+use crate::api::params::{LISTING_PAGE, cursor, encode_cursor, limit, page};
 use crate::api::problem::Problem;
 use crate::api::wire::{
-    CancelBody, EmptyBody, ExecutionTrace, History, Page, StartCaseBody, StartSuiteBody,
+    CancelBody, EmptyBody, ExecutionTrace, History, MAX_CANCEL_REASON_CHARS, Page, StartCaseBody,
+    StartSuiteBody, TraceOrFields,
 };
 use crate::domain::execution::{ExecutionConfig, ExecutionKind, ExecutionStatus};
 use crate::domain::time::Timestamp;
-use crate::engine::StartRequest;
+use crate::engine::{MAX_IDEMPOTENCY_KEY_CHARS, StartRequest};
 use crate::ports::ExecutionQuery;
 use axum::Json;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::str::FromStr;
 use strum::VariantNames;
 use utoipa::IntoParams;
-
-const MAX_CANCEL_REASON_CHARS: usize = 1000;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// What a start runs.
 enum Target {
@@ -51,13 +53,40 @@ async fn start(
     Ok((status, Json(ExecutionTrace::of(&started.execution, true))))
 }
 
+/// The headers of a start.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only documented: the `IdempotencyKey` extractor reads the header
+pub struct StartHeaders {
+    /// Makes the start safe to repeat: the same key from the same user within 24 hours
+    /// answers `200` with the execution it started.
+    #[param(rename = "Idempotency-Key", schema_with = idempotency_key_schema)]
+    idempotency_key: Option<String>,
+}
+
+/// 1..255 printable ASCII characters, not counting the spaces and tabs around a header
+/// value, which are not part of it (RFC 9110, section 5.5).
+fn idempotency_key_schema() -> RefOr<Schema> {
+    let inner = MAX_IDEMPOTENCY_KEY_CHARS.saturating_sub(2);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^[\\t ]*[!-~]([ -~]{{0,{inner}}}[!-~])?[\\t ]*$"
+        )))
+        .description(Some(format!(
+            "1..{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"
+        )))
+        .into()
+}
+
 /// The two start routes differ only in their path, body and what they start.
 macro_rules! start_handler {
     ($name:ident, $path:literal, $summary:literal, $body:ty, $target:ident, $id:ident) => {
         #[utoipa::path(post, path = $path, tag = "executions", summary = $summary,
-            params(("Idempotency-Key" = Option<String>, Header)), request_body = $body,
+            params(StartHeaders), request_body = $body,
             responses((status = 202, description = "Started", body = ExecutionTrace),
-                      (status = 200, description = "Already started with this Idempotency-Key", body = ExecutionTrace)))]
+                      (status = 200, description = "Already started with this Idempotency-Key", body = ExecutionTrace),
+                      NotFound, Conflict))]
         pub async fn $name(
             call: Call,
             key: IdempotencyKey,
@@ -103,9 +132,9 @@ pub struct ListParams {
     /// Created before (RFC 3339).
     #[param(value_type = Option<Timestamp>)]
     until: Option<String>,
-    /// 1..200, default 50.
-    #[param(value_type = Option<u32>)]
+    #[param(schema_with = crate::api::params::listing_limit_schema)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page (a cursor this listing did not hand out is `400`).
     cursor: Option<String>,
 }
 
@@ -142,7 +171,7 @@ impl ListParams {
             kind,
             since: time("since", self.since.as_deref())?,
             until: time("until", self.until.as_deref())?,
-            limit: limit(self.limit.as_deref(), 50, 200)?,
+            limit: limit(self.limit.as_deref(), LISTING_PAGE)?,
             after: cursor(self.cursor.as_deref(), "executions")?,
             test_case_id: self.test_case_id,
             test_suite_id: self.test_suite_id,
@@ -176,11 +205,27 @@ pub async fn list(
     Ok(trace_page("executions", found))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
 pub struct TraceParams {
-    /// Comma-separated top-level fields to return (e.g. `id,status,progress`).
     fields: Option<String>,
+}
+
+/// By hand: `#[param(schema_with)]` drops `explode`, and `fields` is one comma-separated value.
+impl IntoParams for TraceParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("fields")
+                .parameter_in(ParameterIn::Query)
+                .description(Some(
+                    "Top-level fields to return, comma-separated (e.g. `id,status,progress`)",
+                ))
+                .style(Some(ParameterStyle::Form))
+                .explode(Some(false))
+                .schema(Some(crate::api::wire::trace_fields_schema()))
+                .build(),
+        ]
+    }
 }
 
 /// Parses `?fields=a,b` against the trace's fields.
@@ -203,7 +248,8 @@ fn parse_fields(raw: Option<&str>) -> Result<Option<Vec<String>>, Problem> {
 /// Get an execution trace
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
     params(("id" = String, Path), TraceParams),
-    responses((status = 200, description = "The trace (only the asked-for fields with `fields`)", body = ExecutionTrace)))]
+    responses((status = 200, description = "The trace; with `fields`, only the fields asked for", body = TraceOrFields),
+              NotFound))]
 pub async fn get(
     call: Call<StrictQuery<TraceParams>, ExecutionId>,
 ) -> Result<Json<Value>, Problem> {
@@ -226,39 +272,31 @@ pub async fn get(
     }))
 }
 
+/// The query of `GET /executions/{id}/children`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    #[param(value_type = Option<u32>)]
-    pub(crate) limit: Option<String>,
-    pub(crate) cursor: Option<String>,
+    #[param(schema_with = crate::api::params::listing_limit_schema)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page (a cursor this listing did not hand out is `400`).
+    cursor: Option<String>,
 }
-
-impl PageParams {
-    /// Where to continue and how many, checked in that order.
-    pub(crate) fn page<T: FromStr>(
-        &self,
-        listing: &str,
-        default_limit: usize,
-        max_limit: usize,
-    ) -> Result<(Option<T>, usize), Problem> {
-        let after = parsed_cursor(self.cursor.as_deref(), listing)?;
-        Ok((
-            after,
-            limit(self.limit.as_deref(), default_limit, max_limit)?,
-        ))
-    }
-}
-
-/// A paged listing under one execution.
-pub(crate) type PagedUnder = Call<StrictQuery<PageParams>, ExecutionId>;
 
 /// A suite's child executions
 #[utoipa::path(get, path = "/executions/{id}/children", tag = "executions",
     params(("id" = String, Path), PageParams),
-    responses((status = 200, description = "Every attempt of every child, in suite order", body = Page<ExecutionTrace>)))]
-pub async fn children(call: PagedUnder) -> Result<Json<Page<ExecutionTrace>>, Problem> {
-    let (after, limit) = call.query.page::<String>("children", 50, 200)?;
+    responses((status = 200, description = "Every attempt of every child, in suite order", body = Page<ExecutionTrace>),
+              NotFound))]
+pub async fn children(
+    call: Call<StrictQuery<PageParams>, ExecutionId>,
+) -> Result<Json<Page<ExecutionTrace>>, Problem> {
+    let query = &call.query;
+    let (after, limit) = page::<String>(
+        query.limit.as_deref(),
+        query.cursor.as_deref(),
+        "children",
+        LISTING_PAGE,
+    )?;
     let found = call
         .api
         .engine
@@ -270,7 +308,7 @@ pub async fn children(call: PagedUnder) -> Result<Json<Page<ExecutionTrace>>, Pr
 /// The audit trail, oldest first
 #[utoipa::path(get, path = "/executions/{id}/history", tag = "executions",
     params(("id" = String, Path)),
-    responses((status = 200, description = "One entry per state transition", body = History)))]
+    responses((status = 200, description = "One entry per state transition", body = History), NotFound))]
 pub async fn history(call: OnExecution) -> Result<Json<History>, Problem> {
     let items = call.api.engine.history(&call.caller, &call.id).await?;
     Ok(Json(History { items }))
@@ -278,8 +316,8 @@ pub async fn history(call: OnExecution) -> Result<Json<History>, Problem> {
 
 /// The reporter is done: derive passed or failed
 #[utoipa::path(post, path = "/executions/{id}/complete", tag = "executions",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "The finished trace", body = ExecutionTrace)))]
+    params(("id" = String, Path)), request_body(content = Option<EmptyBody>, description = "Nothing, or `{}`"),
+    responses((status = 200, description = "The finished trace", body = ExecutionTrace), NotFound, Conflict))]
 pub async fn complete(
     call: OnExecution,
     _: OptionalJson<EmptyBody>,
@@ -291,7 +329,7 @@ pub async fn complete(
 /// Cancel (a suite's unfinished children too)
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions",
     params(("id" = String, Path)), request_body(content = Option<CancelBody>),
-    responses((status = 200, description = "The cancelled trace", body = ExecutionTrace)))]
+    responses((status = 200, description = "The cancelled trace", body = ExecutionTrace), NotFound, Conflict))]
 pub async fn cancel(
     call: OnExecution,
     OptionalJson(body): OptionalJson<CancelBody>,
@@ -316,8 +354,8 @@ pub async fn cancel(
 
 /// Start a new attempt of a finished execution
 #[utoipa::path(post, path = "/executions/{id}/retry", tag = "executions",
-    params(("id" = String, Path)),
-    responses((status = 202, description = "The new attempt", body = ExecutionTrace)))]
+    params(("id" = String, Path)), request_body(content = Option<EmptyBody>, description = "Nothing, or `{}`"),
+    responses((status = 202, description = "The new attempt", body = ExecutionTrace), NotFound, Conflict))]
 pub async fn retry(
     call: OnExecution,
     _: OptionalJson<EmptyBody>,
