@@ -31,9 +31,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against
-    /// the account or emulator the standard AWS variables point at).
+    /// the account or emulator the standard AWS variables point at, on a table, queues and
+    /// bus of its own that it deletes at the end).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// With `--backend aws`: keep the table, queues and bus instead of deleting them at the
+    /// end, and print their names.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +73,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "embedded" => {}
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
+    }
+    if args.keep {
+        return Err("--keep applies to --backend aws only".into());
     }
     let transports = match args.transport.as_str() {
         "in-process" => vec![Transport::InProcess],
@@ -485,14 +493,75 @@ mod tests {
     }
 }
 
-/// AWS requests per engine operation, counted by an SDK interceptor, averaged over
-/// `--executions` repetitions (capped at 50: this measures calls, not speed).
+/// `--backend aws`: [`measure_aws_requests`] on a table, queues and bus of its own, deleted
+/// at the end (unless `--keep`) whether the run is done, failed, panicked or was stopped
+/// (SIGINT, SIGTERM; a second one stops the cleanup).
 async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     use runledger::aws::backend::AwsBackend;
-    use runledger::aws::metrics::Metering;
-    let repetitions = args.executions.clamp(1, 50);
     let sdk = runledger::aws::sdk_config().await;
+    let target = sdk.endpoint_url().unwrap_or("AWS").to_owned();
     let prefix = format!("runledger-bench-{}", std::process::id());
+    println!(
+        "runledger bench --backend aws: against {target}, on the table, 8 queues and bus {prefix}{}",
+        if args.keep {
+            " (kept: --keep)"
+        } else {
+            " (deleted at the end)"
+        }
+    );
+    // A task of its own, so that a panic in it still comes back here to the cleanup.
+    let mut run = tokio::spawn(measure_aws_requests(
+        sdk.clone(),
+        prefix.clone(),
+        args.executions,
+    ));
+    let outcome = tokio::select! {
+        joined = &mut run => joined.unwrap_or_else(|e| Err(format!("the run panicked: {e}"))),
+        _ = crate::runtime::stop_signal() => {
+            run.abort();
+            let _ = run.await;
+            Err("stopped by a signal".to_owned())
+        }
+    };
+    if args.keep {
+        println!("kept: {}", AwsBackend::resource_names(&prefix).join(", "));
+        return outcome;
+    }
+    let deleted = tokio::select! {
+        deleted = AwsBackend::delete_resources(&sdk, &prefix) => deleted,
+        _ = crate::runtime::stop_signal() => Err(format!(
+            "stopped by a second signal, so any of these may remain: {}",
+            AwsBackend::resource_names(&prefix).join(", ")
+        )),
+    };
+    match (outcome, deleted) {
+        (outcome, Ok(())) => {
+            println!("deleted the table, 8 queues and bus {prefix}");
+            outcome
+        }
+        (outcome, Err(e)) => {
+            let ran = match outcome {
+                Ok(()) => "the bench ran".to_owned(),
+                Err(failure) => format!("the bench failed ({failure})"),
+            };
+            Err(format!(
+                "{ran}, but cleaning up failed: {e}; delete those by hand"
+            ))
+        }
+    }
+}
+
+/// AWS requests per engine operation, counted by an SDK interceptor, averaged over
+/// `executions` repetitions (capped at 50: this measures calls, not speed), on resources
+/// named after `prefix`, which it creates.
+async fn measure_aws_requests(
+    sdk: runledger::aws::SdkConfig,
+    prefix: String,
+    executions: usize,
+) -> Result<(), String> {
+    use runledger::aws::backend::AwsBackend;
+    use runledger::aws::metrics::Metering;
+    let repetitions = executions.clamp(1, 50);
     let settings = AwsBackend::create_resources(&sdk, &prefix).await?;
     let metering = Metering::default();
     let meter = Meter {

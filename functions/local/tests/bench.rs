@@ -1,7 +1,8 @@
 //! `runledger-local bench` on the real binary, with tiny numbers: the embedded bench at an
-//! inline and a partitioned step count.
+//! inline and a partitioned step count, and the AWS bench against the emulator leaving
+//! nothing behind.
 
-use runledger_testkit::emulator::REGION;
+use runledger_testkit::emulator::{Emulator, REGION};
 use runledger_testkit::server::local_binary;
 use std::process::{Command, Output};
 use tempfile::TempDir;
@@ -96,4 +97,86 @@ fn bench_runs_at_inline_and_partitioned_step_counts() {
         }
         assert!(stdout.contains("peak RSS:"), "{stdout}");
     }
+}
+
+/// Every table, queue and bus whose name is `prefix` or starts with `prefix-`.
+async fn resources_named(emulator: &Emulator, prefix: &str) -> Vec<String> {
+    let sdk = emulator.sdk_config().await;
+    let ours = |name: &str| name == prefix || name.starts_with(&format!("{prefix}-"));
+    let mut found = Vec::new();
+    let tables = aws_sdk_dynamodb::Client::new(&sdk)
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("list tables");
+    found.extend(
+        tables
+            .into_iter()
+            .filter(|t| ours(t))
+            .map(|t| format!("table {t}")),
+    );
+    let queues = aws_sdk_sqs::Client::new(&sdk)
+        .list_queues()
+        .queue_name_prefix(prefix)
+        .send()
+        .await
+        .expect("list queues")
+        .queue_urls
+        .unwrap_or_default();
+    found.extend(
+        queues
+            .into_iter()
+            .filter(|url| ours(url.rsplit('/').next().unwrap_or_default()))
+            .map(|url| format!("queue {url}")),
+    );
+    let buses = aws_sdk_eventbridge::Client::new(&sdk)
+        .list_event_buses()
+        .name_prefix(prefix)
+        .send()
+        .await
+        .expect("list event buses")
+        .event_buses
+        .unwrap_or_default();
+    found.extend(
+        buses
+            .into_iter()
+            .filter_map(|b| b.name)
+            .filter(|name| ours(name))
+            .map(|name| format!("bus {name}")),
+    );
+    found
+}
+
+#[tokio::test]
+async fn aws_bench_deletes_what_it_created() {
+    let emulator = Emulator::get();
+    let (mut command, _home) = bench(
+        &["--backend", "aws", "--executions", "2"],
+        &[("AWS_ENDPOINT_URL", &emulator.endpoint)],
+    );
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the bench");
+    // The bench names its resources after its process id.
+    let prefix = format!("runledger-bench-{}", child.id());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("wait for the bench")
+        .expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --backend aws");
+    assert!(
+        stdout.contains("| start a case |"),
+        "the requests table is printed: {stdout}"
+    );
+    let left = resources_named(&emulator, &prefix).await;
+    assert!(left.is_empty(), "the bench left behind: {left:?}\n{stdout}");
+    assert!(
+        stdout.contains(&prefix),
+        "the bench says what it created and deleted: {stdout}"
+    );
 }
