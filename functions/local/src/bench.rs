@@ -30,15 +30,20 @@ pub struct BenchArgs {
     /// Repeat the whole measurement this many times and also print the medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
-    /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against
-    /// the account or emulator the standard AWS variables point at, on a table, queues and
-    /// bus of its own that it deletes at the end).
+    /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against the
+    /// emulator `AWS_ENDPOINT_URL` points at, on a table, queues and bus of its own that it
+    /// deletes at the end).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
     /// With `--backend aws`: keep the table, queues and bus instead of deleting them at the
     /// end, and print their names.
     #[arg(long)]
     pub keep: bool,
+    /// With `--backend aws`: run even without `AWS_ENDPOINT_URL`, that is against the real
+    /// AWS account your credentials name. It creates and deletes a table, 8 queues and a bus
+    /// there and sends them hundreds of requests, which costs money.
+    #[arg(long)]
+    pub yes_real_account: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +79,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
     }
-    if args.keep {
-        return Err("--keep applies to --backend aws only".into());
+    if args.keep || args.yes_real_account {
+        return Err("--keep and --yes-real-account apply to --backend aws only".into());
     }
     let transports = match args.transport.as_str() {
         "in-process" => vec![Transport::InProcess],
@@ -498,8 +503,25 @@ mod tests {
 /// (SIGINT, SIGTERM; a second one stops the cleanup).
 async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     use runledger::aws::backend::AwsBackend;
+    // Checked before the SDK loads, since loading can already call AWS (for the region, on
+    // instance metadata).
+    let endpoint_set = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty());
+    if !endpoint_set && !args.yes_real_account {
+        return Err(real_account_refusal("AWS_ENDPOINT_URL is not set"));
+    }
     let sdk = runledger::aws::sdk_config().await;
-    let target = sdk.endpoint_url().unwrap_or("AWS").to_owned();
+    let target = match sdk.endpoint_url() {
+        Some(endpoint) => endpoint.to_owned(),
+        None if !args.yes_real_account => {
+            return Err(real_account_refusal(
+                "AWS_ENDPOINT_URL is set but the SDK ignores it (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)",
+            ));
+        }
+        None => format!(
+            "the real AWS account of your credentials, region {} (--yes-real-account)",
+            sdk.region().map_or("unset", |r| r.as_ref())
+        ),
+    };
     let prefix = format!("runledger-bench-{}", std::process::id());
     println!(
         "runledger bench --backend aws: against {target}, on the table, 8 queues and bus {prefix}{}",
@@ -549,6 +571,16 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
             ))
         }
     }
+}
+
+fn real_account_refusal(why: &str) -> String {
+    format!(
+        "refusing to run bench --backend aws: {why}, so the SDK would talk to a real AWS \
+         account. The bench creates and deletes a DynamoDB table, 8 SQS queues and an \
+         EventBridge bus there and sends them hundreds of requests, which costs money. Point \
+         AWS_ENDPOINT_URL at an emulator (README, runledger on AWS, locally), or pass \
+         --yes-real-account to run it against the account your credentials name."
+    )
 }
 
 /// AWS requests per engine operation, counted by an SDK interceptor, averaged over

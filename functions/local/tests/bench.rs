@@ -1,6 +1,6 @@
 //! `runledger-local bench` on the real binary, with tiny numbers: the embedded bench at an
-//! inline and a partitioned step count, and the AWS bench against the emulator leaving
-//! nothing behind.
+//! inline and a partitioned step count, the AWS bench against the emulator leaving nothing
+//! behind, and the AWS bench refusing a real account unless told otherwise.
 
 use runledger_testkit::emulator::{Emulator, REGION};
 use runledger_testkit::server::local_binary;
@@ -179,4 +179,28 @@ async fn aws_bench_deletes_what_it_created() {
         stdout.contains(&prefix),
         "the bench says what it created and deleted: {stdout}"
     );
+}
+
+#[test]
+fn aws_bench_refuses_a_real_account_without_the_flag() {
+    // No AWS_ENDPOINT_URL: the SDK would talk to real AWS.
+    let (mut command, _home) = bench(&["--backend", "aws", "--executions", "2"], &[]);
+    let output = command.output().expect("run the bench");
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the bench ran against real AWS without --yes-real-account:\n{}\n{stderr}",
+        text(&output.stdout)
+    );
+    for words in [
+        "AWS_ENDPOINT_URL",
+        "--yes-real-account",
+        "creates and deletes",
+        "costs money",
+    ] {
+        assert!(
+            stderr.contains(words),
+            "the refusal names {words:?}: {stderr}"
+        );
+    }
 }
