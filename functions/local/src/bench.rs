@@ -30,10 +30,20 @@ pub struct BenchArgs {
     /// Repeat the whole measurement this many times and also print the medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
-    /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against
-    /// the account or emulator the standard AWS variables point at).
+    /// `embedded` (throughput and latency) or `aws` (AWS requests per operation, against the
+    /// emulator `AWS_ENDPOINT_URL` points at, on a table, queues and bus of its own that it
+    /// deletes at the end).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// With `--backend aws`: keep the table, queues and bus instead of deleting them at the
+    /// end, and print their names.
+    #[arg(long)]
+    pub keep: bool,
+    /// With `--backend aws`: run even without `AWS_ENDPOINT_URL`, that is against the real
+    /// AWS account your credentials name. It creates and deletes a table, 8 queues and a bus
+    /// there and sends them hundreds of requests, which costs money.
+    #[arg(long)]
+    pub yes_real_account: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +69,8 @@ struct Measurement {
     report_p50_ms: f64,
     report_p99_ms: f64,
     visible_p99_ms: f64,
+    /// How the reported steps were read back.
+    visibility_read: &'static str,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
@@ -66,6 +78,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "embedded" => {}
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
+    }
+    if args.keep || args.yes_real_account {
+        return Err("--keep and --yes-real-account apply to --backend aws only".into());
     }
     let transports = match args.transport.as_str() {
         "in-process" => vec![Transport::InProcess],
@@ -87,17 +102,20 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let mut visibility_read = "";
     for transport in transports {
         let mut runs = Vec::new();
         for run in 1..=args.runs {
             let measurement = measure(&args, transport).await?;
             print_row(&format!("{} run {run}", transport.name()), &measurement);
+            visibility_read = measurement.visibility_read;
             runs.push(measurement);
         }
         if runs.len() > 1 {
             print_row(&format!("{} median", transport.name()), &median(&runs));
         }
     }
+    println!("visible: every 10th reported step read back {visibility_read}");
     println!("peak RSS: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
     Ok(())
 }
@@ -121,6 +139,7 @@ fn median(runs: &[Measurement]) -> Measurement {
         report_p50_ms: pick(|m| m.report_p50_ms),
         report_p99_ms: pick(|m| m.report_p99_ms),
         visible_p99_ms: pick(|m| m.visible_p99_ms),
+        visibility_read: runs[0].visibility_read,
     }
 }
 
@@ -257,6 +276,17 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
     .await?;
     let starts_per_s = args.executions as f64 / started_at.elapsed().as_secs_f64();
     let ids: Arc<Vec<String>> = Arc::new(ids.into_iter().map(|(id, _, _)| id).collect());
+    // From 50 steps on a trace is partitioned, and `GET /executions/{id}` leaves its steps
+    // out by contract: the server says which this case is.
+    let (status, trace) = client
+        .send(
+            Method::GET,
+            &format!("/executions/{}?fields=storage", ids[0]),
+            None,
+        )
+        .await?;
+    expect(status, StatusCode::OK, &trace)?;
+    let partitioned = trace["storage"] == "partitioned";
 
     // Phase 2: report every step, one per request, interleaved across executions so that
     // all of them are running at once. Every 10th report is followed by a read that must
@@ -285,15 +315,7 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
                 let answered = Instant::now();
                 let latency = answered - sent;
                 let visible = if n % 10 == 0 {
-                    let (status, trace) = client
-                        .send(
-                            Method::GET,
-                            &format!("/executions/{id}?fields=steps,progress"),
-                            None,
-                        )
-                        .await?;
-                    expect(status, StatusCode::OK, &trace)?;
-                    if trace["steps"][step]["status"] != "passed" {
+                    if read_step(&client, id, step, partitioned).await?["status"] != "passed" {
                         return Err(format!(
                             "step {step} of {id} was acknowledged but is not visible"
                         ));
@@ -350,7 +372,49 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
         report_p50_ms: percentile_ms(&mut latencies, 50.0),
         report_p99_ms: percentile_ms(&mut latencies, 99.0),
         visible_p99_ms: percentile_ms(&mut visibility, 99.0),
+        visibility_read: if partitioned {
+            "through GET /executions/{id}/steps?limit=1&cursor= (partitioned steps)"
+        } else {
+            "through GET /executions/{id}?fields=steps,progress (inline steps)"
+        },
     })
+}
+
+/// Step `step` of execution `id`, read the way a client reads it: in the trace while its
+/// steps are inline, else as the one item of a `/steps` page, since the trace leaves
+/// partitioned steps out. Either is one request whatever the step count: the `/steps`
+/// cursor is the server's own "after step - 1" (the bench is this crate's own client), so
+/// nothing pages from the first step.
+async fn read_step(
+    client: &Client,
+    id: &str,
+    step: usize,
+    partitioned: bool,
+) -> Result<Value, String> {
+    if !partitioned {
+        let path = format!("/executions/{id}?fields=steps,progress");
+        let (status, trace) = client.send(Method::GET, &path, None).await?;
+        expect(status, StatusCode::OK, &trace)?;
+        return Ok(trace["steps"][step].clone());
+    }
+    let cursor = match step.checked_sub(1) {
+        Some(before) => format!(
+            "&cursor={}",
+            runledger::api::params::encode_cursor("steps", &before.to_string())
+        ),
+        None => String::new(),
+    };
+    let path = format!("/executions/{id}/steps?limit=1{cursor}");
+    let (status, page) = client.send(Method::GET, &path, None).await?;
+    expect(status, StatusCode::OK, &page)?;
+    let item = &page["items"][0];
+    if item["index"] != json!(step) {
+        return Err(format!(
+            "GET {path} answered step {} instead of step {step}: {page}",
+            item["index"]
+        ));
+    }
+    Ok(item.clone())
 }
 
 fn executions_steps(body: &Value) -> u64 {
@@ -434,14 +498,102 @@ mod tests {
     }
 }
 
-/// AWS requests per engine operation, counted by an SDK interceptor, averaged over
-/// `--executions` repetitions (capped at 50: this measures calls, not speed).
+/// `--backend aws`: [`measure_aws_requests`] on a table, queues and bus of its own, deleted
+/// at the end (unless `--keep`) whether the run is done, failed, panicked or was stopped
+/// (SIGINT, SIGTERM; a second one stops the cleanup).
 async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
     use runledger::aws::backend::AwsBackend;
-    use runledger::aws::metrics::Metering;
-    let repetitions = args.executions.clamp(1, 50);
+    // Checked before the SDK loads, since loading can already call AWS (for the region, on
+    // instance metadata).
+    let endpoint_set = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty());
+    if !endpoint_set && !args.yes_real_account {
+        return Err(real_account_refusal("AWS_ENDPOINT_URL is not set"));
+    }
     let sdk = runledger::aws::sdk_config().await;
+    let target = match sdk.endpoint_url() {
+        Some(endpoint) => endpoint.to_owned(),
+        None if !args.yes_real_account => {
+            return Err(real_account_refusal(
+                "AWS_ENDPOINT_URL is set but the SDK ignores it (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)",
+            ));
+        }
+        None => format!(
+            "the real AWS account of your credentials, region {} (--yes-real-account)",
+            sdk.region().map_or("unset", |r| r.as_ref())
+        ),
+    };
     let prefix = format!("runledger-bench-{}", std::process::id());
+    println!(
+        "runledger bench --backend aws: against {target}, on the table, 8 queues and bus {prefix}{}",
+        if args.keep {
+            " (kept: --keep)"
+        } else {
+            " (deleted at the end)"
+        }
+    );
+    // A task of its own, so that a panic in it still comes back here to the cleanup.
+    let mut run = tokio::spawn(measure_aws_requests(
+        sdk.clone(),
+        prefix.clone(),
+        args.executions,
+    ));
+    let outcome = tokio::select! {
+        joined = &mut run => joined.unwrap_or_else(|e| Err(format!("the run panicked: {e}"))),
+        _ = crate::runtime::stop_signal() => {
+            run.abort();
+            let _ = run.await;
+            Err("stopped by a signal".to_owned())
+        }
+    };
+    if args.keep {
+        println!("kept: {}", AwsBackend::resource_names(&prefix).join(", "));
+        return outcome;
+    }
+    let deleted = tokio::select! {
+        deleted = AwsBackend::delete_resources(&sdk, &prefix) => deleted,
+        _ = crate::runtime::stop_signal() => Err(format!(
+            "stopped by a second signal, so any of these may remain: {}",
+            AwsBackend::resource_names(&prefix).join(", ")
+        )),
+    };
+    match (outcome, deleted) {
+        (outcome, Ok(())) => {
+            println!("deleted the table, 8 queues and bus {prefix}");
+            outcome
+        }
+        (outcome, Err(e)) => {
+            let ran = match outcome {
+                Ok(()) => "the bench ran".to_owned(),
+                Err(failure) => format!("the bench failed ({failure})"),
+            };
+            Err(format!(
+                "{ran}, but cleaning up failed: {e}; delete those by hand"
+            ))
+        }
+    }
+}
+
+fn real_account_refusal(why: &str) -> String {
+    format!(
+        "refusing to run bench --backend aws: {why}, so the SDK would talk to a real AWS \
+         account. The bench creates and deletes a DynamoDB table, 8 SQS queues and an \
+         EventBridge bus there and sends them hundreds of requests, which costs money. Point \
+         AWS_ENDPOINT_URL at an emulator (README, runledger on AWS, locally), or pass \
+         --yes-real-account to run it against the account your credentials name."
+    )
+}
+
+/// AWS requests per engine operation, counted by an SDK interceptor, averaged over
+/// `executions` repetitions (capped at 50: this measures calls, not speed), on resources
+/// named after `prefix`, which it creates.
+async fn measure_aws_requests(
+    sdk: runledger::aws::SdkConfig,
+    prefix: String,
+    executions: usize,
+) -> Result<(), String> {
+    use runledger::aws::backend::AwsBackend;
+    use runledger::aws::metrics::Metering;
+    let repetitions = executions.clamp(1, 50);
     let settings = AwsBackend::create_resources(&sdk, &prefix).await?;
     let metering = Metering::default();
     let meter = Meter {

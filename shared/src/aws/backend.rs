@@ -4,11 +4,11 @@
 use super::metrics::Metering;
 use crate::api::{RouteGroup, Router};
 use crate::auth::{Authenticator, JwtSettings};
-use crate::bus::eventbridge::{EventBridgeBus, create_bus};
+use crate::bus::eventbridge::{EventBridgeBus, create_bus, delete_bus};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ids::{IdSource, UlidSource};
 use crate::engine::Engine;
-use crate::queue::sqs::{SqsWorkQueue, create_queues};
+use crate::queue::sqs::{SqsWorkQueue, create_queues, delete_queue, queue_names};
 use crate::settings::{
     AwsSettings, JWT_SECRET, JWT_SECRET_PARAMETER, JwtVariables, QueueUrls, Vars,
 };
@@ -114,6 +114,48 @@ impl AwsBackend {
             step_queue_url: Some(step_queue_url),
             event_bus: prefix.to_owned(),
         })
+    }
+
+    /// What [`Self::create_resources`] creates under `prefix`, one line each.
+    pub fn resource_names(prefix: &str) -> Vec<String> {
+        let mut names = vec![format!("DynamoDB table {prefix}")];
+        names.extend(
+            queue_names(prefix)
+                .into_iter()
+                .map(|q| format!("SQS queue {q}")),
+        );
+        names.push(format!("EventBridge bus {prefix}"));
+        names
+    }
+
+    /// Deletes what [`Self::create_resources`] creates under `prefix`, whichever of it exists
+    /// (so it also cleans up after a creation that failed halfway). Tries every resource even
+    /// when one fails; the error names those left and the first failure.
+    pub async fn delete_resources(sdk: &SdkConfig, prefix: &str) -> Result<(), String> {
+        let mut left: Vec<(String, String)> = Vec::new();
+        if let Err(e) = DynamoStore::delete_table(&aws_sdk_dynamodb::Client::new(sdk), prefix).await
+        {
+            left.push((format!("DynamoDB table {prefix}"), e));
+        }
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        for queue in queue_names(prefix) {
+            if let Err(e) = delete_queue(&sqs, &queue).await {
+                left.push((format!("SQS queue {queue}"), e));
+            }
+        }
+        if let Err(e) = delete_bus(&aws_sdk_eventbridge::Client::new(sdk), prefix).await {
+            left.push((format!("EventBridge bus {prefix}"), e));
+        }
+        match left.first() {
+            None => Ok(()),
+            Some((_, first)) => {
+                let names: Vec<&str> = left.iter().map(|(name, _)| name.as_str()).collect();
+                Err(format!(
+                    "could not delete {} (the first error: {first})",
+                    names.join(", ")
+                ))
+            }
+        }
     }
 }
 

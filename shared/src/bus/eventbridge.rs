@@ -160,6 +160,15 @@ pub async fn create_bus(client: &Client, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("DescribeEventBus {name} returned no ARN"))
 }
 
+/// Deletes the custom bus `name`; one that does not exist is fine.
+pub async fn delete_bus(client: &Client, name: &str) -> Result<(), String> {
+    match client.delete_event_bus().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(format!("DeleteEventBus {name}: {}", DisplayErrorContext(e))),
+    }
+}
+
 /// Decodes one of runledger's own events as EventBridge delivers it to a Lambda function:
 /// the source must be [`EVENT_SOURCE`], the detail-type one of [`EventKind`]'s, and the detail
 /// a [`DomainEvent`] of that kind.

@@ -385,6 +385,43 @@ pub async fn create_queues(client: &Client, prefix: &str) -> Result<(QueueUrls, 
     Ok((urls, step_reports))
 }
 
+/// The names of the queues [`create_queues`] creates under `prefix`, each followed by its
+/// dead-letter queue.
+pub fn queue_names(prefix: &str) -> Vec<String> {
+    ["high", "normal", "low", "step-reports"]
+        .iter()
+        .flat_map(|role| [format!("{prefix}-{role}"), format!("{prefix}-{role}-dlq")])
+        .collect()
+}
+
+/// Deletes the queue `name`; one that does not exist is fine (so this also cleans up after a
+/// [`create_queues`] that failed halfway).
+pub async fn delete_queue(client: &Client, name: &str) -> Result<(), String> {
+    let url = match client.get_queue_url().queue_name(name).send().await {
+        Ok(output) => output
+            .queue_url
+            .ok_or_else(|| format!("GetQueueUrl {name} returned no URL"))?,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(format!("GetQueueUrl {name}: {}", DisplayErrorContext(e))),
+    };
+    match client.delete_queue().queue_url(&url).send().await {
+        Ok(_) => Ok(()),
+        // Deleted meanwhile by someone else: gone all the same.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("DeleteQueue {name}: {}", DisplayErrorContext(e))),
+    }
+}
+
 async fn create_queue_with_dlq(client: &Client, name: &str) -> Result<String, String> {
     let dlq_url = create_queue(
         client,

@@ -109,4 +109,35 @@ impl DynamoStore {
             .map_err(|e| sdk_error("enable TTL", e))?;
         Ok(())
     }
+
+    /// Deletes the table; one that does not exist is fine. A table still being created (or
+    /// updated) cannot be deleted yet, so that is retried for up to a minute.
+    pub async fn delete_table(client: &Client, table: &str) -> Result<(), String> {
+        let mut tries = 0;
+        loop {
+            match client.delete_table().table_name(table).send().await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Ok(());
+                }
+                Err(e)
+                    if tries < 30
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "DeleteTable {table}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    ));
+                }
+            }
+        }
+    }
 }

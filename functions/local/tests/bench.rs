@@ -1,0 +1,206 @@
+//! `runledger-local bench` on the real binary, with tiny numbers: the embedded bench at an
+//! inline and a partitioned step count, the AWS bench against the emulator leaving nothing
+//! behind, and the AWS bench refusing a real account unless told otherwise.
+
+use runledger_testkit::emulator::{Emulator, REGION};
+use runledger_testkit::server::local_binary;
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+/// `runledger-local bench ARGS` with no AWS variable of the caller's: only `aws_env`, plus
+/// dummy credentials and no profile or instance metadata to fall back on.
+fn bench(args: &[&str], aws_env: &[(&str, &str)]) -> (Command, TempDir) {
+    let home = TempDir::new().expect("a temp home");
+    let mut command = Command::new(local_binary());
+    command.arg("bench").args(args).current_dir(home.path());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let empty = home.path().join("empty-aws-config");
+    std::fs::write(&empty, "").expect("an empty AWS config file");
+    command
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(aws_env.iter().copied());
+    (command, home)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_succeeded(output: &Output, what: &str) -> String {
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// The `visible p99` figure of a result row.
+fn visible_p99(row: &str) -> f64 {
+    let figure = row
+        .split("visible p99")
+        .nth(1)
+        .and_then(|rest| rest.trim().strip_suffix("ms"))
+        .unwrap_or_else(|| panic!("no `visible p99 ... ms` in {row:?}"));
+    figure
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`visible p99` is not a number in {row:?}"))
+}
+
+#[test]
+fn bench_runs_at_inline_and_partitioned_step_counts() {
+    // 60 steps: partitioned (steps are left out of `GET /executions/{id}`); 5: inline.
+    for steps in ["60", "5"] {
+        let (mut command, _home) = bench(
+            &[
+                "--executions",
+                "4",
+                "--steps",
+                steps,
+                "--concurrency",
+                "4",
+                "--transport",
+                "both",
+            ],
+            &[],
+        );
+        let output = command.output().expect("run the bench");
+        let stdout = assert_succeeded(&output, &format!("bench --steps {steps}"));
+        assert!(
+            stdout.contains(&format!("4 executions x {steps} steps")),
+            "{stdout}"
+        );
+        for transport in ["in-process", "http"] {
+            let row = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("{transport} run 1")))
+                .unwrap_or_else(|| panic!("no `{transport} run 1` row in:\n{stdout}"));
+            for figure in ["starts/s", "step reports/s", "report p50", "p99"] {
+                assert!(row.contains(figure), "no {figure} in {row:?}");
+            }
+            // Every 10th report is read back, so 4 x N reports time a few reads.
+            assert!(
+                visible_p99(row) > 0.0,
+                "no visibility read was timed: {row:?}"
+            );
+        }
+        assert!(stdout.contains("peak RSS:"), "{stdout}");
+    }
+}
+
+/// Every table, queue and bus whose name is `prefix` or starts with `prefix-`.
+async fn resources_named(emulator: &Emulator, prefix: &str) -> Vec<String> {
+    let sdk = emulator.sdk_config().await;
+    let ours = |name: &str| name == prefix || name.starts_with(&format!("{prefix}-"));
+    let mut found = Vec::new();
+    let tables = aws_sdk_dynamodb::Client::new(&sdk)
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("list tables");
+    found.extend(
+        tables
+            .into_iter()
+            .filter(|t| ours(t))
+            .map(|t| format!("table {t}")),
+    );
+    let queues = aws_sdk_sqs::Client::new(&sdk)
+        .list_queues()
+        .queue_name_prefix(prefix)
+        .send()
+        .await
+        .expect("list queues")
+        .queue_urls
+        .unwrap_or_default();
+    found.extend(
+        queues
+            .into_iter()
+            .filter(|url| ours(url.rsplit('/').next().unwrap_or_default()))
+            .map(|url| format!("queue {url}")),
+    );
+    let buses = aws_sdk_eventbridge::Client::new(&sdk)
+        .list_event_buses()
+        .name_prefix(prefix)
+        .send()
+        .await
+        .expect("list event buses")
+        .event_buses
+        .unwrap_or_default();
+    found.extend(
+        buses
+            .into_iter()
+            .filter_map(|b| b.name)
+            .filter(|name| ours(name))
+            .map(|name| format!("bus {name}")),
+    );
+    found
+}
+
+#[tokio::test]
+async fn aws_bench_deletes_what_it_created() {
+    let emulator = Emulator::get();
+    let (mut command, _home) = bench(
+        &["--backend", "aws", "--executions", "2"],
+        &[("AWS_ENDPOINT_URL", &emulator.endpoint)],
+    );
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the bench");
+    // The bench names its resources after its process id.
+    let prefix = format!("runledger-bench-{}", child.id());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("wait for the bench")
+        .expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --backend aws");
+    assert!(
+        stdout.contains("| start a case |"),
+        "the requests table is printed: {stdout}"
+    );
+    let left = resources_named(&emulator, &prefix).await;
+    assert!(left.is_empty(), "the bench left behind: {left:?}\n{stdout}");
+    assert!(
+        stdout.contains(&prefix),
+        "the bench says what it created and deleted: {stdout}"
+    );
+}
+
+#[test]
+fn aws_bench_refuses_a_real_account_without_the_flag() {
+    // No AWS_ENDPOINT_URL: the SDK would talk to real AWS.
+    let (mut command, _home) = bench(&["--backend", "aws", "--executions", "2"], &[]);
+    let output = command.output().expect("run the bench");
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the bench ran against real AWS without --yes-real-account:\n{}\n{stderr}",
+        text(&output.stdout)
+    );
+    for words in [
+        "AWS_ENDPOINT_URL",
+        "--yes-real-account",
+        "creates and deletes",
+        "costs money",
+    ] {
+        assert!(
+            stderr.contains(words),
+            "the refusal names {words:?}: {stderr}"
+        );
+    }
+}
