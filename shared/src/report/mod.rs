@@ -5,7 +5,9 @@
 //!   xunit1 and xunit2 with pytest-rerunfailures, jest-junit, gotestsum, the JUnit 5 console
 //!   launcher, node:test, mocha-junit-reporter). It never reads a DTD or expands an entity: a
 //!   report with a `<!DOCTYPE>` is refused.
-//! - [`write_junit`] writes Surefire's shape of JUnit XML.
+//! - [`read_ctrf`] reads CTRF JSON (ctrf.io).
+//! - [`write_junit`] writes Surefire's shape of JUnit XML; [`write_ctrf`] writes CTRF JSON
+//!   valid against the CTRF schema.
 //!
 //! A test is identified by its suite (its file when the report names one, else its test suite),
 //! its class name and its name ([`ImportedTest::identity`]). Repeated runs of one test
@@ -15,9 +17,11 @@
 //!
 //! Everything here is pure: no I/O, no clock.
 
+mod ctrf;
 mod junit;
 mod model;
 
+pub use ctrf::{read_ctrf, write_ctrf};
 pub use junit::{read_junit, write_junit};
 pub use model::{Attempt, AttemptStatus, ImportedRun, ImportedTest, RunCounts};
 
@@ -28,6 +32,48 @@ pub const MAX_TESTS: usize = 100_000;
 pub const MAX_ATTEMPTS: usize = 100;
 /// At most this many levels of nested XML elements.
 pub const MAX_DEPTH: usize = 64;
+
+/// The two report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportFormat {
+    Junit,
+    Ctrf,
+}
+
+impl ReportFormat {
+    /// `junit` or `ctrf` (as in `?format=`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "junit" => Some(ReportFormat::Junit),
+            "ctrf" => Some(ReportFormat::Ctrf),
+            _ => None,
+        }
+    }
+
+    /// Reads a report of this format.
+    pub fn read(self, input: &[u8]) -> Result<ImportedRun, ReportError> {
+        match self {
+            ReportFormat::Junit => read_junit(input),
+            ReportFormat::Ctrf => read_ctrf(input),
+        }
+    }
+
+    /// Writes a run in this format.
+    pub fn write(self, run: &ImportedRun) -> String {
+        match self {
+            ReportFormat::Junit => write_junit(run),
+            ReportFormat::Ctrf => write_ctrf(run),
+        }
+    }
+
+    /// The media type of a report of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ReportFormat::Junit => "application/xml",
+            ReportFormat::Ctrf => "application/json",
+        }
+    }
+}
 
 /// Why a report was refused. The messages are meant for a `400` problem's `detail`: they say
 /// what is wrong and quote at most a short excerpt of the input.
@@ -88,5 +134,22 @@ mod tests {
     fn excerpts_are_short() {
         assert_eq!(excerpt("short", 10), "short");
         assert_eq!(excerpt("ééééé", 2), "éé…");
+    }
+
+    #[test]
+    fn formats_parse_and_read() {
+        assert_eq!(ReportFormat::parse("junit"), Some(ReportFormat::Junit));
+        assert_eq!(ReportFormat::parse("ctrf"), Some(ReportFormat::Ctrf));
+        assert_eq!(ReportFormat::parse("xml"), None);
+        let run = ReportFormat::Junit
+            .read(b"<testsuite name=\"s\"><testcase classname=\"c\" name=\"t\" time=\"0.5\"/></testsuite>")
+            .unwrap();
+        assert_eq!(run.counts().passed, 1);
+        // CTRF always has a duration: the round trip needs one to begin with.
+        let ctrf = ReportFormat::Ctrf.write(&run);
+        assert_eq!(
+            ReportFormat::Ctrf.read(ctrf.as_bytes()).unwrap().tests,
+            run.tests
+        );
     }
 }
