@@ -23,7 +23,7 @@ mod model;
 
 pub use ctrf::{read_ctrf, write_ctrf};
 pub use junit::{read_junit, write_junit};
-pub use model::{Attempt, AttemptStatus, ImportedRun, ImportedTest, RunCounts};
+pub use model::{Attempt, AttemptStatus, ImportedRun, ImportedTest, MAX_WARNINGS, RunCounts};
 
 /// At most this many test cases in one report, reruns included (each `<testcase>` and each
 /// Surefire rerun element, each CTRF test and retry attempt counts once).
