@@ -11,6 +11,7 @@ pub mod engine;
 pub mod lambda;
 pub mod ports;
 pub mod queue;
+pub mod report;
 pub mod runner;
 pub mod settings;
 pub mod store;
