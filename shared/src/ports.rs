@@ -225,6 +225,12 @@ pub trait ExecutionStore: Send + Sync {
     async fn sync_log(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// How often a reader waiting for new log entries reads again. A store whose log is
+    /// written with the change (the embedded one) needs it only as a fallback: the engine
+    /// that committed the change wakes its readers at once.
+    fn log_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(250)
+    }
     /// Newest first.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError>;
     /// A suite's children in suite order (every attempt), after `query.after`.

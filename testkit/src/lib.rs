@@ -24,6 +24,7 @@ pub mod interceptors;
 pub mod lambda;
 pub mod scripted_aws;
 pub mod server;
+pub mod sse;
 pub mod stores;
 pub mod tokens;
 pub mod wire;

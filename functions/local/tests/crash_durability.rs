@@ -422,6 +422,57 @@ async fn sigkill_in_the_middle_of_concurrent_batches_keeps_them_atomic() {
         json!(present),
         "progress agrees with the stored steps: {trace:#}"
     );
+    assert_log_agrees(&alice, &id, &steps).await;
+}
+
+/// The event log after a crash agrees with the trace: gap-free, its transitions the
+/// history's, and one entry for each stored step with its status (and none for the rest).
+async fn assert_log_agrees(alice: &Api, id: &str, steps: &[Value]) {
+    let mut log: Vec<Value> = Vec::new();
+    loop {
+        let after = log.last().map_or(0, |e| e["seq"].as_u64().expect("seq"));
+        let page = alice
+            .get(&format!("/executions/{id}/events?after={after}&limit=500"))
+            .await
+            .expect(200, "the log");
+        let items = page["items"].as_array().expect("items").clone();
+        if items.is_empty() {
+            break;
+        }
+        log.extend(items);
+    }
+    for (i, entry) in log.iter().enumerate() {
+        assert_eq!(entry["seq"], json!(i + 1), "gap-free: {entry}");
+    }
+    let transitions: Vec<(Value, Value)> = log
+        .iter()
+        .filter(|e| e["type"] == "status")
+        .map(|e| (e["data"]["from"].clone(), e["data"]["to"].clone()))
+        .collect();
+    let history: Vec<(Value, Value)> = alice
+        .history(id)
+        .await
+        .iter()
+        .map(|h| (h["from"].clone(), h["to"].clone()))
+        .collect();
+    assert_eq!(transitions, history);
+    let mut logged: Vec<(u64, Value)> = log
+        .iter()
+        .filter(|e| e["type"] == "step")
+        .map(|e| {
+            (
+                e["data"]["index"].as_u64().expect("index"),
+                e["data"]["status"].clone(),
+            )
+        })
+        .collect();
+    logged.sort_by_key(|(index, _)| *index);
+    let stored: Vec<(u64, Value)> = steps
+        .iter()
+        .filter(|s| s["status"] != "pending")
+        .map(|s| (s["index"].as_u64().expect("index"), s["status"].clone()))
+        .collect();
+    assert_eq!(logged, stored, "one entry per stored step");
 }
 
 /// Like [`assert_steps_as_reported`] for a slice starting at step `first`.

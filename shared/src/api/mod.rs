@@ -85,6 +85,9 @@ pub struct ApiState(Arc<ApiParts>);
 pub struct ApiParts {
     pub engine: Engine,
     pub auth: Arc<Authenticator>,
+    /// Whether responses may stream (Server-Sent Events): not where the host buffers each
+    /// response whole (a Lambda function behind API Gateway).
+    pub streams: bool,
 }
 
 impl std::ops::Deref for ApiState {
@@ -111,17 +114,23 @@ impl Router {
         if groups.contains(&RouteGroup::Demo) {
             router = router.merge(demo::routes());
         }
-        Self::serving(engine, auth, router)
+        Self::serving(engine, auth, router, true)
     }
 
     /// The same for the groups of a bit set known at compile time ([`RouteGroup::set`]): a
     /// Lambda function's. Only those groups' handlers, and the use cases behind them, are
     /// compiled into its binary.
+    /// Its responses are buffered whole, so nothing streams.
     pub fn of<const GROUPS: u16>(engine: Engine, auth: Arc<Authenticator>) -> Self {
-        Self::serving(engine, auth, routes::mounted_set::<GROUPS>())
+        Self::serving(engine, auth, routes::mounted_set::<GROUPS>(), false)
     }
 
-    fn serving(engine: Engine, auth: Arc<Authenticator>, router: axum::Router<ApiState>) -> Self {
+    fn serving(
+        engine: Engine,
+        auth: Arc<Authenticator>,
+        router: axum::Router<ApiState>,
+        streams: bool,
+    ) -> Self {
         use tower_http::normalize_path::NormalizePathLayer;
         use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
         use tower_http::timeout::TimeoutLayer;
@@ -130,6 +139,7 @@ impl Router {
         let state = ApiState(Arc::new(ApiParts {
             engine: engine.clone(),
             auth,
+            streams,
         }));
         let router = router.fallback(layers::no_route).with_state(state);
         // Outermost first: every request, routed or not, goes through all of them.

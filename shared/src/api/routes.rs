@@ -3,7 +3,7 @@
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
 use super::handlers::catalog::{test_cases, test_suites};
-use super::handlers::{executions, health, steps};
+use super::handlers::{events, executions, health, steps};
 use super::{ApiState, RouteGroup};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
@@ -68,6 +68,7 @@ route_table! {
     Status => executions::get,
     Status => executions::children,
     Status => executions::history,
+    Status => events::events,
     Status => steps::list,
     StepReport => steps::report,
     StepReport => executions::complete,
@@ -177,7 +178,7 @@ mod tests {
             .filter(|route| [Status, Health].contains(&route.group))
             .map(key)
             .collect();
-        assert_eq!(by_set.len(), 7);
+        assert_eq!(by_set.len(), 8);
         assert_eq!(by_set, filtered);
     }
 }

@@ -216,6 +216,16 @@ pub struct History {
     pub items: Vec<HistoryEntry>,
 }
 
+/// A read of an execution's event log (the JSON long poll).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<crate::domain::log::LogEntry>,
+    /// The newest `seq` read: the last item's, or the query's `after`.
+    pub last_seq: u64,
+    /// Nothing will follow: the log's last entry (the execution ended) is read.
+    pub terminal: bool,
+}
+
 /// The answer to a step report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepReportAnswer {

@@ -41,6 +41,15 @@ pub enum LogEvent {
 }
 
 impl LogEvent {
+    /// The entry's `type`: `status`, `step` or `child`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LogEvent::Status { .. } => "status",
+            LogEvent::Step { .. } => "step",
+            LogEvent::Child { .. } => "child",
+        }
+    }
+
     /// Whether the entry moves its execution to a terminal status: the last of its log.
     pub fn is_terminal(&self) -> bool {
         matches!(self, LogEvent::Status { to, .. } if to.is_terminal())

@@ -6,6 +6,7 @@ mod log;
 mod run;
 
 pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
+pub use log::{LogPage, LogQuery, LogReader, MAX_LOG_PAGE, MAX_LOG_WAIT};
 
 use crate::domain::clock::Clock;
 use crate::domain::errors::StoreError;
@@ -159,6 +160,7 @@ pub struct Engine {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
+    log_signal: Arc<log::LogSignal>,
 }
 
 impl Engine {
@@ -175,6 +177,7 @@ impl Engine {
             bus,
             clock,
             ids,
+            log_signal: Arc::default(),
         }
     }
 
@@ -196,6 +199,10 @@ impl Engine {
     /// After a commit the change is durable; a queue or bus failure here is logged and
     /// repaired later (recovery re-enqueues queued work; the sweep ends stuck executions).
     async fn dispatch(&self, changes: &ChangeSet) {
+        if !changes.log.is_empty() {
+            self.log_signal
+                .wake(changes.log.iter().map(|e| e.execution_id.as_str()));
+        }
         if !changes.enqueue.is_empty()
             && let Err(e) = self.queue.enqueue(&changes.enqueue).await
         {

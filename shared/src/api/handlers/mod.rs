@@ -2,6 +2,7 @@
 //! the API checks them (see `extract`), calls one use case and shapes its answer.
 
 pub mod catalog;
+pub mod events;
 pub mod executions;
 pub mod health;
 pub mod steps;

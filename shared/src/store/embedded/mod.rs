@@ -575,6 +575,10 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
+    fn log_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
     async fn events(
         &self,
         execution_id: &str,

@@ -1,0 +1,189 @@
+//! An execution's event log, live: a JSON long poll, or Server-Sent Events.
+
+use crate::api::extract::{Call, ExecutionId, StrictQuery};
+use crate::api::openapi::NotFound;
+use crate::api::problem::Problem;
+use crate::api::wire::EventPage;
+use crate::domain::log::LogEntry;
+use crate::engine::{LogQuery, LogReader, MAX_LOG_PAGE, MAX_LOG_WAIT};
+use axum::Json;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+use utoipa::IntoParams;
+
+/// Entries a read returns when the query does not say.
+const DEFAULT_PAGE: usize = 100;
+/// A stream sends a comment line when it has had nothing else to send this long (the
+/// contract asks for one at least every 15 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// The query of `GET /executions/{id}/events`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// Entries after this `seq` (default 0: from the first). A stream's `Last-Event-ID`
+    /// header says the same, and wins.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    after: Option<String>,
+    /// The long poll's wait for an entry, in seconds, 0..25 (default 0: answer at once).
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 25)]
+    wait: Option<String>,
+    /// Entries at most, 1..500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+}
+
+fn number(name: &str, text: Option<&str>, max: u64, default: u64) -> Result<u64, Problem> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(Problem::field(name, format!("must be an integer 0..{max}"))),
+        },
+    }
+}
+
+/// Watch an execution: its event log, live
+///
+/// With `Accept: text/event-stream`, Server-Sent Events: each entry as `id: <seq>`,
+/// `event: <type>`, `data: <entry>`; `: keep-alive` comments in between; `event: end` after
+/// the entry that ends the execution. Otherwise a JSON long poll: entries after `after`, at
+/// once if there are any, else as soon as one comes or after `wait` seconds.
+#[utoipa::path(get, path = "/executions/{id}/events", tag = "executions",
+    params(("id" = String, Path), EventsParams,
+           ("Last-Event-ID" = Option<u64>, Header, description = "A stream resumes after this entry")),
+    responses((status = 200, description = "Entries of the log",
+               content((EventPage = "application/json"), (String = "text/event-stream"))),
+              NotFound))]
+pub async fn events(
+    call: Call<StrictQuery<EventsParams>, ExecutionId>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let params = &call.query.0;
+    let stream = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(EVENT_STREAM));
+    let mut after = number("after", params.after.as_deref(), u64::MAX, 0)?;
+    if stream && let Some(last) = headers.get("last-event-id") {
+        let last = last.to_str().unwrap_or_default();
+        after = number("Last-Event-ID", Some(last), u64::MAX, 0)?;
+    }
+    let wait = number("wait", params.wait.as_deref(), MAX_LOG_WAIT.as_secs(), 0)?;
+    let limit = match params.limit.as_deref() {
+        Some(_) => number("limit", params.limit.as_deref(), MAX_LOG_PAGE as u64, 0).and_then(
+            |n| match n {
+                0 => Err(Problem::field(
+                    "limit",
+                    format!("must be an integer 1..{MAX_LOG_PAGE}"),
+                )),
+                n => Ok(n as usize),
+            },
+        )?,
+        None => DEFAULT_PAGE,
+    };
+    if stream && !call.api.streams {
+        return Err(Problem::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "stream_not_here",
+            "this endpoint cannot stream here; ask the stream URL, or long-poll without `Accept: text/event-stream`",
+        ));
+    }
+    let reader = call.api.engine.log_reader(&call.caller, &call.id).await?;
+    if stream {
+        return Ok(live(reader, after).into_response());
+    }
+    let query = LogQuery {
+        after,
+        limit,
+        wait: Duration::from_secs(wait),
+    };
+    let page = reader.read(query).await?;
+    Ok(Json(EventPage {
+        items: page.items,
+        last_seq: page.last_seq,
+        terminal: page.terminal,
+    })
+    .into_response())
+}
+
+/// Where a stream stands.
+struct Stream {
+    reader: LogReader,
+    after: u64,
+    pending: VecDeque<LogEntry>,
+    /// The terminal entry is sent: `end` comes next, then nothing.
+    ending: bool,
+    ended: bool,
+}
+
+/// The log from `after` on as Server-Sent Events, until the execution's last entry.
+fn live(
+    reader: LogReader,
+    after: u64,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let start = Stream {
+        reader,
+        after,
+        pending: VecDeque::new(),
+        ending: false,
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(start, |mut stream| async move {
+        loop {
+            if let Some(entry) = stream.pending.pop_front() {
+                stream.after = entry.seq;
+                if entry.event.is_terminal() {
+                    stream.pending.clear();
+                    stream.ending = true;
+                }
+                return Some((Ok(sse_event(&entry)), stream));
+            }
+            if stream.ending {
+                stream.ending = false;
+                stream.ended = true;
+                let end = Event::default()
+                    .event("end")
+                    .data(format!("{{\"last_seq\":{}}}", stream.after));
+                return Some((Ok(end), stream));
+            }
+            if stream.ended {
+                return None;
+            }
+            let query = LogQuery {
+                after: stream.after,
+                limit: MAX_LOG_PAGE,
+                wait: MAX_LOG_WAIT,
+            };
+            match stream.reader.read(query).await {
+                Ok(page) => {
+                    stream.ending = page.items.is_empty() && page.terminal;
+                    stream.pending.extend(page.items);
+                }
+                // The client reconnects with Last-Event-ID and misses nothing.
+                Err(error) => {
+                    tracing::warn!(%error, "event stream ended early");
+                    return None;
+                }
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+}
+
+fn sse_event(entry: &LogEntry) -> Event {
+    let event = Event::default()
+        .id(entry.seq.to_string())
+        .event(entry.event.kind());
+    match serde_json::to_string(entry) {
+        Ok(data) => event.data(data),
+        Err(_) => event.data("{}"),
+    }
+}

@@ -1,0 +1,243 @@
+//! `GET /executions/{id}/events` through the router: the JSON long poll (at once, waiting,
+//! woken by the commit), a finished execution's stream (replayed, then `end`), and refusals.
+
+use http::{Method, StatusCode};
+use runledger_testkit::api::Api;
+use runledger_testkit::sse::Sent;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn events(id: &str, query: &str) -> String {
+    format!("/api/v1/executions/{id}/events{query}")
+}
+
+fn seqs(page: &Value) -> Vec<u64> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+fn parse_stream(text: &str) -> (Vec<Sent>, usize) {
+    runledger_testkit::sse::parse(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_answers_at_once_or_when_the_change_commits() {
+    let api = Arc::new(Api::new());
+    let token = api.token("watcher");
+    let case = api.create_external_case(&token, "watched", 2).await;
+    let id = api.start_case(&token, &case).await;
+
+    let first = api.get(&events(&id, ""), &token).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let page = first.json();
+    assert_eq!(seqs(&page), vec![1]);
+    assert_eq!(page["items"][0]["type"], "status");
+    assert_eq!(page["items"][0]["data"]["to"], "queued");
+    assert_eq!(page["last_seq"], 1);
+    assert_eq!(page["terminal"], false);
+
+    // Nothing new: an empty answer after the wait, with the reader's own position.
+    let began = Instant::now();
+    let empty = api
+        .get(&events(&id, "?after=1&wait=1"), &token)
+        .await
+        .json();
+    assert!(began.elapsed() >= Duration::from_millis(900), "it waited");
+    assert_eq!(seqs(&empty), Vec::<u64>::new());
+    assert_eq!(empty["last_seq"], 1);
+
+    // A waiting poll is answered as soon as a report commits, not at the end of its wait.
+    let (poller, poll_id, poll_token) = (Arc::clone(&api), id.clone(), token.clone());
+    let waiting = tokio::spawn(async move {
+        let began = Instant::now();
+        let reply = poller
+            .get(&events(&poll_id, "?after=1&wait=20"), &poll_token)
+            .await;
+        (reply.json(), began.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = json!({"steps": [{"index": 1, "status": "failed", "message": "boom"}]});
+    let reported = api
+        .post(&format!("/api/v1/executions/{id}/steps"), &token, &body)
+        .await;
+    assert_eq!(reported.status, StatusCode::OK, "{}", reported.text());
+    let (page, took) = waiting.await.expect("the poll");
+    assert!(
+        took < Duration::from_secs(5),
+        "woken by the commit, took {took:?}"
+    );
+    assert_eq!(seqs(&page), vec![2, 3], "{page}");
+    assert_eq!(page["items"][0]["data"]["to"], "running");
+    assert_eq!(page["items"][1]["type"], "step");
+    assert_eq!(page["items"][1]["data"]["index"], 1);
+    assert_eq!(page["items"][1]["data"]["message"], "boom");
+    assert_eq!(page["items"][1]["data"]["progress"]["failed"], 1);
+
+    let done = api
+        .post_empty(&format!("/api/v1/executions/{id}/complete"), &token)
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    let page = api
+        .get(&events(&id, "?after=3&limit=1"), &token)
+        .await
+        .json();
+    assert_eq!(seqs(&page), vec![4], "limit caps the page");
+    assert_eq!(page["terminal"], false);
+    let page = api.get(&events(&id, "?after=4"), &token).await.json();
+    assert_eq!(
+        page["items"][page["items"].as_array().unwrap().len() - 1]["data"]["to"],
+        "failed"
+    );
+    assert_eq!(page["terminal"], true);
+    let last = page["last_seq"].as_u64().unwrap();
+    let after_end = api
+        .get(&events(&id, &format!("?after={last}&wait=5")), &token)
+        .await
+        .json();
+    assert_eq!(seqs(&after_end), Vec::<u64>::new());
+    assert_eq!(after_end["terminal"], true, "at once: nothing will follow");
+}
+
+#[tokio::test]
+async fn a_finished_executions_stream_replays_resumes_and_ends() {
+    let api = Api::new();
+    let token = api.token("streamer");
+    let case = api.create_external_case(&token, "streamed", 3).await;
+    let id = api.start_case(&token, &case).await;
+    let body =
+        json!({"steps": [{"index": 0, "status": "passed"}, {"index": 2, "status": "passed"}]});
+    api.post(&format!("/api/v1/executions/{id}/steps"), &token, &body)
+        .await;
+    api.post_empty(&format!("/api/v1/executions/{id}/complete"), &token)
+        .await;
+    let json_log = api.get(&events(&id, "?limit=500"), &token).await.json();
+    let total = seqs(&json_log).len() as u64;
+    assert_eq!(
+        total, 6,
+        "queued, running, 2 steps, 1 skipped, passed: {json_log}"
+    );
+
+    let bearer = format!("Bearer {token}");
+    let stream = |extra: Vec<(&'static str, String)>, query: String| {
+        let (id, bearer) = (id.clone(), bearer.clone());
+        let api = &api;
+        async move {
+            let mut headers: Vec<(&str, Vec<u8>)> = vec![
+                ("authorization", bearer.into_bytes()),
+                ("accept", b"text/event-stream".to_vec()),
+            ];
+            headers.extend(extra.into_iter().map(|(n, v)| (n, v.into_bytes())));
+            let headers: Vec<(&str, &[u8])> =
+                headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+            let reply = api
+                .raw(Method::GET, &events(&id, &query), &headers, "")
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+            parse_stream(&reply.text()).0
+        }
+    };
+    let all = stream(vec![], String::new()).await;
+    assert_eq!(
+        all.len() as u64,
+        total + 1,
+        "every entry, then end: {all:#?}"
+    );
+    for (i, sent) in all.iter().take(total as usize).enumerate() {
+        let entry: Value = serde_json::from_str(&sent.data).expect("an entry as JSON");
+        assert_eq!(sent.id.as_deref(), Some((i + 1).to_string().as_str()));
+        assert_eq!(sent.event.as_deref(), entry["type"].as_str());
+        assert_eq!(
+            entry, json_log["items"][i],
+            "the same entry as the long poll"
+        );
+    }
+    let end = all.last().unwrap();
+    assert_eq!(end.event.as_deref(), Some("end"));
+    assert_eq!(end.id, None);
+
+    let resumed = stream(vec![("last-event-id", "4".into())], String::new()).await;
+    let ids: Vec<_> = resumed.iter().filter_map(|s| s.id.clone()).collect();
+    assert_eq!(ids, ["5", "6"], "Last-Event-ID resumes after that entry");
+    let by_query = stream(vec![], "?after=5".into()).await;
+    assert_eq!(by_query.len(), 2, "?after= resumes too: {by_query:#?}");
+    let header_wins = stream(vec![("last-event-id", "6".into())], "?after=1".into()).await;
+    assert_eq!(header_wins.len(), 1, "nothing after the last, then end");
+    assert_eq!(header_wins[0].event.as_deref(), Some("end"));
+}
+
+#[tokio::test]
+async fn the_log_is_owner_only_and_its_query_is_checked() {
+    let api = Api::new();
+    let token = api.token("owner");
+    let case = api.create_external_case(&token, "private", 1).await;
+    let id = api.start_case(&token, &case).await;
+
+    let other = api.get(&events(&id, ""), &api.token("someone-else")).await;
+    other.problem(StatusCode::NOT_FOUND, "execution_not_found");
+    let stranger_stream = api
+        .raw(
+            Method::GET,
+            &events(&id, ""),
+            &[
+                (
+                    "authorization",
+                    format!("Bearer {}", api.token("x")).as_bytes(),
+                ),
+                ("accept", b"text/event-stream"),
+            ],
+            "",
+        )
+        .await;
+    stranger_stream.problem(StatusCode::NOT_FOUND, "execution_not_found");
+    let admin = api.get(&events(&id, ""), &api.admin_token("root")).await;
+    assert_eq!(admin.status, StatusCode::OK);
+    let anonymous = api.send(Method::GET, &events(&id, ""), None, "").await;
+    anonymous.unauthorized("unauthenticated");
+    let missing = api
+        .get(&events("ex_01M8SJJG4YV5PY929S776N67E2", ""), &token)
+        .await;
+    missing.problem(StatusCode::NOT_FOUND, "execution_not_found");
+
+    for (query, field) in [
+        ("?wait=26", "wait"),
+        ("?wait=-1", "wait"),
+        ("?after=abc", "after"),
+        ("?after=1.5", "after"),
+        ("?limit=0", "limit"),
+        ("?limit=501", "limit"),
+        ("?since=1", "since"),
+    ] {
+        let reply = api.get(&events(&id, query), &token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.text()
+        );
+        assert!(reply.text().contains(field), "{query}: {}", reply.text());
+    }
+    let bad_resume = api
+        .raw(
+            Method::GET,
+            &events(&id, ""),
+            &[
+                ("authorization", format!("Bearer {token}").as_bytes()),
+                ("accept", b"text/event-stream"),
+                ("last-event-id", b"seven"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(
+        bad_resume.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        bad_resume.text()
+    );
+}
