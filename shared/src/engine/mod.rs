@@ -3,6 +3,7 @@
 mod catalog;
 mod executions;
 mod log;
+mod report;
 mod run;
 
 pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};

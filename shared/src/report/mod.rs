@@ -18,6 +18,7 @@
 //! Everything here is pure: no I/O, no clock.
 
 mod ctrf;
+pub mod export;
 mod junit;
 mod model;
 

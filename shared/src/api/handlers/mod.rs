@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod events;
 pub mod executions;
 pub mod health;
+pub mod reports;
 pub mod steps;
