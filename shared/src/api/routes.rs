@@ -3,7 +3,7 @@
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
 use super::handlers::catalog::{test_cases, test_suites};
-use super::handlers::{events, executions, health, reports, steps};
+use super::handlers::{events, executions, health, imports, reports, steps};
 use super::{ApiState, RouteGroup};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
@@ -64,6 +64,7 @@ route_table! {
     Start => executions::start_case,
     Start => executions::start_suite,
     Start => executions::retry,
+    Start => imports::import,
     Status => executions::list,
     Status => executions::get,
     Status => executions::children,

@@ -66,9 +66,22 @@ pub fn first_failure<'a>(
 }
 
 /// One case execution as an attempt of its test. An execution that did not finish (pending,
-/// queued, running) or was cancelled ran to no outcome: it is skipped, and its message says
-/// why. A time-out is an error.
+/// queued, running), was cancelled, or skipped every step ran to no outcome: it is skipped,
+/// and its message says why. A time-out is an error.
 fn attempt_of(execution: &Execution, failure: Option<&StepResult>) -> Attempt {
+    // Completed with every step skipped (an imported skipped test, say): it ran nothing.
+    let progress = execution.progress;
+    if execution.status == ExecutionStatus::Passed
+        && progress.total > 0
+        && progress.skipped == progress.total
+    {
+        let reason = execution.steps.iter().find_map(|s| s.message.as_deref());
+        return Attempt {
+            started_at: execution.started_at,
+            ..Attempt::new(AttemptStatus::Skipped, execution.duration_ms)
+        }
+        .with_text(reason, &[]);
+    }
     let status = match execution.status {
         ExecutionStatus::Passed => AttemptStatus::Passed,
         ExecutionStatus::Failed => AttemptStatus::Failed,

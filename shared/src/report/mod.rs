@@ -19,6 +19,7 @@
 
 mod ctrf;
 pub mod export;
+pub mod import;
 mod junit;
 mod model;
 
