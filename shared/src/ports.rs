@@ -177,8 +177,9 @@ pub trait ExecutionStore: Send + Sync {
     // --- catalog (typed access: the `*_entry` methods on `dyn ExecutionStore`) ---
     /// Adds a new entry; `Conflict` if its id exists.
     async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError>;
-    /// Inserts those of `records` that do not exist yet, leaving existing ones as they are
-    /// (imports register tests on first sight). A store that can does it in one write.
+    /// Inserts `records`, which the caller found missing (imports register tests on first
+    /// sight), leaving any that exists by now as it is, or, where the store writes them in
+    /// batches without conditions, with the same content written again.
     async fn insert_missing_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
         for record in records {
             match self.insert_catalog(record).await {
@@ -196,6 +197,19 @@ pub trait ExecutionStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The entry's document.
     async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError>;
+    /// The documents of many entries, in the order of `ids` (`None` where there is none). A
+    /// store that can reads them in batches.
+    async fn get_catalog_many(
+        &self,
+        kind: CatalogKind,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut documents = Vec::with_capacity(ids.len());
+        for id in ids {
+            documents.push(self.get_catalog(kind, id).await?);
+        }
+        Ok(documents)
+    }
     /// Whether there was an entry to delete.
     async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError>;
     /// Documents in id order (creation order), after `query.after`.
@@ -273,6 +287,18 @@ impl dyn ExecutionStore {
             Some(document) => decode_entry(&document).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Many entries, in the order of `ids`.
+    pub async fn get_entries<T: CatalogEntry>(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        let documents = self.get_catalog_many(T::KIND, ids).await?;
+        documents
+            .iter()
+            .map(|document| document.as_deref().map(decode_entry).transpose())
+            .collect()
     }
 
     pub async fn delete_entry<T: CatalogEntry>(&self, id: &str) -> Result<bool, StoreError> {

@@ -13,7 +13,6 @@ use crate::report::import::{
 };
 use crate::report::{ImportedRun, ReportFormat, RunCounts};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An import request, after parsing.
@@ -113,28 +112,25 @@ impl Engine {
     ) -> Result<(TestSuite, Vec<TestCase>), EngineError> {
         let now = self.clock.now();
         let owner = caller.user.as_str();
+        let ids: Vec<String> = run.tests.iter().map(|test| case_id(owner, test)).collect();
+        // One batch read for the lot (a report names each test once).
+        let stored = self.store.get_entries::<TestCase>(&ids).await?;
         let mut cases = Vec::with_capacity(run.tests.len());
         let mut missing = Vec::new();
-        let mut known: HashMap<String, TestCase> = HashMap::new();
-        for test in &run.tests {
-            let id = case_id(owner, test);
-            let case = match known.get(&id) {
-                Some(case) => case.clone(),
-                None => match self.store.get_entry::<TestCase>(&id).await? {
-                    Some(case) if case.owner == owner => case,
-                    Some(_) => {
-                        return Err(EngineError::Unavailable(format!(
-                            "test case id {id} derived for {owner} belongs to someone else"
-                        )));
-                    }
-                    None => {
-                        let case = new_case(id.clone(), owner, test, now);
-                        missing.push(CatalogRecord::of(&case)?);
-                        case
-                    }
-                },
+        for ((test, id), stored) in run.tests.iter().zip(ids).zip(stored) {
+            let case = match stored {
+                Some(case) if case.owner == owner => case,
+                Some(_) => {
+                    return Err(EngineError::Unavailable(format!(
+                        "test case id {id} derived for {owner} belongs to someone else"
+                    )));
+                }
+                None => {
+                    let case = new_case(id, owner, test, now);
+                    missing.push(CatalogRecord::of(&case)?);
+                    case
+                }
             };
-            known.insert(id, case.clone());
             cases.push(case);
         }
         let case_ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();

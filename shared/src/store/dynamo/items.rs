@@ -162,6 +162,12 @@ pub(super) fn blob_parts<T: Serialize + ?Sized>(
     Ok(text_parts(pk, &text))
 }
 
+/// Whether a part this short must be its document's last: every part before the last is cut
+/// within a character's length (4 bytes) of [`PART_BYTES`].
+pub(super) fn is_last_part(body: &str) -> bool {
+    body.len() <= PART_BYTES - 4
+}
+
 /// JSON text split into `PART#n` items of at most [`PART_BYTES`], cut on char boundaries.
 pub(super) fn text_parts(pk: &str, text: &str) -> Vec<Item> {
     let mut parts = Vec::new();

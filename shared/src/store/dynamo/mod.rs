@@ -98,6 +98,27 @@ impl ExecutionStore for DynamoStore {
         self.write_catalog_version(record, expected_version).await
     }
 
+    async fn insert_missing_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
+        // Unconditional batches (25 items a request) rather than a transaction per entry:
+        // what an import registers is what the same report would write again.
+        let mut items = Vec::new();
+        for record in records {
+            let pk = catalog_pk(record.kind, &record.id);
+            items.push(items::catalog_meta(record, &pk, record.version));
+            items.extend(items::text_parts(&pk, &record.document));
+        }
+        self.batch_put(items).await
+    }
+
+    async fn get_catalog_many(
+        &self,
+        kind: CatalogKind,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        self.read_texts(ids.iter().map(|id| catalog_pk(kind, id)).collect())
+            .await
+    }
+
     async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
         self.delete_catalog_items(kind, id).await
     }

@@ -5,7 +5,8 @@
 use super::DynamoStore;
 use super::items::{Item, StoredExecution, decode_attr, s, string_attr};
 use super::keys::{
-    EXEC_SK, IDEM_SK, PART_PREFIX, STEP_PREFIX, exec_pk, idem_pk, index_pk, index_sk, step_sk,
+    EXEC_SK, IDEM_SK, PART_PREFIX, STEP_PREFIX, exec_pk, idem_pk, index_pk, index_sk, part_sk,
+    step_sk,
 };
 use super::{BatchRounds, sdk_error};
 use crate::domain::catalog::TestCase;
@@ -183,6 +184,29 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// The documents under many `PART#n` partitions, in order, in batches: each first part
+    /// in a batch read, and the rest of the few documents longer than one part after.
+    pub(super) async fn read_texts(
+        &self,
+        pks: Vec<String>,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let keys = pks.iter().map(|pk| (pk.clone(), part_sk(0))).collect();
+        let mut first: HashMap<String, String> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let pk = string_attr(&item, "pk")?.to_owned();
+            first.insert(pk, string_attr(&item, "body")?.to_owned());
+        }
+        let mut texts = Vec::with_capacity(pks.len());
+        for pk in &pks {
+            texts.push(match first.get(pk) {
+                None => None,
+                Some(body) if super::items::is_last_part(body) => Some(body.clone()),
+                Some(_) => self.read_text(pk).await?,
+            });
+        }
+        Ok(texts)
     }
 
     pub(super) async fn read_blob<T: DeserializeOwned>(

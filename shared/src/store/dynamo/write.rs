@@ -13,7 +13,7 @@ use super::keys::{
 use super::plan::Snapshot;
 use super::schema::TTL_ATTRIBUTE;
 use super::{BatchRounds, is_condition_failure, sdk_error};
-use crate::domain::catalog::CatalogKind;
+use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{HistoryEntry, StepResult, StepStatus};
 use crate::domain::time::Timestamp;
@@ -21,7 +21,7 @@ use crate::domain::workflow::{ChangeSet, DefinitionSource, IDEMPOTENCY_WINDOW_MS
 use crate::ports::CatalogRecord;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The most partitioned steps one report writes as a transaction (see `delta`). A larger
 /// batch comes from one reporter, which has no one to contend with, and costs less through
@@ -128,25 +128,40 @@ impl DynamoStore {
         }
         let changes: &ChangeSet = changes;
         // Definition snapshots are immutable and content-addressed by case and version:
-        // written before the change, harmless if the change then loses a race.
+        // written before the change, harmless if the change then loses a race. Those not
+        // stored yet are found in one batch read and written in batches (a suite of a thousand
+        // cases, or an import, is a few dozen requests, not two thousand).
+        let snapshots: BTreeMap<String, &TestCase> = changes
+            .definitions
+            .iter()
+            .filter_map(|(_, source)| match source {
+                DefinitionSource::Snapshot(case) => {
+                    Some((definition_pk(&case.id, case.version), case.as_ref()))
+                }
+                DefinitionSource::CopyOf(_) => None,
+            })
+            .collect();
+        if !snapshots.is_empty() {
+            let keys = snapshots
+                .keys()
+                .map(|pk| (pk.clone(), part_sk(0)))
+                .collect();
+            let mut stored = HashSet::new();
+            for item in self.batch_get(keys).await? {
+                stored.insert(string_attr(&item, "pk")?.to_owned());
+            }
+            let mut parts = Vec::new();
+            for (pk, case) in &snapshots {
+                if !stored.contains(pk) {
+                    parts.extend(blob_parts(pk, *case)?);
+                }
+            }
+            self.batch_put(parts).await?;
+        }
         let mut definitions: HashMap<&str, String> = HashMap::new();
         for (id, source) in &changes.definitions {
             let pk = match source {
-                DefinitionSource::Snapshot(case) => {
-                    let pk = definition_pk(&case.id, case.version);
-                    if self.get_item(&pk, &part_sk(0)).await?.is_none() {
-                        for part in blob_parts(&pk, case.as_ref())? {
-                            self.client
-                                .put_item()
-                                .table_name(&self.table)
-                                .set_item(Some(part))
-                                .send()
-                                .await
-                                .map_err(|e| sdk_error("write definition", e))?;
-                        }
-                    }
-                    pk
-                }
+                DefinitionSource::Snapshot(case) => definition_pk(&case.id, case.version),
                 DefinitionSource::CopyOf(original) => match snapshot
                     .executions
                     .get(original)
