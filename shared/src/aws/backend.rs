@@ -32,6 +32,7 @@ impl AwsBackend {
 
     /// The same, also writing the event log from the table's stream whenever the engine's
     /// `sync_log` is called, where no `log` function does (`runledger-local --backend aws`).
+    #[cfg(feature = "log-follower")]
     pub fn following_the_log(sdk: &SdkConfig, settings: AwsSettings) -> Self {
         Self::build(sdk, settings, None, true)
     }
@@ -79,10 +80,14 @@ impl AwsBackend {
                 ),
             ),
         };
+        #[allow(unused_mut)]
         let mut store = DynamoStore::new(dynamodb, &settings.table, Arc::clone(&ids));
+        #[cfg(feature = "log-follower")]
         if follow_log {
             store = store.following_the_log(aws_sdk_dynamodbstreams::Client::new(sdk));
         }
+        #[cfg(not(feature = "log-follower"))]
+        let _ = follow_log;
         let queue = Arc::new(SqsWorkQueue::new(sqs, settings.queue_urls.clone()));
         let bus = EventBridgeBus::new(eventbridge, &settings.event_bus);
         let engine = Engine::new(Arc::new(store), queue.clone(), Arc::new(bus), clock, ids);

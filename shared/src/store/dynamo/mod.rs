@@ -15,6 +15,8 @@
 //! conditional `PutItem`, more are one `TransactWriteItems`.
 
 mod delta;
+#[cfg(feature = "log-follower")]
+mod follow;
 mod items;
 mod keys;
 mod log;
@@ -22,7 +24,8 @@ mod plan;
 mod schema;
 mod write;
 
-pub use log::{LogFollower, from_stream_item};
+#[cfg(feature = "log-follower")]
+pub use follow::{LogFollower, from_stream_item};
 pub use schema::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
@@ -57,6 +60,7 @@ pub struct DynamoStore {
     table: String,
     ids: Arc<dyn IdSource>,
     /// Reads the table's change stream for `sync_log`, where no `log` function does.
+    #[cfg(feature = "log-follower")]
     follower: Option<LogFollower>,
 }
 
@@ -66,12 +70,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             ids,
+            #[cfg(feature = "log-follower")]
             follower: None,
         }
     }
 
     /// This store, writing the event log itself when `sync_log` is called, from the table's
     /// change stream (locally and in tests; on AWS the `log` function does it).
+    #[cfg(feature = "log-follower")]
     pub fn following_the_log(mut self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
         self.follower = Some(LogFollower::new(streams));
         self
@@ -244,6 +250,7 @@ impl ExecutionStore for DynamoStore {
         self.read_log(execution_id, after, limit).await
     }
 
+    #[cfg(feature = "log-follower")]
     async fn sync_log(&self) -> Result<(), StoreError> {
         match &self.follower {
             Some(follower) => self.follow_stream(follower).await,
