@@ -9,15 +9,17 @@
 2. Stores the JWT secret as the SSM SecureString the template's JwtSecretParameterName names.
 3. Creates the stack on the emulator's CloudFormation and waits for it.
 4. Prints one JSON document on stdout: the stack outputs; per function its name and its
-   environment as the emulator's Lambda holds it; the event source mappings; the bus and
-   schedule rules with their patterns and targets; the HTTP routes of the translated HTTP API;
-   and the resources not created (the emulator's CloudFormation skips some types; conditions
-   turn others off).
+   environment as the emulator's Lambda holds it; the event source mappings (queues and the
+   table's stream); the bus and schedule rules with their patterns and targets; the HTTP
+   routes of the translated HTTP API; and the resources not created (the emulator's
+   CloudFormation skips some types; conditions turn others off).
 
 Because the emulator would try to run the functions itself (and cannot), the script then hands
 delivery to the caller: it disables the event source mappings, and points each rule target at
 a new "tap" SQS queue (the rule, its pattern and its input are unchanged), so the test receives
-exactly the events each rule matched and invokes the target function's handler with them.
+exactly the events each rule matched and invokes the target function's handler with them. The
+test reads the table's stream itself (the emulator's launcher keeps a disabled mapping from
+invoking anything).
 """
 
 import argparse
@@ -203,15 +205,32 @@ def main():
         function = arn_to_function.get(mapping["FunctionArn"])
         if function is None:
             continue
-        mappings.append(
-            {
-                "function": function,
-                "queue_url": queue_url_of(sqs, mapping["EventSourceArn"]),
-                "queue_arn": mapping["EventSourceArn"],
-                "batch_size": mapping.get("BatchSize"),
-                "function_response_types": mapping.get("FunctionResponseTypes", []),
-            }
-        )
+        source = mapping["EventSourceArn"]
+        described = {
+            "function": function,
+            "batch_size": mapping.get("BatchSize"),
+            "function_response_types": mapping.get("FunctionResponseTypes", []),
+        }
+        if source.split(":")[2] == "dynamodb":
+            described.update(
+                {
+                    "stream_arn": source,
+                    "starting_position": mapping.get("StartingPosition"),
+                    "parallelization_factor": mapping.get("ParallelizationFactor"),
+                    "bisect_batch_on_function_error": mapping.get("BisectBatchOnFunctionError"),
+                    "maximum_retry_attempts": mapping.get("MaximumRetryAttempts"),
+                    "filter_patterns": [
+                        json.loads(f["Pattern"])
+                        for f in mapping.get("FilterCriteria", {}).get("Filters", [])
+                    ],
+                    "on_failure": mapping.get("DestinationConfig", {})
+                    .get("OnFailure", {})
+                    .get("Destination"),
+                }
+            )
+        else:
+            described.update({"queue_url": queue_url_of(sqs, source), "queue_arn": source})
+        mappings.append(described)
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
     rules = []

@@ -3,13 +3,16 @@
 //! and refuses, with an error naming what arrived, any event its spec does not list.
 
 use super::http::HttpEdge;
+use super::table_stream::{Logged, log_batch};
 use crate::api::RouteGroup;
 use crate::engine::Engine;
 use crate::ports::StepRunner;
 use crate::runner::HttpStepRunner;
 use crate::runner::target_guard::TargetPolicy;
 use crate::settings::Vars;
+use crate::store::dynamo::DynamoStore;
 use aws_config::SdkConfig;
+use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,6 +35,9 @@ pub enum Trigger {
     /// EventBridge Scheduler (or a rule with constant input) starting a test case or suite:
     /// `{"test_suite_id" | "test_case_id", "owner", "config"?, "idempotency_key"?}`.
     ScheduledStart,
+    /// Batches of the table's DynamoDB stream records (every change of an item, before and
+    /// after): the event log is written from them.
+    TableStream,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +53,14 @@ pub struct FunctionSpec {
     /// A constructor here rather than a flag: a function binary links only what its own spec
     /// names, so the HTTP client for steps is in the runner's bootstrap alone.
     pub step_runner: Option<fn(TargetPolicy) -> Arc<dyn StepRunner>>,
+    /// Logs a batch of the table's stream records, for the function that takes them
+    /// ([`Trigger::TableStream`]). A function for the same reason: only that function's
+    /// bootstrap decodes stream records.
+    pub table_stream: Option<TableStreamConsumer>,
 }
+
+/// See [`FunctionSpec::table_stream`].
+pub type TableStreamConsumer = for<'a> fn(&'a DynamoStore, Value) -> Logged<'a>;
 
 /// What a function serves over HTTP.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +118,7 @@ pub const START: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::Http, Trigger::ScheduledStart],
     summary: "API Gateway (start, retry) and EventBridge Scheduler",
     step_runner: None,
+    table_stream: None,
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
@@ -112,6 +126,7 @@ pub const STATUS: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::Http],
     summary: "API Gateway (every GET on executions, health)",
     step_runner: None,
+    table_stream: None,
 };
 pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     name: "step-report",
@@ -119,6 +134,7 @@ pub const STEP_REPORT: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::Http, Trigger::StepReportQueue],
     summary: "API Gateway (steps, complete) and SQS step batches",
     step_runner: None,
+    table_stream: None,
 };
 pub const FINALIZE: FunctionSpec = FunctionSpec {
     name: "finalize",
@@ -126,6 +142,7 @@ pub const FINALIZE: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::Http, Trigger::DomainEvents, Trigger::SweepSchedule],
     summary: "API Gateway (cancel), EventBridge events, the timeout sweep schedule",
     step_runner: None,
+    table_stream: None,
 };
 pub const RUNNER: FunctionSpec = FunctionSpec {
     name: "runner",
@@ -133,6 +150,7 @@ pub const RUNNER: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::WorkQueue],
     summary: "SQS work queues (one per priority)",
     step_runner: Some(http_step_runner),
+    table_stream: None,
 };
 pub const CATALOG: FunctionSpec = FunctionSpec {
     name: "catalog",
@@ -140,10 +158,20 @@ pub const CATALOG: FunctionSpec = FunctionSpec {
     triggers: &[Trigger::Http],
     summary: "API Gateway (test cases, test suites)",
     step_runner: None,
+    table_stream: None,
+};
+
+pub const LOG: FunctionSpec = FunctionSpec {
+    name: "log",
+    http: None,
+    triggers: &[Trigger::TableStream],
+    summary: "the table's DynamoDB stream (writes the event log)",
+    step_runner: None,
+    table_stream: Some(log_batch),
 };
 
 /// Every Lambda function, in the order the architecture lists them.
-pub const ALL: [FunctionSpec; 6] = [START, STATUS, STEP_REPORT, FINALIZE, RUNNER, CATALOG];
+pub const ALL: [FunctionSpec; 7] = [START, STATUS, STEP_REPORT, FINALIZE, RUNNER, CATALOG, LOG];
 
 #[cfg(test)]
 mod tests {
@@ -171,6 +199,18 @@ mod tests {
     }
 
     #[test]
+    fn a_function_logs_the_table_stream_exactly_when_it_takes_it() {
+        for function in ALL {
+            assert_eq!(
+                function.table_stream.is_some(),
+                function.accepts(Trigger::TableStream),
+                "{}",
+                function.name
+            );
+        }
+    }
+
+    #[test]
     fn a_function_mounts_routes_exactly_when_it_takes_http() {
         for function in ALL {
             assert_eq!(
@@ -180,13 +220,14 @@ mod tests {
                 function.name
             );
         }
-        // Each queue has one consumer.
+        // Each queue and stream has one consumer.
         for trigger in [
             Trigger::WorkQueue,
             Trigger::StepReportQueue,
             Trigger::DomainEvents,
             Trigger::SweepSchedule,
             Trigger::ScheduledStart,
+            Trigger::TableStream,
         ] {
             assert_eq!(ALL.iter().filter(|f| f.accepts(trigger)).count(), 1);
         }
