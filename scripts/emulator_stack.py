@@ -75,7 +75,38 @@ def translate(template_path, parameters):
             pattern = resource["Properties"].get("EventPattern")
             if isinstance(pattern, dict):
                 resource["Properties"]["EventPattern"] = json.dumps(pattern)
+    # Emulator gap: moto's CloudFormation has no AWS::Lambda::Url (it skips the resource) and
+    # refuses an output reading its attributes; such an output gets a stand-in URL, and the
+    # URL's configuration is reported as the template declares it (`declared_function_urls`).
+    urls = {
+        logical
+        for logical, resource in translated["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Url"
+    }
+    for output in translated.get("Outputs", {}).values():
+        value = output.get("Value")
+        if isinstance(value, dict) and value.get("Fn::GetAtt", [None])[0] in urls:
+            output["Value"] = f"https://{value['Fn::GetAtt'][0].lower()}.lambda-url.{REGION}.on.aws/"
     return translated
+
+
+def function_urls_of(translated):
+    """The Function URLs the template declares: the function each serves, and its settings."""
+    declared = []
+    for resource in translated["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Url":
+            continue
+        properties = resource["Properties"]
+        target = properties["TargetFunctionArn"]
+        declared.append(
+            {
+                "function": target.get("Ref") if isinstance(target, dict) else target,
+                "auth_type": properties.get("AuthType"),
+                "invoke_mode": properties.get("InvokeMode", "BUFFERED"),
+                "cors": properties.get("Cors"),
+            }
+        )
+    return declared
 
 
 def upload_placeholder_code(s3):
@@ -282,6 +313,7 @@ def main():
                 "event_source_mappings": mappings,
                 "rules": rules,
                 "routes": routes_of(translated),
+                "declared_function_urls": function_urls_of(translated),
                 "not_created": not_created,
                 # Emulator gap: no Scheduler in its CloudFormation, so the schedules as the
                 # template declares them (target function, input before substitution).

@@ -177,8 +177,16 @@ fn every_sample_has_the_shape_its_directory_says() {
 #[tokio::test]
 async fn http_requests_reach_only_the_routes_their_function_owns() {
     let world = World::new().await;
-    let [start, status, step_report, finalize, runner, catalog, log] =
-        functions::ALL.map(|spec| world.function(&spec));
+    let [
+        start,
+        status,
+        step_report,
+        finalize,
+        runner,
+        catalog,
+        log,
+        stream,
+    ] = functions::ALL.map(|spec| world.function(&spec));
     let token = world.token(OWNER);
     let auth = [("REPLACE_WITH_TOKEN", token.as_str())];
 
@@ -203,7 +211,8 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     assert_eq!(through_runtime["statusCode"], json!(200));
 
     // Each route answers in its own function and is an unknown path (404) in every other
-    // one; the runner and the log function, which have no routes, refuse HTTP altogether.
+    // one; the runner and the log function, which have no routes, refuse HTTP altogether, and
+    // the stream function refuses it answered whole (it streams its answers; see below).
     let nowhere = [
         ("REPLACE_WITH_TOKEN", token.as_str()),
         ("REPLACE_WITH_EXECUTION_ID", "ex_01JDNOTHEREXXXXXXXXXXXXXXX"),
@@ -221,7 +230,7 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
                     .assert_problem(404, "not_found");
             }
         }
-        for function in [&runner, &log] {
+        for function in [&runner, &log, &stream] {
             let name = function.spec().name;
             let error = handle(function, sample(path, &nowhere))
                 .await
@@ -718,7 +727,7 @@ async fn the_log_function_logs_stream_records_once_in_order_and_stops_at_a_failu
 #[tokio::test]
 async fn a_suite_runs_end_to_end_through_the_functions() {
     let world = World::new().await;
-    let [start, status, _, finalize, runner, catalog, _] =
+    let [start, status, _, finalize, runner, catalog, _, _] =
         functions::ALL.map(|spec| world.function(&spec));
     let token = world.token(OWNER);
     let (base_url, hits) = http_target().await;

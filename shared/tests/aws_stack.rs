@@ -21,7 +21,9 @@ use runledger::domain::events::EventKind;
 use runledger::lambda::FunctionContext;
 use runledger::lambda::spec::{self as functions, FunctionSpec, Trigger};
 use runledger::queue::sqs::MAX_RECEIVE_COUNT;
-use runledger::settings::{ALLOW_PRIVATE_TARGETS, AwsSettings, JWT_SECRET_PARAMETER};
+use runledger::settings::{
+    ALLOW_PRIVATE_TARGETS, AwsSettings, JWT_SECRET_PARAMETER, STREAM_MAX_SECONDS,
+};
 use runledger::store::dynamo::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
@@ -283,6 +285,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
     let owner = |group: RouteGroup| {
         functions::ALL
             .iter()
+            .filter(|f| f.accepts(Trigger::Http))
             .find(|f| f.routes().contains(&group))
             .map(logical_id)
             .unwrap_or_else(|| panic!("no function mounts {group:?}"))
@@ -314,6 +317,48 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
         })
         .collect();
     assert_eq!(routed, expected);
+
+    // The functions whose responses stream are behind a Function URL that streams them, with
+    // no auth of Lambda's own (the function checks the bearer token) and CORS for the
+    // dashboard; no other function has a URL. Each closes its streams before its timeout.
+    let urls = stack.description["declared_function_urls"]
+        .as_array()
+        .expect("function URLs");
+    let streaming: Vec<String> = functions::ALL
+        .iter()
+        .filter(|f| f.accepts(Trigger::StreamingHttp))
+        .map(logical_id)
+        .collect();
+    let with_url: Vec<String> = urls
+        .iter()
+        .map(|u| text(&u["function"]).to_owned())
+        .collect();
+    assert_eq!(with_url, streaming);
+    for url in urls {
+        assert_eq!(url["auth_type"], json!("NONE"), "{url}");
+        assert_eq!(url["invoke_mode"], json!("RESPONSE_STREAM"), "{url}");
+        assert_eq!(url["cors"]["AllowMethods"], json!(["GET"]), "{url}");
+        let headers = url["cors"]["AllowHeaders"].as_array().expect("headers");
+        for needed in ["authorization", "last-event-id"] {
+            assert!(headers.contains(&json!(needed)), "{url}");
+        }
+    }
+    for spec in functions::ALL
+        .iter()
+        .filter(|f| f.accepts(Trigger::StreamingHttp))
+    {
+        let function = stack.function(spec);
+        let timeout = function["timeout"].as_u64().expect("timeout");
+        let max_stream: u64 = stack.environment(spec)[STREAM_MAX_SECONDS]
+            .parse()
+            .expect("seconds");
+        assert!(
+            max_stream + 10 <= timeout,
+            "{}: streams of {max_stream} s in a {timeout} s timeout",
+            spec.name
+        );
+    }
+    assert!(stack.output("StreamUrl").starts_with("https://"));
 
     // Every function's environment is complete; the stack outputs name the same resources.
     for spec in functions::ALL {
@@ -1067,6 +1112,46 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
         .collect();
     assert_eq!(steps, [(0, "passed"), (1, "passed"), (2, "passed")]);
 
+    // The same log as Server-Sent Events through the stream function (configured from the
+    // stack, as its Function URL would invoke it): a finished execution's stream replays
+    // from after `Last-Event-ID` and ends.
+    let stream = function(&functions::STREAM);
+    let mut request = sample("apigw/function-url-stream-events.json", &browser_refs);
+    request["headers"]["last-event-id"] = json!("1");
+    let (code, headers, body) = streamed(stream, request, std::time::Duration::from_secs(20)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("text/event-stream")
+    );
+    let sent: Vec<(String, String)> = body
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                    .map(str::to_owned)
+            };
+            Some((field("event")?, field("id").unwrap_or_default()))
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = items
+        .iter()
+        .skip(1)
+        .map(|e| (text(&e["type"]).to_owned(), e["seq"].to_string()))
+        .collect();
+    expected.push(("end".to_owned(), String::new()));
+    assert_eq!(sent, expected, "{body}");
+    // Without a token: 401, as from the API.
+    let mut anonymous = sample("apigw/function-url-stream-events.json", &browser_refs);
+    anonymous["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("authorization");
+    let (code, _, body) = streamed(stream, anonymous, std::time::Duration::from_secs(5)).await;
+    assert_eq!(code, 401, "{body}");
+
     // A long poll waiting on a running execution answers with the entry of the step reported
     // meanwhile, once the log function has taken that change from the stream.
     let watched = http(
@@ -1294,6 +1379,18 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
         "ssm:GetParameter",
         &arn("ssm", "parameter/runledger/jwt-secret")
     ));
+    assert!(exercised[&logical_id(&functions::STREAM)].contains("dynamodb:Query"));
+    let stream_role = stack.statements(&logical_id(&functions::STREAM));
+    for action in [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+    ] {
+        assert!(
+            !allows(&stream_role, action, &table),
+            "the stream role allows {action}"
+        );
+    }
     let catalog_role = stack.statements(&logical_id(&functions::CATALOG));
     assert!(!allows(
         &catalog_role,

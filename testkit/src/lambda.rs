@@ -180,6 +180,39 @@ pub async fn http(function: &FunctionContext, event: Value) -> Reply {
     }
 }
 
+/// A request to a function whose responses stream, read to the end of its body (which must
+/// come within `within`): status, headers (lowercase names) and body text.
+pub async fn streamed(
+    function: &FunctionContext,
+    event: Value,
+    within: Duration,
+) -> (u16, BTreeMap<String, String>, String) {
+    use futures_util::StreamExt;
+    let response = runledger::lambda::handle_streaming(function, event)
+        .await
+        .unwrap_or_else(|e| panic!("`{}` failed a streamed request: {e}", function.spec().name));
+    let prelude = response.metadata_prelude;
+    let headers = prelude
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or_default().to_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let mut stream = response.stream;
+    let mut body = Vec::new();
+    tokio::time::timeout(within, async {
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.expect("a body chunk"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not end within {within:?}"));
+    let text = String::from_utf8(body).expect("a UTF-8 body");
+    (prelude.status_code.as_u16(), headers, text)
+}
+
 pub async fn invoke(function: &FunctionContext, event: Value) -> Value {
     handle(function, event)
         .await

@@ -224,6 +224,14 @@ impl FunctionContext {
 /// A function binary's whole `main`: logs, cold start, then the Lambda runtime loop.
 pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
     let context = cold_start(spec).await?;
+    if spec.accepts(Trigger::StreamingHttp) {
+        let service = context
+            .http
+            .as_ref()
+            .and_then(|edge| edge.streaming_service())
+            .ok_or_else(|| format!("{} streams responses but has no streaming edge", spec.name))?;
+        return http::serve_streaming(service).await;
+    }
     let context = &context;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         invoke(context, event)
@@ -260,6 +268,24 @@ async fn cold_start(spec: &FunctionSpec) -> Result<FunctionContext, Error> {
         "ready"
     );
     Ok(context)
+}
+
+/// A Function URL request to a function whose responses stream, answered as [`run`] hosts
+/// it: the response's head, then its body as a stream (for tests; the runtime sends both to
+/// Lambda as they come).
+pub async fn handle_streaming(
+    context: &FunctionContext,
+    event: Value,
+) -> Result<lambda_runtime::StreamResponse<axum::body::BodyDataStream>, InvocationError> {
+    let service = context
+        .http
+        .as_ref()
+        .and_then(|edge| edge.streaming_service())
+        .ok_or_else(|| context.not_accepted(&shape::classify(&event)))?;
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event).map_err(|e| malformed("Function URL request", e))?;
+    let event = LambdaEvent::new(request, lambda_runtime::Context::default());
+    Ok(http::streamed(service, event).await)
 }
 
 /// JSON log lines on stdout, one per event, with the fields of the spans they happen in

@@ -38,6 +38,9 @@ pub enum Trigger {
     /// Batches of the table's DynamoDB stream records (every change of an item, before and
     /// after): the event log is written from them.
     TableStream,
+    /// Function URL requests answered with a streamed response (`InvokeMode:
+    /// RESPONSE_STREAM`): Server-Sent Events, which API Gateway cannot carry.
+    StreamingHttp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +92,24 @@ macro_rules! http_routes {
     };
 }
 
+/// [`http_routes!`] for a function whose responses stream.
+macro_rules! streaming_routes {
+    ($($group:ident),+) => {
+        Some(HttpRoutes {
+            groups: &[$(RouteGroup::$group),+],
+            edge: streaming_edge::<{ RouteGroup::set(&[$(RouteGroup::$group),+]) }>,
+        })
+    };
+}
+
+fn streaming_edge<'a, const GROUPS: u16>(
+    sdk: &'a SdkConfig,
+    var: Vars<'a>,
+    engine: Engine,
+) -> EdgeBuilt<'a> {
+    Box::pin(super::http::streaming_edge::<GROUPS>(sdk, var, engine))
+}
+
 fn http_edge<'a, const GROUPS: u16>(
     sdk: &'a SdkConfig,
     var: Vars<'a>,
@@ -122,7 +143,7 @@ pub const START: FunctionSpec = FunctionSpec {
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
-    http: http_routes!(Status, Health),
+    http: http_routes!(Status, Events, Health),
     triggers: &[Trigger::Http],
     summary: "API Gateway (every GET on executions, health)",
     step_runner: None,
@@ -161,6 +182,15 @@ pub const CATALOG: FunctionSpec = FunctionSpec {
     table_stream: None,
 };
 
+pub const STREAM: FunctionSpec = FunctionSpec {
+    name: "stream",
+    http: streaming_routes!(Events),
+    triggers: &[Trigger::StreamingHttp],
+    summary: "a Function URL streaming responses (Server-Sent Events of the event log)",
+    step_runner: None,
+    table_stream: None,
+};
+
 pub const LOG: FunctionSpec = FunctionSpec {
     name: "log",
     http: None,
@@ -171,18 +201,32 @@ pub const LOG: FunctionSpec = FunctionSpec {
 };
 
 /// Every Lambda function, in the order the architecture lists them.
-pub const ALL: [FunctionSpec; 7] = [START, STATUS, STEP_REPORT, FINALIZE, RUNNER, CATALOG, LOG];
+pub const ALL: [FunctionSpec; 8] = [
+    START,
+    STATUS,
+    STEP_REPORT,
+    FINALIZE,
+    RUNNER,
+    CATALOG,
+    LOG,
+    STREAM,
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_route_group_but_the_demo_has_exactly_one_function() {
+    fn every_route_group_but_the_demo_has_exactly_one_function_behind_the_api() {
+        let api = || ALL.into_iter().filter(|f| f.accepts(Trigger::Http));
         for group in RouteGroup::ALL {
-            let owners = ALL.iter().filter(|f| f.routes().contains(&group)).count();
+            let owners = api().filter(|f| f.routes().contains(&group)).count();
             let expected = usize::from(group != RouteGroup::Demo);
             assert_eq!(owners, expected, "{group:?}");
+        }
+        // What streams serves only what the API serves too (the long poll of the same log).
+        for function in ALL.iter().filter(|f| f.accepts(Trigger::StreamingHttp)) {
+            assert_eq!(function.routes(), [RouteGroup::Events], "{}", function.name);
         }
     }
 
@@ -214,9 +258,14 @@ mod tests {
     fn a_function_mounts_routes_exactly_when_it_takes_http() {
         for function in ALL {
             assert_eq!(
-                function.accepts(Trigger::Http),
+                function.accepts(Trigger::Http) || function.accepts(Trigger::StreamingHttp),
                 !function.routes().is_empty(),
                 "{}",
+                function.name
+            );
+            assert!(
+                !(function.accepts(Trigger::Http) && function.accepts(Trigger::StreamingHttp)),
+                "{} answers HTTP both buffered and streamed",
                 function.name
             );
         }
@@ -228,6 +277,7 @@ mod tests {
             Trigger::SweepSchedule,
             Trigger::ScheduledStart,
             Trigger::TableStream,
+            Trigger::StreamingHttp,
         ] {
             assert_eq!(ALL.iter().filter(|f| f.accepts(trigger)).count(), 1);
         }
