@@ -140,7 +140,8 @@ fn live(
         pending: VecDeque::new(),
         ending: false,
         ended: false,
-        closes_at: max_stream.map(|limit| Instant::now() + limit),
+        // A limit too far off to be an instant is no limit.
+        closes_at: max_stream.and_then(|limit| Instant::now().checked_add(limit)),
     };
     let events = futures_util::stream::unfold(start, |mut stream| async move {
         loop {
