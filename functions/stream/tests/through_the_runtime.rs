@@ -98,7 +98,9 @@ fn percentile(samples: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_execution_streams_through_the_lambda_runtime_within_a_second() {
-    const STEPS: usize = 50;
+    // 100 samples, so that p99 is not just the slowest one. Each report waits for its entry
+    // before the next, so a pause of the emulator delays one sample, not a run of them.
+    const STEPS: usize = 100;
     let _alone = ONE_AT_A_TIME.lock().await;
     let mut live = live(2, "120").await;
     let token = mint_token(OWNER, false);
@@ -193,11 +195,12 @@ async fn a_live_execution_streams_through_the_lambda_runtime_within_a_second() {
         .collect();
     assert_eq!(received.iter().map(entry).collect::<Vec<_>>(), logged);
 
-    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    let [p50, p90, p99] = [0.5, 0.9, 0.99].map(|p| percentile(&latencies, p));
     println!(
-        "report-to-client over the stream function on the emulator, {} steps: p50 {} ms, p99 {} ms, max {} ms",
+        "report-to-client over the stream function on the emulator, {} steps: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
         latencies.len(),
         p50.as_millis(),
+        p90.as_millis(),
         p99.as_millis(),
         latencies.iter().max().expect("samples").as_millis()
     );
