@@ -11,8 +11,9 @@
 4. Prints one JSON document on stdout: the stack outputs; per function its name and its
    environment as the emulator's Lambda holds it; the event source mappings (queues and the
    table's stream); the bus and schedule rules with their patterns and targets; the HTTP
-   routes of the translated HTTP API; and the resources not created (the emulator's
-   CloudFormation skips some types; conditions turn others off).
+   routes of the translated HTTP API; the Function URLs as the template declares them
+   (moto has none); and the resources not created (the emulator's CloudFormation skips some
+   types; conditions turn others off).
 
 Because the emulator would try to run the functions itself (and cannot), the script then hands
 delivery to the caller: it disables the event source mappings, and points each rule target at
