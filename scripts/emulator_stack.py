@@ -9,15 +9,18 @@
 2. Stores the JWT secret as the SSM SecureString the template's JwtSecretParameterName names.
 3. Creates the stack on the emulator's CloudFormation and waits for it.
 4. Prints one JSON document on stdout: the stack outputs; per function its name and its
-   environment as the emulator's Lambda holds it; the event source mappings; the bus and
-   schedule rules with their patterns and targets; the HTTP routes of the translated HTTP API;
-   and the resources not created (the emulator's CloudFormation skips some types; conditions
-   turn others off).
+   environment as the emulator's Lambda holds it; the event source mappings (queues and the
+   table's stream); the bus and schedule rules with their patterns and targets; the HTTP
+   routes of the translated HTTP API; the Function URLs as the template declares them
+   (moto has none); and the resources not created (the emulator's CloudFormation skips some
+   types; conditions turn others off).
 
 Because the emulator would try to run the functions itself (and cannot), the script then hands
 delivery to the caller: it disables the event source mappings, and points each rule target at
 a new "tap" SQS queue (the rule, its pattern and its input are unchanged), so the test receives
-exactly the events each rule matched and invokes the target function's handler with them.
+exactly the events each rule matched and invokes the target function's handler with them. The
+test reads the table's stream itself (the emulator's launcher keeps a disabled mapping from
+invoking anything).
 """
 
 import argparse
@@ -73,7 +76,38 @@ def translate(template_path, parameters):
             pattern = resource["Properties"].get("EventPattern")
             if isinstance(pattern, dict):
                 resource["Properties"]["EventPattern"] = json.dumps(pattern)
+    # Emulator gap: moto's CloudFormation has no AWS::Lambda::Url (it skips the resource) and
+    # refuses an output reading its attributes; such an output gets a stand-in URL, and the
+    # URL's configuration is reported as the template declares it (`declared_function_urls`).
+    urls = {
+        logical
+        for logical, resource in translated["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Url"
+    }
+    for output in translated.get("Outputs", {}).values():
+        value = output.get("Value")
+        if isinstance(value, dict) and value.get("Fn::GetAtt", [None])[0] in urls:
+            output["Value"] = f"https://{value['Fn::GetAtt'][0].lower()}.lambda-url.{REGION}.on.aws/"
     return translated
+
+
+def function_urls_of(translated):
+    """The Function URLs the template declares: the function each serves, and its settings."""
+    declared = []
+    for resource in translated["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Url":
+            continue
+        properties = resource["Properties"]
+        target = properties["TargetFunctionArn"]
+        declared.append(
+            {
+                "function": target.get("Ref") if isinstance(target, dict) else target,
+                "auth_type": properties.get("AuthType"),
+                "invoke_mode": properties.get("InvokeMode", "BUFFERED"),
+                "cors": properties.get("Cors"),
+            }
+        )
+    return declared
 
 
 def upload_placeholder_code(s3):
@@ -203,15 +237,32 @@ def main():
         function = arn_to_function.get(mapping["FunctionArn"])
         if function is None:
             continue
-        mappings.append(
-            {
-                "function": function,
-                "queue_url": queue_url_of(sqs, mapping["EventSourceArn"]),
-                "queue_arn": mapping["EventSourceArn"],
-                "batch_size": mapping.get("BatchSize"),
-                "function_response_types": mapping.get("FunctionResponseTypes", []),
-            }
-        )
+        source = mapping["EventSourceArn"]
+        described = {
+            "function": function,
+            "batch_size": mapping.get("BatchSize"),
+            "function_response_types": mapping.get("FunctionResponseTypes", []),
+        }
+        if source.split(":")[2] == "dynamodb":
+            described.update(
+                {
+                    "stream_arn": source,
+                    "starting_position": mapping.get("StartingPosition"),
+                    "parallelization_factor": mapping.get("ParallelizationFactor"),
+                    "bisect_batch_on_function_error": mapping.get("BisectBatchOnFunctionError"),
+                    "maximum_retry_attempts": mapping.get("MaximumRetryAttempts"),
+                    "filter_patterns": [
+                        json.loads(f["Pattern"])
+                        for f in mapping.get("FilterCriteria", {}).get("Filters", [])
+                    ],
+                    "on_failure": mapping.get("DestinationConfig", {})
+                    .get("OnFailure", {})
+                    .get("Destination"),
+                }
+            )
+        else:
+            described.update({"queue_url": queue_url_of(sqs, source), "queue_arn": source})
+        mappings.append(described)
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
     rules = []
@@ -263,6 +314,7 @@ def main():
                 "event_source_mappings": mappings,
                 "rules": rules,
                 "routes": routes_of(translated),
+                "declared_function_urls": function_urls_of(translated),
                 "not_created": not_created,
                 # Emulator gap: no Scheduler in its CloudFormation, so the schedules as the
                 # template declares them (target function, input before substitution).

@@ -55,6 +55,10 @@ pub const QUEUE_NORMAL_URL: &str = "RUNLEDGER_QUEUE_NORMAL_URL";
 pub const QUEUE_LOW_URL: &str = "RUNLEDGER_QUEUE_LOW_URL";
 pub const STEP_QUEUE_URL: &str = "RUNLEDGER_STEP_QUEUE_URL";
 pub const EVENT_BUS: &str = "RUNLEDGER_EVENT_BUS";
+/// `RUNLEDGER_STREAM_MAX_SECONDS`: the stream function closes an event stream after this
+/// long, a little under its timeout, so the client resumes (`Last-Event-ID`) rather than
+/// being cut off mid-event.
+pub const STREAM_MAX_SECONDS: &str = "RUNLEDGER_STREAM_MAX_SECONDS";
 
 pub const DEFAULT_TABLE: &str = "runledger";
 pub const DEFAULT_EVENT_BUS: &str = "runledger";
@@ -65,6 +69,8 @@ pub const DEFAULT_WORKERS: u64 = 16;
 pub const DEFAULT_SWEEP_INTERVAL_MS: u64 = 1000;
 /// The shortest sweep interval taken; a smaller value is raised to it.
 pub const MIN_SWEEP_INTERVAL_MS: u64 = 10;
+/// 14 minutes: under Lambda's longest timeout (15), which the template gives the function.
+pub const DEFAULT_STREAM_MAX_SECONDS: u64 = 840;
 
 /// `name`'s value, unset when empty.
 fn lookup(var: Vars<'_>, name: &str) -> Option<String> {

@@ -241,3 +241,38 @@ async fn the_log_is_owner_only_and_its_query_is_checked() {
         bad_resume.text()
     );
 }
+
+#[tokio::test]
+async fn a_stream_closes_itself_at_the_hosts_time_limit_between_events() {
+    use runledger::api::{RouteGroup, Router};
+    use runledger_testkit::stores::{engine_over, in_memory};
+    use runledger_testkit::tokens::authenticator;
+    // As the stream function hosts it: streams on, closed after a limit (1 s here).
+    const EVERY_GROUP: u16 = RouteGroup::set(&RouteGroup::ALL);
+    let router = Router::streaming_of::<EVERY_GROUP>(
+        engine_over(in_memory()),
+        Arc::new(authenticator()),
+        Duration::from_secs(1),
+    );
+    let api = Api { router };
+    let token = api.token("streamer");
+    let case = api.create_external_case(&token, "open-ended", 2).await;
+    let id = api.start_case(&token, &case).await;
+    let bearer = format!("Bearer {token}");
+    let headers: [(&str, &[u8]); 2] = [
+        ("authorization", bearer.as_bytes()),
+        ("accept", b"text/event-stream"),
+    ];
+    let began = Instant::now();
+    let reply = api.raw(Method::GET, &events(&id, ""), &headers, "").await;
+    let took = began.elapsed();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    // What was there, and no `end`: the execution goes on, the client resumes.
+    let (sent, _) = parse_stream(&reply.text());
+    let ids: Vec<_> = sent.iter().map(|s| s.id.as_deref()).collect();
+    assert_eq!(ids, [Some("1")], "{sent:#?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}

@@ -164,6 +164,7 @@ fn every_sample_has_the_shape_its_directory_says() {
 
     for (dir, shape) in [
         ("sqs", EventShape::Sqs),
+        ("dynamodb", EventShape::DynamoDbStream),
         ("eventbridge", EventShape::EventBridge),
         ("scheduler", EventShape::ScheduledStart),
     ] {
@@ -176,8 +177,16 @@ fn every_sample_has_the_shape_its_directory_says() {
 #[tokio::test]
 async fn http_requests_reach_only_the_routes_their_function_owns() {
     let world = World::new().await;
-    let [start, status, step_report, finalize, runner, catalog] =
-        functions::ALL.map(|spec| world.function(&spec));
+    let [
+        start,
+        status,
+        step_report,
+        finalize,
+        runner,
+        catalog,
+        log,
+        stream,
+    ] = functions::ALL.map(|spec| world.function(&spec));
     let token = world.token(OWNER);
     let auth = [("REPLACE_WITH_TOKEN", token.as_str())];
 
@@ -202,7 +211,8 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     assert_eq!(through_runtime["statusCode"], json!(200));
 
     // Each route answers in its own function and is an unknown path (404) in every other
-    // one; the runner, which has no routes, refuses HTTP altogether.
+    // one; the runner and the log function, which have no routes, refuse HTTP altogether, and
+    // the stream function refuses it answered whole (it streams its answers; see below).
     let nowhere = [
         ("REPLACE_WITH_TOKEN", token.as_str()),
         ("REPLACE_WITH_EXECUTION_ID", "ex_01JDNOTHEREXXXXXXXXXXXXXXX"),
@@ -220,14 +230,17 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
                     .assert_problem(404, "not_found");
             }
         }
-        let error = handle(&runner, sample(path, &nowhere))
-            .await
-            .expect_err("the runner takes no HTTP");
-        assert!(
-            matches!(&error, InvocationError::NotAccepted { function: "runner", received }
-                if received.contains("HTTP API")),
-            "{error}"
-        );
+        for function in [&runner, &log, &stream] {
+            let name = function.spec().name;
+            let error = handle(function, sample(path, &nowhere))
+                .await
+                .expect_err("no HTTP answered whole");
+            assert!(
+                matches!(&error, InvocationError::NotAccepted { function, received }
+                    if *function == name && received.contains("HTTP API")),
+                "{name}: {error}"
+            );
+        }
     }
 
     // Catalog: a test case of three external steps.
@@ -579,10 +592,142 @@ async fn step_reports_from_sqs_count_once_however_often_delivered() {
     assert_eq!(events.len(), 4, "{counts:?}");
 }
 
+/// The execution of `events/dynamodb/table-stream-batch.json`, given a fresh id.
+fn stream_batch(execution: &str) -> Value {
+    sample(
+        "dynamodb/table-stream-batch.json",
+        &[
+            ("REPLACE_WITH_EXECUTION_ID", execution),
+            ("REPLACE_WITH_TEST_CASE_ID", "tc_01JDX5N7Q8R9S0T1V2W3X4Y5Z6"),
+        ],
+    )
+}
+
+/// `(seq, type, what)` of each entry of an execution's log, as the store holds it.
+async fn logged(world: &World, execution: &str) -> Vec<(u64, String, String)> {
+    let entries = world
+        .backend
+        .engine
+        .store()
+        .events(execution, 0, 500)
+        .await
+        .expect("the log");
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = serde_json::to_value(entry).expect("an entry");
+            let what = match entry["type"].as_str() {
+                Some("status") => entry["data"]["to"].as_str().unwrap_or("?").to_owned(),
+                Some("step") => format!(
+                    "{} {}",
+                    entry["data"]["index"],
+                    entry["data"]["status"].as_str().unwrap_or("?")
+                ),
+                _ => entry["data"].to_string(),
+            };
+            let kind = entry["type"].as_str().unwrap_or("?").to_owned();
+            (entry["seq"].as_u64().expect("seq"), kind, what)
+        })
+        .collect()
+}
+
+fn fresh_execution_id() -> String {
+    format!("ex_{}", ulid::Ulid::new())
+}
+
+#[tokio::test]
+async fn the_log_function_logs_stream_records_once_in_order_and_stops_at_a_failure() {
+    let world = World::new().await;
+    let log = world.function(&functions::LOG);
+    let execution = fresh_execution_id();
+    let batch = stream_batch(&execution);
+
+    // A catalog entry, a definition snapshot, the execution's start, its first step report and
+    // an idempotency claim's expiry: only the execution's two changes log, in order, and
+    // delivering the batch again (a retry after a timeout, say) logs nothing more.
+    let expected = vec![
+        (1, "status".to_owned(), "queued".to_owned()),
+        (2, "status".to_owned(), "running".to_owned()),
+        (3, "step".to_owned(), "0 passed".to_owned()),
+    ];
+    for delivery in 1..=2 {
+        let response = invoke(&log, batch.clone()).await;
+        assert_eq!(failed_ids(&response), Vec::<String>::new(), "{response}");
+        assert_eq!(
+            logged(&world, &execution).await,
+            expected,
+            "delivery {delivery}"
+        );
+    }
+
+    // A record that cannot be logged (an execution item that is not one) stops the batch: it
+    // and every record after it are reported by sequence number, and nothing after it is
+    // logged, so that Lambda's redelivery from there keeps the order.
+    let records = batch["Records"].as_array().expect("records");
+    let (before, after) = (fresh_execution_id(), fresh_execution_id());
+    let retargeted = |record: &Value, id: &str, sequence: &str| {
+        let text = record.to_string().replace(&execution, id);
+        let mut record: Value = serde_json::from_str(&text).expect("a record");
+        record["dynamodb"]["SequenceNumber"] = json!(sequence);
+        record
+    };
+    let start = &records[2];
+    let mut corrupt = retargeted(start, &fresh_execution_id(), "900000000000000000002");
+    corrupt["dynamodb"]["NewImage"]["data"] = json!({"S": "not an execution"});
+    let mixed = json!({"Records": [
+        retargeted(start, &before, "900000000000000000001"),
+        corrupt,
+        retargeted(start, &after, "900000000000000000003"),
+        records[4].clone(),
+    ]});
+    let response = invoke(&log, mixed.clone()).await;
+    let remove_sequence = records[4]["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .expect("a sequence number");
+    assert_eq!(
+        failed_ids(&response),
+        [
+            "900000000000000000002",
+            "900000000000000000003",
+            remove_sequence
+        ]
+    );
+    assert_eq!(logged(&world, &before).await.len(), 1);
+    assert!(logged(&world, &after).await.is_empty());
+
+    // A failed record without a sequence number cannot be named: the whole batch fails, to
+    // come again whole. So does a batch that is not one.
+    let mut unnamed = mixed;
+    unnamed["Records"][1]["dynamodb"]
+        .as_object_mut()
+        .expect("a change")
+        .remove("SequenceNumber");
+    let error = handle(&log, unnamed).await.expect_err("the batch fails");
+    assert!(
+        matches!(error, InvocationError::Malformed { .. }),
+        "{error}"
+    );
+    let broken = json!({"Records": [{"eventSource": "aws:dynamodb", "dynamodb": "nothing"}]});
+    let error = handle(&log, broken).await.expect_err("not a batch");
+    assert!(
+        matches!(error, InvocationError::Malformed { .. }),
+        "{error}"
+    );
+
+    // Stream records are the log function's alone.
+    let status = world.function(&functions::STATUS);
+    let error = handle(&status, batch).await.expect_err("refused");
+    assert!(
+        matches!(&error, InvocationError::NotAccepted { received, .. }
+            if received.contains("DynamoDB stream")),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn a_suite_runs_end_to_end_through_the_functions() {
     let world = World::new().await;
-    let [start, status, _, finalize, runner, catalog] =
+    let [start, status, _, finalize, runner, catalog, _, _] =
         functions::ALL.map(|spec| world.function(&spec));
     let token = world.token(OWNER);
     let (base_url, hits) = http_target().await;

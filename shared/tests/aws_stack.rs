@@ -21,7 +21,9 @@ use runledger::domain::events::EventKind;
 use runledger::lambda::FunctionContext;
 use runledger::lambda::spec::{self as functions, FunctionSpec, Trigger};
 use runledger::queue::sqs::MAX_RECEIVE_COUNT;
-use runledger::settings::{ALLOW_PRIVATE_TARGETS, AwsSettings, JWT_SECRET_PARAMETER};
+use runledger::settings::{
+    ALLOW_PRIVATE_TARGETS, AwsSettings, JWT_SECRET_PARAMETER, STREAM_MAX_SECONDS,
+};
 use runledger::store::dynamo::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
@@ -257,7 +259,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
     let stack = Stack::stand_up();
     let sdk = Emulator::get().sdk_config().await;
 
-    // Exactly the six functions, as Lambda must run them.
+    // Exactly the functions of the specs, as Lambda must run them.
     let logical_ids: BTreeSet<String> = stack.description["functions"]
         .as_object()
         .expect("functions")
@@ -283,6 +285,7 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
     let owner = |group: RouteGroup| {
         functions::ALL
             .iter()
+            .filter(|f| f.accepts(Trigger::Http))
             .find(|f| f.routes().contains(&group))
             .map(logical_id)
             .unwrap_or_else(|| panic!("no function mounts {group:?}"))
@@ -314,6 +317,48 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
         })
         .collect();
     assert_eq!(routed, expected);
+
+    // The functions whose responses stream are behind a Function URL that streams them, with
+    // no auth of Lambda's own (the function checks the bearer token) and CORS for the
+    // dashboard; no other function has a URL. Each closes its streams before its timeout.
+    let urls = stack.description["declared_function_urls"]
+        .as_array()
+        .expect("function URLs");
+    let streaming: Vec<String> = functions::ALL
+        .iter()
+        .filter(|f| f.accepts(Trigger::StreamingHttp))
+        .map(logical_id)
+        .collect();
+    let with_url: Vec<String> = urls
+        .iter()
+        .map(|u| text(&u["function"]).to_owned())
+        .collect();
+    assert_eq!(with_url, streaming);
+    for url in urls {
+        assert_eq!(url["auth_type"], json!("NONE"), "{url}");
+        assert_eq!(url["invoke_mode"], json!("RESPONSE_STREAM"), "{url}");
+        assert_eq!(url["cors"]["AllowMethods"], json!(["GET"]), "{url}");
+        let headers = url["cors"]["AllowHeaders"].as_array().expect("headers");
+        for needed in ["authorization", "last-event-id"] {
+            assert!(headers.contains(&json!(needed)), "{url}");
+        }
+    }
+    for spec in functions::ALL
+        .iter()
+        .filter(|f| f.accepts(Trigger::StreamingHttp))
+    {
+        let function = stack.function(spec);
+        let timeout = function["timeout"].as_u64().expect("timeout");
+        let max_stream: u64 = stack.environment(spec)[STREAM_MAX_SECONDS]
+            .parse()
+            .expect("seconds");
+        assert!(
+            max_stream + 10 <= timeout,
+            "{}: streams of {max_stream} s in a {timeout} s timeout",
+            spec.name
+        );
+    }
+    assert!(stack.output("StreamUrl").starts_with("https://"));
 
     // Every function's environment is complete; the stack outputs name the same resources.
     for spec in functions::ALL {
@@ -353,6 +398,9 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
             json!(["ReportBatchItemFailures"]),
             "{mapping}"
         );
+        if mapping.get("stream_arn").is_some() {
+            continue; // the table's stream, below
+        }
         consumed
             .entry(mapping["function"].as_str().expect("function").to_owned())
             .or_default()
@@ -378,6 +426,70 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
         }
         let actual = consumed.remove(&logical_id(&spec)).unwrap_or_default();
         assert_eq!(actual, expected, "queues consumed by {}", spec.name);
+    }
+
+    // The table's stream: the log function alone takes it, one batch of a shard at a time
+    // from its oldest record (each change's entries are numbered on from the ones before),
+    // retried a bounded number of times, then recorded in the log's dead-letter queue; its
+    // filter lets through the changes of execution items only.
+    let streams: Vec<&Value> = stack
+        .mappings()
+        .into_iter()
+        .filter(|m| m.get("stream_arn").is_some())
+        .collect();
+    let [stream] = streams[..] else {
+        panic!("one mapping on the table's stream: {streams:?}");
+    };
+    let table_stream = aws_sdk_dynamodb::Client::new(&sdk)
+        .describe_table()
+        .table_name(&settings.table)
+        .send()
+        .await
+        .expect("describe table")
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the table has a stream");
+    let log_function = functions::ALL
+        .iter()
+        .find(|f| f.accepts(Trigger::TableStream))
+        .map(logical_id)
+        .expect("a function takes the stream");
+    assert_eq!(stream["function"], json!(log_function));
+    assert_eq!(stream["stream_arn"], json!(table_stream));
+    assert_eq!(stream["parallelization_factor"], json!(1));
+    assert_eq!(stream["starting_position"], json!("TRIM_HORIZON"));
+    let retries = stream["maximum_retry_attempts"].as_i64().expect("retries");
+    assert!((1..=100).contains(&retries), "{stream}");
+    let log_dlq = stack.output("LogDeadLetterQueueUrl");
+    assert_eq!(
+        stream["on_failure"],
+        json!(arn("sqs", queue_name(&log_dlq))),
+        "{stream}"
+    );
+    let [pattern] = stream["filter_patterns"]
+        .as_array()
+        .expect("filters")
+        .as_slice()
+    else {
+        panic!("one filter: {stream}");
+    };
+    let ids = [
+        ("REPLACE_WITH_EXECUTION_ID", "ex_01JDX5N7Q8R9S0T1V2W3X4Y5Z7"),
+        ("REPLACE_WITH_TEST_CASE_ID", "tc_01JDX5N7Q8R9S0T1V2W3X4Y5Z6"),
+    ];
+    let records = sample("dynamodb/table-stream-batch.json", &ids)["Records"].clone();
+    let passed: Vec<String> = records
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|record| matches_pattern(pattern, record))
+        .map(|record| text(&record["dynamodb"]["Keys"]["sk"]["S"]).to_owned())
+        .collect();
+    assert_eq!(passed, ["EXEC", "EXEC"], "{pattern}");
+    // The log's own writes (its head, its entries) never come back to it.
+    for sk in ["LOG", "EV#00000000000000000001"] {
+        let record = json!({"dynamodb": {"Keys": {"pk": {"S": "EX#ex_1"}, "sk": {"S": sk}}}});
+        assert!(!matches_pattern(pattern, &record), "{sk} passes {pattern}");
     }
 
     // Each of those queues hands a message to its dead-letter queue after the receive count
@@ -740,6 +852,8 @@ struct LambdaService<'a> {
     stack: &'a Stack,
     sqs: aws_sdk_sqs::Client,
     functions: BTreeMap<String, FunctionContext>,
+    /// The table's stream mappings: each function, and the stream as its mapping reads it.
+    streams: tokio::sync::Mutex<Vec<(String, TableStream)>>,
 }
 
 impl LambdaService<'_> {
@@ -762,7 +876,10 @@ impl LambdaService<'_> {
             let mut delivered = 0;
             for mapping in self.stack.mappings() {
                 let function = &self.functions[mapping["function"].as_str().expect("function")];
-                let url = mapping["queue_url"].as_str().expect("url");
+                // The table's stream is read below.
+                let Some(url) = mapping["queue_url"].as_str() else {
+                    continue;
+                };
                 let batch_size = mapping["batch_size"].as_i64().unwrap_or(10).clamp(1, 10);
                 let messages = self
                     .sqs
@@ -784,6 +901,13 @@ impl LambdaService<'_> {
                     self.delete(url, message).await;
                 }
                 delivered += 1;
+            }
+            for (function, stream) in self.streams.lock().await.iter_mut() {
+                while let Some(batch) = stream.next_batch().await {
+                    let response = invoke(&self.functions[function.as_str()], batch).await;
+                    assert_eq!(stream.done(&response), 0, "records failed: {response}");
+                    delivered += 1;
+                }
             }
             for (_, target) in self.stack.rule_targets() {
                 let Some(function) = target["function"].as_str() else {
@@ -815,10 +939,24 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     for spec in functions::ALL {
         functions.insert(logical_id(&spec), stack.cold_start(&spec, &calls).await);
     }
+    let streams = stack
+        .mappings()
+        .into_iter()
+        .filter_map(|mapping| {
+            let arn = mapping.get("stream_arn")?.as_str().expect("stream ARN");
+            let batch_size = mapping["batch_size"].as_u64().unwrap_or(100) as usize;
+            let mut stream = TableStream::at(&sdk, arn, batch_size);
+            for pattern in mapping["filter_patterns"].as_array().expect("filters") {
+                stream = stream.filtered(pattern.clone());
+            }
+            Some((text(&mapping["function"]).to_owned(), stream))
+        })
+        .collect();
     let service = LambdaService {
         stack: &stack,
         sqs: aws_sdk_sqs::Client::new(&sdk),
         functions,
+        streams: tokio::sync::Mutex::new(streams),
     };
     let function = |spec: &FunctionSpec| &service.functions[&logical_id(spec)];
     let (catalog, start, status, step_report) = (
@@ -918,6 +1056,170 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     assert_eq!(completed.body["status"], json!("passed"));
     assert_eq!(completed.body["progress"]["passed"], json!(3));
     service.settle().await;
+
+    // The event log the log function wrote from the table's stream, read through the status
+    // function's long poll: gap-free, and the same story as the trace and its history.
+    let browser_refs = [
+        ("REPLACE_WITH_TOKEN", token.as_str()),
+        ("REPLACE_WITH_EXECUTION_ID", browser.as_str()),
+    ];
+    let log = http(
+        status,
+        with_query(
+            sample("apigw/get-execution-events.json", &browser_refs),
+            "after=0&wait=0",
+        ),
+    )
+    .await;
+    assert_eq!(log.status, 200, "{:#}", log.raw);
+    let items = log.body["items"].as_array().expect("items");
+    let seqs: Vec<u64> = items
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=items.len() as u64).collect::<Vec<_>>(),
+        "{items:#?}"
+    );
+    assert_eq!(log.body["terminal"], json!(true), "{:#}", log.body);
+    let moves: Vec<&str> = items
+        .iter()
+        .filter(|e| e["type"] == json!("status"))
+        .map(|e| text(&e["data"]["to"]))
+        .collect();
+    let browser_history = http(
+        status,
+        sample("apigw/get-execution-history.json", &browser_refs),
+    )
+    .await;
+    let history_moves: Vec<&str> = browser_history.body["items"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| text(&e["to"]))
+        .collect();
+    assert_eq!(moves, history_moves);
+    let steps: Vec<(u64, &str)> = items
+        .iter()
+        .filter(|e| e["type"] == json!("step"))
+        .map(|e| {
+            (
+                e["data"]["index"].as_u64().expect("index"),
+                text(&e["data"]["status"]),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(0, "passed"), (1, "passed"), (2, "passed")]);
+
+    // The same log as Server-Sent Events through the stream function (configured from the
+    // stack, as its Function URL would invoke it): a finished execution's stream replays
+    // from after `Last-Event-ID` and ends.
+    let stream = function(&functions::STREAM);
+    let mut request = sample("apigw/function-url-stream-events.json", &browser_refs);
+    request["headers"]["last-event-id"] = json!("1");
+    let (code, headers, body) = streamed(stream, request, std::time::Duration::from_secs(20)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("text/event-stream")
+    );
+    let sent: Vec<(String, String)> = body
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                    .map(str::to_owned)
+            };
+            Some((field("event")?, field("id").unwrap_or_default()))
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = items
+        .iter()
+        .skip(1)
+        .map(|e| (text(&e["type"]).to_owned(), e["seq"].to_string()))
+        .collect();
+    expected.push(("end".to_owned(), String::new()));
+    assert_eq!(sent, expected, "{body}");
+    // Without a token: 401, as from the API.
+    let mut anonymous = sample("apigw/function-url-stream-events.json", &browser_refs);
+    anonymous["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("authorization");
+    let (code, _, body) = streamed(stream, anonymous, std::time::Duration::from_secs(5)).await;
+    assert_eq!(code, 401, "{body}");
+
+    // A long poll waiting on a running execution answers with the entry of the step reported
+    // meanwhile, once the log function has taken that change from the stream.
+    let watched = http(
+        start,
+        without_header(
+            sample(
+                "apigw/start-case.json",
+                &[
+                    ("REPLACE_WITH_TOKEN", &token),
+                    ("REPLACE_WITH_TEST_CASE_ID", &cases[2]),
+                ],
+            ),
+            "idempotency-key",
+        ),
+    )
+    .await;
+    assert_eq!(watched.status, 202, "{:#}", watched.raw);
+    let watched = id_of(&watched.body);
+    service.settle().await;
+    let watched_refs = [
+        ("REPLACE_WITH_TOKEN", token.as_str()),
+        ("REPLACE_WITH_EXECUTION_ID", watched.as_str()),
+    ];
+    let so_far = http(
+        status,
+        with_query(
+            sample("apigw/get-execution-events.json", &watched_refs),
+            "after=0&wait=0",
+        ),
+    )
+    .await;
+    let last_seq = so_far.body["last_seq"].as_u64().expect("last_seq");
+    assert!(last_seq >= 1, "{:#}", so_far.body);
+    let waiting = http(
+        status,
+        with_query(
+            sample("apigw/get-execution-events.json", &watched_refs),
+            &format!("after={last_seq}&wait=20"),
+        ),
+    );
+    let reporting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let reported = http(
+            step_report,
+            sample("apigw/report-steps.json", &watched_refs),
+        )
+        .await;
+        assert_eq!(reported.status, 200, "{:#}", reported.raw);
+        service.settle().await;
+    };
+    let began = std::time::Instant::now();
+    let (woken, ()) = tokio::join!(waiting, reporting);
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(15),
+        "the poll waited it out"
+    );
+    assert_eq!(woken.status, 200, "{:#}", woken.raw);
+    let first = &woken.body["items"][0];
+    assert_eq!(first["seq"], json!(last_seq + 1), "{:#}", woken.body);
+    let new_steps: Vec<&Value> = woken.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["type"] == json!("step"))
+        .collect();
+    assert_eq!(new_steps.len(), 1, "{:#}", woken.body);
+    assert_eq!(new_steps[0]["data"]["index"], json!(0));
+    assert_eq!(woken.body["terminal"], json!(false));
 
     // The suite's trace and history, through the status function.
     let trace = http(status, sample("apigw/get-execution.json", &refs)).await;
@@ -1064,6 +1366,31 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
         &arn("ssm", "parameter/runledger/jwt-secret")
     ));
     assert!(!allows(&runner_role, "dynamodb:DeleteItem", &table));
+    assert!(exercised[&logical_id(&functions::LOG)].contains("dynamodb:BatchWriteItem"));
+    let log_role = stack.statements(&logical_id(&functions::LOG));
+    for action in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"] {
+        assert!(
+            !allows(&log_role, action, &table),
+            "the log role allows {action}"
+        );
+    }
+    assert!(!allows(
+        &log_role,
+        "ssm:GetParameter",
+        &arn("ssm", "parameter/runledger/jwt-secret")
+    ));
+    assert!(exercised[&logical_id(&functions::STREAM)].contains("dynamodb:Query"));
+    let stream_role = stack.statements(&logical_id(&functions::STREAM));
+    for action in [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+    ] {
+        assert!(
+            !allows(&stream_role, action, &table),
+            "the stream role allows {action}"
+        );
+    }
     let catalog_role = stack.statements(&logical_id(&functions::CATALOG));
     assert!(!allows(
         &catalog_role,

@@ -3,7 +3,7 @@
 //! source mapping delivers them, reading queues and what a bus published, and a loopback HTTP
 //! target for `http` steps.
 
-use crate::emulator::{unique_name, workspace_root};
+use crate::emulator::{REGION, unique_name, workspace_root};
 use crate::wire::id_of;
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::types::Target;
@@ -78,6 +78,22 @@ pub fn with_body(mut event: Value, body: Value) -> Value {
 pub fn with_path(mut event: Value, path: &str) -> Value {
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["path"] = json!(path);
+    event
+}
+
+/// Gives an HTTP API sample this query string (`a=1&b=2`), raw and parsed.
+pub fn with_query(mut event: Value, query: &str) -> Value {
+    // Plain `name=value` pairs only (nothing to percent-decode in the tests' queries).
+    let parsed: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name.to_owned(), json!(value))
+        })
+        .collect();
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = Value::Object(parsed);
     event
 }
 
@@ -162,6 +178,39 @@ pub async fn http(function: &FunctionContext, event: Value) -> Reply {
         Ok(raw) => reply(raw),
         Err(e) => panic!("`{}` failed an HTTP request: {e}", function.spec().name),
     }
+}
+
+/// A request to a function whose responses stream, read to the end of its body (which must
+/// come within `within`): status, headers (lowercase names) and body text.
+pub async fn streamed(
+    function: &FunctionContext,
+    event: Value,
+    within: Duration,
+) -> (u16, BTreeMap<String, String>, String) {
+    use futures_util::StreamExt;
+    let response = runledger::lambda::handle_streaming(function, event)
+        .await
+        .unwrap_or_else(|e| panic!("`{}` failed a streamed request: {e}", function.spec().name));
+    let prelude = response.metadata_prelude;
+    let headers = prelude
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or_default().to_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let mut stream = response.stream;
+    let mut body = Vec::new();
+    tokio::time::timeout(within, async {
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.expect("a body chunk"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not end within {within:?}"));
+    let text = String::from_utf8(body).expect("a UTF-8 body");
+    (prelude.status_code.as_u16(), headers, text)
 }
 
 pub async fn invoke(function: &FunctionContext, event: Value) -> Value {
@@ -402,5 +451,258 @@ impl ObservedBus {
             .iter()
             .map(|m| serde_json::from_str(m.body().expect("body")).expect("an EventBridge event"))
             .collect()
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The table's stream, as Lambda's event source mapping delivers it
+// ------------------------------------------------------------------------------------------
+
+/// Plays Lambda's event source mapping on a table's DynamoDB stream: reads the stream with the
+/// DynamoDB Streams API from its oldest record (`TRIM_HORIZON`), and hands its records out in
+/// order, in batches shaped as Lambda's DynamoDB event. A batch answered with
+/// `batchItemFailures` comes again from the first record named there, as Lambda retries a
+/// stream batch from its checkpoint. Each poll reads each shard once, as Lambda's poller does
+/// (four times a second there); a mapping's filter drops the records it does not match.
+pub struct TableStream {
+    streams: aws_sdk_dynamodbstreams::Client,
+    pub stream_arn: String,
+    batch_size: usize,
+    /// Each shard's next iterator (`None` once a closed shard is read to its end).
+    shards: BTreeMap<String, Option<String>>,
+    /// Records read and not yet acknowledged, oldest first.
+    waiting: std::collections::VecDeque<Value>,
+    /// How many records the batch being delivered has.
+    delivering: usize,
+    /// The mapping's filter pattern (`FilterCriteria`), if any.
+    filter: Option<Value>,
+}
+
+impl TableStream {
+    /// The stream of `table` (the newest one it has).
+    pub async fn of_table(sdk: &SdkConfig, table: &str, batch_size: usize) -> TableStream {
+        let arn = aws_sdk_dynamodb::Client::new(sdk)
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("describe table")
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .unwrap_or_else(|| panic!("table {table} has no stream"));
+        TableStream::at(sdk, &arn, batch_size)
+    }
+
+    /// The stream whose ARN an event source mapping names.
+    pub fn at(sdk: &SdkConfig, stream_arn: &str, batch_size: usize) -> TableStream {
+        TableStream {
+            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+            stream_arn: stream_arn.to_owned(),
+            batch_size: batch_size.max(1),
+            shards: BTreeMap::new(),
+            waiting: Default::default(),
+            delivering: 0,
+            filter: None,
+        }
+    }
+
+    /// Delivers only the records `pattern` matches (an event source mapping's filter, in
+    /// EventBridge's pattern syntax: fields to match, each a list of values it may have).
+    pub fn filtered(mut self, pattern: Value) -> TableStream {
+        self.filter = Some(pattern);
+        self
+    }
+
+    /// The next batch as Lambda's event (`{"Records": [...]}`), `None` when nothing waits.
+    /// Answer it with [`done`](Self::done) before asking for the next.
+    pub async fn next_batch(&mut self) -> Option<Value> {
+        if self.waiting.len() < self.batch_size {
+            self.read().await;
+        }
+        if self.waiting.is_empty() {
+            return None;
+        }
+        self.delivering = self.waiting.len().min(self.batch_size);
+        let records: Vec<Value> = self.waiting.iter().take(self.delivering).cloned().collect();
+        Some(json!({ "Records": records }))
+    }
+
+    /// What the function answered the batch with: its records are taken, up to the first one
+    /// its `batchItemFailures` names. Returns how many it names.
+    pub fn done(&mut self, response: &Value) -> usize {
+        let failed = failed_ids(response);
+        let first = failed.first().and_then(|id| {
+            self.waiting
+                .iter()
+                .take(self.delivering)
+                .position(|r| r["dynamodb"]["SequenceNumber"] == json!(id))
+        });
+        let taken = first.unwrap_or(self.delivering);
+        self.waiting.drain(..taken);
+        self.delivering = 0;
+        failed.len()
+    }
+
+    /// Delivers every waiting batch to `function`'s handler, as Lambda would, until none is
+    /// left; every batch must be taken whole. Returns how many records it delivered.
+    pub async fn deliver_all(&mut self, function: &FunctionContext) -> usize {
+        let mut delivered = 0;
+        while let Some(batch) = self.next_batch().await {
+            let records = self.delivering;
+            let response = invoke(function, batch).await;
+            assert_eq!(self.done(&response), 0, "records failed: {response}");
+            delivered += records;
+        }
+        delivered
+    }
+
+    /// Reads what the shards have past where they were read to.
+    async fn read(&mut self) {
+        // The shards are looked up when none is being read (at first, and once every shard
+        // read so far has closed), not on every poll.
+        if !self.shards.values().any(Option::is_some) {
+            self.find_shards().await;
+        }
+        let open: Vec<(String, String)> = self
+            .shards
+            .iter()
+            .filter_map(|(shard, iterator)| Some((shard.clone(), iterator.clone()?)))
+            .collect();
+        for (shard_id, iterator) in open {
+            // One read a shard per poll, as Lambda's poller does.
+            let output = self
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(1000)
+                .send()
+                .await
+                .expect("read the stream");
+            let records = output.records.unwrap_or_default();
+            self.waiting.extend(
+                records
+                    .iter()
+                    .map(|record| lambda_record(record, &self.stream_arn, REGION))
+                    .filter(|record| {
+                        self.filter
+                            .as_ref()
+                            .is_none_or(|f| matches_pattern(f, record))
+                    }),
+            );
+            self.shards.insert(shard_id, output.next_shard_iterator);
+        }
+    }
+
+    /// Starts reading, from their oldest record, the shards not read yet.
+    async fn find_shards(&mut self) {
+        use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+        let description = self
+            .streams
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .expect("describe the stream")
+            .stream_description
+            .expect("a stream description");
+        for shard in description.shards.unwrap_or_default() {
+            let Some(shard_id) = shard.shard_id else {
+                continue;
+            };
+            if self.shards.contains_key(&shard_id) {
+                continue;
+            }
+            let iterator = self
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(&shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("a shard iterator")
+                .shard_iterator;
+            self.shards.insert(shard_id, iterator);
+        }
+    }
+}
+
+/// Whether a record matches an event filter pattern: every field the pattern names is there,
+/// and a value the pattern lists (the plain values of EventBridge's syntax).
+pub fn matches_pattern(pattern: &Value, record: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(name, wanted)| {
+            record
+                .get(name)
+                .is_some_and(|value| matches_pattern(wanted, value))
+        }),
+        Value::Array(allowed) => allowed.contains(record),
+        other => panic!("a filter pattern holds {other}, not fields or lists of values"),
+    }
+}
+
+/// A stream record as Lambda's DynamoDB event holds it (images in DynamoDB's JSON).
+pub fn lambda_record(
+    record: &aws_sdk_dynamodbstreams::types::Record,
+    stream_arn: &str,
+    region: &str,
+) -> Value {
+    let change = record.dynamodb.as_ref().expect("a stream record's change");
+    let image = |item: Option<&std::collections::HashMap<String, StreamValue>>| {
+        item.map(|item| {
+            Value::Object(
+                item.iter()
+                    .map(|(name, value)| (name.clone(), dynamodb_json(value)))
+                    .collect(),
+            )
+        })
+    };
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": change
+            .approximate_creation_date_time
+            .map_or(0.0, |t| t.as_secs_f64()),
+        "Keys": image(change.keys.as_ref()).unwrap_or(json!({})),
+        "SequenceNumber": change.sequence_number,
+        "SizeBytes": change.size_bytes.unwrap_or(0),
+        "StreamViewType": change.stream_view_type.as_ref().map(|t| t.as_str()),
+    });
+    if let Some(new) = image(change.new_image.as_ref()) {
+        dynamodb["NewImage"] = new;
+    }
+    if let Some(old) = image(change.old_image.as_ref()) {
+        dynamodb["OldImage"] = old;
+    }
+    json!({
+        "eventID": record.event_id,
+        "eventName": record.event_name.as_ref().map(|n| n.as_str()),
+        "eventVersion": record.event_version,
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.aws_region.as_deref().unwrap_or(region),
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    })
+}
+
+type StreamValue = aws_sdk_dynamodbstreams::types::AttributeValue;
+
+/// One attribute value in DynamoDB's JSON (`{"S": "..."}`, `{"N": "1"}`, ...).
+fn dynamodb_json(value: &StreamValue) -> Value {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match value {
+        StreamValue::S(s) => json!({ "S": s }),
+        StreamValue::N(n) => json!({ "N": n }),
+        StreamValue::B(b) => json!({ "B": base64(b.as_ref()) }),
+        StreamValue::Bool(b) => json!({ "BOOL": b }),
+        StreamValue::Null(n) => json!({ "NULL": n }),
+        StreamValue::Ss(v) => json!({ "SS": v }),
+        StreamValue::Ns(v) => json!({ "NS": v }),
+        StreamValue::Bs(v) => {
+            json!({ "BS": v.iter().map(|b| base64(b.as_ref())).collect::<Vec<_>>() })
+        }
+        StreamValue::L(v) => json!({ "L": v.iter().map(dynamodb_json).collect::<Vec<_>>() }),
+        StreamValue::M(m) => json!({
+            "M": m.iter().map(|(k, v)| (k.clone(), dynamodb_json(v))).collect::<serde_json::Map<_, _>>()
+        }),
+        other => panic!("an attribute value of an unknown kind: {other:?}"),
     }
 }

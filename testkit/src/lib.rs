@@ -22,6 +22,7 @@ pub mod emulator;
 pub mod fakes;
 pub mod interceptors;
 pub mod lambda;
+pub mod runtime_api;
 pub mod scripted_aws;
 pub mod server;
 pub mod sse;

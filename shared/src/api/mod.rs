@@ -49,8 +49,11 @@ pub enum RouteGroup {
     Catalog,
     /// Starting and retrying executions.
     Start,
-    /// Every `GET` on executions.
+    /// Every `GET` on executions but their event log.
     Status,
+    /// An execution's event log (`GET /executions/{id}/events`): the long poll through the
+    /// HTTP API (status function), Server-Sent Events through the stream function.
+    Events,
     /// Step reports and completion.
     StepReport,
     /// Cancellation.
@@ -76,11 +79,12 @@ impl RouteGroup {
     }
 
     /// What the local server mounts: everything.
-    pub const ALL: [RouteGroup; 7] = [
+    pub const ALL: [RouteGroup; 8] = [
         RouteGroup::Health,
         RouteGroup::Catalog,
         RouteGroup::Start,
         RouteGroup::Status,
+        RouteGroup::Events,
         RouteGroup::StepReport,
         RouteGroup::Finalize,
         RouteGroup::Demo,
@@ -98,6 +102,9 @@ pub struct ApiParts {
     /// Whether responses may stream (Server-Sent Events): not where the host buffers each
     /// response whole (a Lambda function behind API Gateway).
     pub streams: bool,
+    /// How long a stream stays open at most, where the host ends it (the stream function's
+    /// timeout); the server closes it first, between events, and the client resumes.
+    pub max_stream: Option<std::time::Duration>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -116,6 +123,7 @@ pub type Service =
 pub struct Router {
     engine: Engine,
     service: Service,
+    streams: bool,
 }
 
 impl Router {
@@ -124,7 +132,7 @@ impl Router {
         if groups.contains(&RouteGroup::Demo) {
             router = router.merge(demo::routes());
         }
-        Self::serving(engine, auth, router, true)
+        Self::serving(engine, auth, router, Some(std::time::Duration::MAX))
     }
 
     /// The same for the groups of a bit set known at compile time ([`RouteGroup::set`]): a
@@ -132,24 +140,48 @@ impl Router {
     /// compiled into its binary.
     /// Its responses are buffered whole, so nothing streams.
     pub fn of<const GROUPS: u16>(engine: Engine, auth: Arc<Authenticator>) -> Self {
-        Self::serving(engine, auth, routes::mounted_set::<GROUPS>(), false)
+        Self::serving(engine, auth, routes::mounted_set::<GROUPS>(), None)
     }
 
+    /// [`Router::of`] for a host that streams responses (the stream function behind a
+    /// Function URL in `RESPONSE_STREAM` mode): streams are closed after `max_stream`.
+    pub fn streaming_of<const GROUPS: u16>(
+        engine: Engine,
+        auth: Arc<Authenticator>,
+        max_stream: std::time::Duration,
+    ) -> Self {
+        Self::serving(
+            engine,
+            auth,
+            routes::mounted_set::<GROUPS>(),
+            Some(max_stream),
+        )
+    }
+
+    /// Whether this router's responses may stream.
+    pub fn streams(&self) -> bool {
+        self.streams
+    }
+
+    /// `streaming`: `None` for a host that buffers responses whole, `Some(limit)` for one
+    /// that streams (`Duration::MAX`: no limit of its own).
     fn serving(
         engine: Engine,
         auth: Arc<Authenticator>,
         router: axum::Router<ApiState>,
-        streams: bool,
+        streaming: Option<std::time::Duration>,
     ) -> Self {
         use tower_http::normalize_path::NormalizePathLayer;
         use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
         use tower_http::timeout::TimeoutLayer;
         use tower_http::trace::TraceLayer;
 
+        let streams = streaming.is_some();
         let state = ApiState(Arc::new(ApiParts {
             engine: engine.clone(),
             auth,
             streams,
+            max_stream: streaming.filter(|limit| *limit != std::time::Duration::MAX),
         }));
         let router = router.fallback(layers::no_route).with_state(state);
         // Outermost first: every request, routed or not, goes through all of them.
@@ -175,6 +207,7 @@ impl Router {
         Router {
             engine,
             service: BoxCloneSyncService::new(service),
+            streams,
         }
     }
 

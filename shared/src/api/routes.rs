@@ -69,7 +69,7 @@ route_table! {
     Status => executions::get,
     Status => executions::children,
     Status => executions::history,
-    Status => events::events,
+    Events => events::events,
     Status => reports::export,
     Status => steps::list,
     StepReport => steps::report,
@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn a_compile_time_set_serves_exactly_its_groups() {
-        use RouteGroup::{Health, Status};
-        const STATUS_AND_HEALTH: u16 = RouteGroup::set(&[Status, Health]);
+        use RouteGroup::{Events, Health, Status};
+        const STATUS_AND_HEALTH: u16 = RouteGroup::set(&[Status, Events, Health]);
         let key = |route: &Route| {
             let methods: Vec<http::Method> = route.methods.iter().map(http_method).collect();
             (route.group, route.path.clone(), methods)
@@ -177,7 +177,7 @@ mod tests {
         let by_set: Vec<_> = served::<STATUS_AND_HEALTH>().iter().map(key).collect();
         let filtered: Vec<_> = served::<EVERY_GROUP>()
             .iter()
-            .filter(|route| [Status, Health].contains(&route.group))
+            .filter(|route| [Status, Events, Health].contains(&route.group))
             .map(key)
             .collect();
         assert_eq!(by_set.len(), 9);

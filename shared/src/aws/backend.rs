@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 pub struct AwsBackend {
     pub engine: Engine,
+    /// The engine's store, for what only DynamoDB does (logging the table's stream records).
+    pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsWorkQueue>,
     pub settings: AwsSettings,
     pub sdk: SdkConfig,
@@ -88,11 +90,13 @@ impl AwsBackend {
         }
         #[cfg(not(feature = "log-follower"))]
         let _ = follow_log;
+        let store = Arc::new(store);
         let queue = Arc::new(SqsWorkQueue::new(sqs, settings.queue_urls.clone()));
         let bus = EventBridgeBus::new(eventbridge, &settings.event_bus);
-        let engine = Engine::new(Arc::new(store), queue.clone(), Arc::new(bus), clock, ids);
+        let engine = Engine::new(store.clone(), queue.clone(), Arc::new(bus), clock, ids);
         AwsBackend {
             engine,
+            store,
             queue,
             settings,
             sdk: sdk.clone(),

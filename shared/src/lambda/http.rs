@@ -11,7 +11,7 @@ use crate::auth::Authenticator;
 use crate::aws::backend::jwt_settings;
 use crate::domain::ids::EXECUTION_PREFIX;
 use crate::engine::Engine;
-use crate::settings::Vars;
+use crate::settings::{self, DEFAULT_STREAM_MAX_SECONDS, STREAM_MAX_SECONDS, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
@@ -21,21 +21,31 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::Body;
 use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{LambdaEvent, MetadataPrelude, StreamResponse};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// What a function with routes answers API Gateway and Function URL requests with.
 #[async_trait::async_trait(?Send)]
 pub trait HttpEdge: Send + Sync {
     async fn invoke(&self, shape: &EventShape, event: Value) -> Result<Value, InvocationError>;
+
+    /// The service to host with a streamed response, for an edge that streams.
+    fn streaming_service(&self) -> Option<api::Service> {
+        None
+    }
 }
 
 #[async_trait::async_trait(?Send)]
 impl HttpEdge for Router {
     async fn invoke(&self, shape: &EventShape, event: Value) -> Result<Value, InvocationError> {
         http_invocation(&self.service(), shape, event).await
+    }
+
+    fn streaming_service(&self) -> Option<api::Service> {
+        self.streams().then(|| self.service())
     }
 }
 
@@ -48,6 +58,68 @@ pub(super) async fn edge<const GROUPS: u16>(
 ) -> Result<Arc<dyn HttpEdge>, lambda_runtime::Error> {
     let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
     Ok(Arc::new(Router::of::<GROUPS>(engine, Arc::new(auth))))
+}
+
+/// The cold start of the stream function's edge: as [`edge`], with responses that stream and
+/// streams closed after `RUNLEDGER_STREAM_MAX_SECONDS`.
+pub(super) async fn streaming_edge<const GROUPS: u16>(
+    sdk: &SdkConfig,
+    var: Vars<'_>,
+    engine: Engine,
+) -> Result<Arc<dyn HttpEdge>, lambda_runtime::Error> {
+    let max_stream = settings::number_var(var, STREAM_MAX_SECONDS, DEFAULT_STREAM_MAX_SECONDS)?;
+    let auth = Authenticator::new(jwt_settings(var, sdk).await?)?;
+    Ok(Arc::new(Router::streaming_of::<GROUPS>(
+        engine,
+        Arc::new(auth),
+        Duration::from_secs(max_stream.max(1)),
+    )))
+}
+
+/// Hosts `service` in the Lambda runtime with streamed responses (a Function URL in
+/// `RESPONSE_STREAM` mode): the response's head goes out first, then its body as it comes,
+/// so a Server-Sent Events stream reaches the client event by event.
+pub(super) async fn serve_streaming(service: api::Service) -> Result<(), lambda_runtime::Error> {
+    let service = &service;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<LambdaRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(streamed(service.clone(), event).await)
+        },
+    ))
+    .await
+}
+
+/// One request through `service`, answered as the runtime streams it: the response's head
+/// (the metadata prelude), then its body as it comes.
+pub(super) async fn streamed(
+    service: api::Service,
+    event: LambdaEvent<LambdaRequest>,
+) -> StreamResponse<axum::body::BodyDataStream> {
+    use axum::response::IntoResponse;
+    use lambda_http::RequestExt;
+    let LambdaEvent {
+        payload: mut request,
+        context,
+    } = event;
+    default_request_id(&mut request);
+    let response = match servable(&request) {
+        Err(problem) => problem.into_response(),
+        Ok(path) => {
+            record_execution_id(&path);
+            let request = lambda_http::Request::from(request).with_lambda_context(context);
+            let Ok(response) = service.oneshot(without_stage(request)).await;
+            response
+        }
+    };
+    let (parts, body) = response.into_parts();
+    StreamResponse {
+        metadata_prelude: MetadataPrelude {
+            status_code: parts.status,
+            headers: parts.headers,
+            ..Default::default()
+        },
+        stream: body.into_data_stream(),
+    }
 }
 
 async fn http_invocation(

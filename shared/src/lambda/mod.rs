@@ -15,19 +15,22 @@
 //! - EventBridge: `Execution Finished` from runledger's bus re-settles the execution's suite
 //!   (idempotent); the `Scheduled Event` of the sweep's rule times out overdue executions.
 //! - EventBridge Scheduler payloads start a test case or suite as their `owner`.
+//! - The table's DynamoDB stream records: the log function writes the event log from them,
+//!   in order, with partial batch failures.
 //!
 //! Anything else is an error that names what arrived; nothing here panics on input.
 //!
 //! Where each part is: [`spec`] (what each function owns), [`shape`] (telling payloads
 //! apart), [`http`] (API Gateway and Function URL requests), [`sqs`] (queue batches with
-//! partial failures), [`events`] (EventBridge and Scheduler); this module holds the cold
-//! start, the dispatch and the error mapping.
+//! partial failures), [`events`] (EventBridge and Scheduler), [`table_stream`] (the table's
+//! stream records); this module holds the cold start, the dispatch and the error mapping.
 
 pub mod events;
 pub mod http;
 pub mod shape;
 pub mod spec;
 pub mod sqs;
+pub mod table_stream;
 
 use crate::api::Router;
 use crate::auth::Authenticator;
@@ -39,6 +42,7 @@ use crate::runner::target_guard::TargetPolicy;
 use crate::settings::{
     self, AwsSettings, LAMBDA_ALLOWS_PRIVATE_TARGETS, LogSettings, Vars, env_var,
 };
+use crate::store::dynamo::DynamoStore;
 use aws_config::SdkConfig;
 use http::HttpEdge;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -133,6 +137,8 @@ fn engine_detail(error: &EngineError) -> String {
 pub struct FunctionContext {
     spec: FunctionSpec,
     engine: Engine,
+    /// The engine's store itself, for what only DynamoDB does (logging its stream's records).
+    store: Arc<DynamoStore>,
     http: Option<Arc<dyn HttpEdge>>,
     runner: Option<Arc<dyn StepRunner>>,
 }
@@ -144,6 +150,7 @@ impl FunctionContext {
         FunctionContext {
             spec: *spec,
             engine: backend.engine.clone(),
+            store: Arc::clone(&backend.store),
             http: None,
             runner: None,
         }
@@ -216,6 +223,24 @@ impl FunctionContext {
 
 /// A function binary's whole `main`: logs, cold start, then the Lambda runtime loop.
 pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
+    let context = cold_start(spec).await?;
+    if spec.accepts(Trigger::StreamingHttp) {
+        let service = context
+            .http
+            .as_ref()
+            .and_then(|edge| edge.streaming_service())
+            .ok_or_else(|| format!("{} streams responses but has no streaming edge", spec.name))?;
+        return http::serve_streaming(service).await;
+    }
+    let context = &context;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        invoke(context, event)
+    }))
+    .await
+}
+
+/// Logs, the check that this is Lambda, and the function's cold start.
+async fn cold_start(spec: &FunctionSpec) -> Result<FunctionContext, Error> {
     init_tracing();
     // lambda_runtime panics without its environment; say what is wrong instead.
     for name in ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME"] {
@@ -242,11 +267,25 @@ pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
         routes = ?spec.routes(),
         "ready"
     );
-    let context = &context;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        invoke(context, event)
-    }))
-    .await
+    Ok(context)
+}
+
+/// A Function URL request to a function whose responses stream, answered as [`run`] hosts
+/// it: the response's head, then its body as a stream (for tests; the runtime sends both to
+/// Lambda as they come).
+pub async fn handle_streaming(
+    context: &FunctionContext,
+    event: Value,
+) -> Result<lambda_runtime::StreamResponse<axum::body::BodyDataStream>, InvocationError> {
+    let service = context
+        .http
+        .as_ref()
+        .and_then(|edge| edge.streaming_service())
+        .ok_or_else(|| context.not_accepted(&shape::classify(&event)))?;
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event).map_err(|e| malformed("Function URL request", e))?;
+    let event = LambdaEvent::new(request, lambda_runtime::Context::default());
+    Ok(http::streamed(service, event).await)
 }
 
 /// JSON log lines on stdout, one per event, with the fields of the spans they happen in
@@ -315,6 +354,12 @@ pub async fn handle(context: &FunctionContext, event: Value) -> Result<Value, In
         }
         EventShape::Sqs if spec.accepts(Trigger::StepReportQueue) => {
             Ok(sqs::step_report_batch(&context.engine, sqs::sqs_event(event)?).await)
+        }
+        EventShape::DynamoDbStream if spec.accepts(Trigger::TableStream) => {
+            let log = spec
+                .table_stream
+                .ok_or_else(|| context.not_configured("no stream consumer"))?;
+            log(&context.store, event).await
         }
         EventShape::EventBridge => events::eventbridge_invocation(context, event).await,
         EventShape::ScheduledStart if spec.accepts(Trigger::ScheduledStart) => {

@@ -11,6 +11,8 @@ pub enum EventShape {
     ApiGatewayV1,
     /// An SQS batch (`Records[].eventSource == "aws:sqs"`).
     Sqs,
+    /// A batch of DynamoDB stream records (`Records[].eventSource == "aws:dynamodb"`).
+    DynamoDbStream,
     /// An EventBridge event (`source`, `detail-type`, `detail`).
     EventBridge,
     /// An EventBridge Scheduler payload starting a test case or suite.
@@ -26,6 +28,7 @@ impl EventShape {
             EventShape::ApiGatewayV2 => "an API Gateway HTTP API (or Function URL) request".into(),
             EventShape::ApiGatewayV1 => "an API Gateway REST API request".into(),
             EventShape::Sqs => "an SQS batch".into(),
+            EventShape::DynamoDbStream => "a batch of DynamoDB stream records".into(),
             EventShape::EventBridge => "an EventBridge event".into(),
             EventShape::ScheduledStart => "a scheduled start".into(),
             EventShape::Unknown(what) => what.clone(),
@@ -55,6 +58,9 @@ pub fn classify(event: &Value) -> EventShape {
             .unwrap_or_default();
         return match sources.first() {
             Some(&"aws:sqs") if sources.iter().all(|s| *s == "aws:sqs") => EventShape::Sqs,
+            Some(&"aws:dynamodb") if sources.iter().all(|s| *s == "aws:dynamodb") => {
+                EventShape::DynamoDbStream
+            }
             Some(first) => EventShape::Unknown(format!("a batch of records from {first:?}")),
             None => EventShape::Unknown("an empty or malformed batch of records".into()),
         };
@@ -147,6 +153,9 @@ mod tests {
         assert!(matches!(classify(&sns), EventShape::Unknown(d) if d.contains("aws:sns")));
         let mixed = json!({"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:s3"}]});
         assert!(matches!(classify(&mixed), EventShape::Unknown(_)));
+        let mixed =
+            json!({"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:dynamodb"}]});
+        assert!(matches!(classify(&mixed), EventShape::Unknown(_)));
         assert!(matches!(
             classify(&json!({"Records": []})),
             EventShape::Unknown(_)
@@ -155,6 +164,17 @@ mod tests {
             classify(&json!({"Records": "x"})),
             EventShape::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn dynamodb_stream_batches_need_every_record_from_dynamodb() {
+        let stream = json!({"Records": [
+            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {}},
+            {"eventSource": "aws:dynamodb", "eventName": "MODIFY", "dynamodb": {}}
+        ]});
+        assert_eq!(classify(&stream), EventShape::DynamoDbStream);
+        let kinesis = json!({"Records": [{"eventSource": "aws:kinesis"}]});
+        assert!(matches!(classify(&kinesis), EventShape::Unknown(d) if d.contains("aws:kinesis")));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::time::Instant;
 use utoipa::IntoParams;
 
 /// Entries a read returns when the query does not say.
@@ -98,7 +99,7 @@ pub async fn events(
     }
     let reader = call.api.engine.log_reader(&call.caller, &call.id).await?;
     if stream {
-        return Ok(live(reader, after).into_response());
+        return Ok(live(reader, after, call.api.max_stream).into_response());
     }
     let query = LogQuery {
         after,
@@ -122,12 +123,16 @@ struct Stream {
     /// The terminal entry is sent: `end` comes next, then nothing.
     ending: bool,
     ended: bool,
+    /// When the stream closes at the latest (the host's limit), between two events.
+    closes_at: Option<Instant>,
 }
 
-/// The log from `after` on as Server-Sent Events, until the execution's last entry.
+/// The log from `after` on as Server-Sent Events, until the execution's last entry (or
+/// `max_stream`, after which the client resumes with `Last-Event-ID`).
 fn live(
     reader: LogReader,
     after: u64,
+    max_stream: Option<Duration>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let start = Stream {
         reader,
@@ -135,6 +140,8 @@ fn live(
         pending: VecDeque::new(),
         ending: false,
         ended: false,
+        // A limit too far off to be an instant is no limit.
+        closes_at: max_stream.and_then(|limit| Instant::now().checked_add(limit)),
     };
     let events = futures_util::stream::unfold(start, |mut stream| async move {
         loop {
@@ -157,10 +164,18 @@ fn live(
             if stream.ended {
                 return None;
             }
+            // Past the host's limit nothing more is read: the stream ends cleanly here.
+            let wait = match stream.closes_at {
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(MAX_LOG_WAIT),
+                    _ => return None,
+                },
+                None => MAX_LOG_WAIT,
+            };
             let query = LogQuery {
                 after: stream.after,
                 limit: MAX_LOG_PAGE,
-                wait: MAX_LOG_WAIT,
+                wait,
             };
             match stream.reader.read(query).await {
                 Ok(page) => {

@@ -100,17 +100,19 @@ impl DynamoStore {
                     }
                 };
                 let records = output.records.unwrap_or_default();
-                for record in &records {
-                    let Some(change) = &record.dynamodb else {
-                        continue;
-                    };
-                    let Some(new) = change.new_image.clone() else {
-                        continue;
-                    };
-                    let new = from_stream_item(new);
-                    let old = change.old_image.clone().map(from_stream_item);
-                    self.log_change(old.as_ref(), &new).await?;
-                }
+                let changes: Vec<(Option<Item>, Item)> = records
+                    .iter()
+                    .filter_map(|record| {
+                        let change = record.dynamodb.as_ref()?;
+                        let new = from_stream_item(change.new_image.clone()?);
+                        Some((change.old_image.clone().map(from_stream_item), new))
+                    })
+                    .collect();
+                let pairs: Vec<(Option<&Item>, &Item)> = changes
+                    .iter()
+                    .map(|(old, new)| (old.as_ref(), new))
+                    .collect();
+                self.log_changes(&pairs).await.map_err(|(_, e)| e)?;
                 match output.next_shard_iterator {
                     Some(next) if !records.is_empty() => iterator = next,
                     Some(next) => {

@@ -38,43 +38,112 @@ struct LogHead {
     done: usize,
 }
 
+/// What one change of an execution item logs: its entries, to be numbered after those of the
+/// changes before it.
+struct Change {
+    execution_id: String,
+    /// The execution item's version the change made.
+    ver: u64,
+    entries: Vec<PendingEntry>,
+}
+
 impl DynamoStore {
     /// Logs one change of an item, from the table's stream: `old` and `new` are the item as it
     /// was before and after. Anything but an execution item, and a write that did not move
     /// the execution's version (clearing what a change left to roll forward), logs nothing.
     /// Returns how many entries it wrote; safe to repeat.
     pub async fn log_change(&self, old: Option<&Item>, new: &Item) -> Result<usize, StoreError> {
-        if new
-            .get("sk")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-            != Some(EXEC_SK)
-        {
-            return Ok(0);
+        match change_of(old, new)? {
+            Some(change) => {
+                self.append(&change.execution_id, change.ver, &change.entries)
+                    .await
+            }
+            None => Ok(0),
         }
-        let after = StoredExecution::from_item(new)?;
-        let before = old.map(StoredExecution::from_item).transpose()?;
-        if before.as_ref().is_some_and(|b| b.version >= after.version) {
-            return Ok(0);
+    }
+
+    /// Logs changes in the stream's order, as [`log_change`](Self::log_change) does one by
+    /// one, but with the entries of consecutive changes of one execution (a burst of reports)
+    /// written together: one read of its log's head, one batch write, one move of the head.
+    /// Stops at the first change it cannot log: the error says which (its index), and every
+    /// change before it is logged. Returns how many entries it wrote; safe to repeat.
+    pub async fn log_changes(
+        &self,
+        changes: &[(Option<&Item>, &Item)],
+    ) -> Result<usize, (usize, StoreError)> {
+        let mut written = 0;
+        let mut next = 0;
+        while next < changes.len() {
+            let first = next;
+            let mut run: Vec<Change> = Vec::new();
+            // The run: this change and the next ones of the same execution; a change that
+            // logs nothing does not end it, one that cannot be read does (it fails in turn).
+            while let Some((old, new)) = changes.get(next) {
+                match change_of(*old, new) {
+                    Ok(None) => next += 1,
+                    Ok(Some(change))
+                        if run
+                            .first()
+                            .is_none_or(|c| c.execution_id == change.execution_id) =>
+                    {
+                        run.push(change);
+                        next += 1;
+                    }
+                    Ok(Some(_)) => break,
+                    Err(error) if run.is_empty() => return Err((next, error)),
+                    Err(_) => break,
+                }
+            }
+            written += self.append_run(&run).await.map_err(|e| (first, e))?;
         }
-        let known = before.as_ref().map_or(0, |b| b.history.len());
-        let history: Vec<&HistoryEntry> = after.history.iter().skip(known).collect();
-        let reported = reported_steps(before.as_ref(), &after, new)?;
-        let reported: Vec<&StepResult> = reported.iter().collect();
-        let at = new
-            .get("changed_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .map_or_else(Timestamp::now, Timestamp::from_millis);
-        let entries = entries_between(
-            before.as_ref().map(|b| &b.execution),
-            &after.execution,
-            &history,
-            &reported,
-            at,
-        );
-        self.append(&after.execution.id, after.version, &entries)
-            .await
+        Ok(written)
+    }
+
+    /// Appends a run of changes of one execution, in order.
+    async fn append_run(&self, run: &[Change]) -> Result<usize, StoreError> {
+        let total: usize = run.iter().map(|c| c.entries.len()).sum();
+        let (Some(first), true) = (run.first(), total <= ENTRIES_PER_ROUND) else {
+            // Long runs go change by change, each in rounds.
+            let mut written = 0;
+            for change in run {
+                written += self
+                    .append(&change.execution_id, change.ver, &change.entries)
+                    .await?;
+            }
+            return Ok(written);
+        };
+        let id = &first.execution_id;
+        loop {
+            let head = self.log_head(id).await?;
+            let mut items = Vec::new();
+            let mut moved = head;
+            let mut last_at = None;
+            for change in run {
+                let start = match head.ver {
+                    v if v > change.ver => continue,
+                    v if v == change.ver => head.done,
+                    _ => 0,
+                };
+                for entry in change.entries.iter().skip(start) {
+                    moved.seq += 1;
+                    items.push(event_item(id, &LogEntry::numbered(moved.seq, entry))?);
+                    last_at = Some(entry.at);
+                }
+                moved.ver = change.ver;
+                moved.done = change.entries.len().max(start);
+            }
+            let Some(last_at) = last_at else {
+                return Ok(0);
+            };
+            let count = items.len();
+            // The same entries under the same numbers as any earlier try: overwriting is safe.
+            self.batch_put(items).await?;
+            match self.move_head(id, head, moved, last_at).await? {
+                true => return Ok(count),
+                // Another consumer moved the head meanwhile: read where it stands now.
+                false => continue,
+            }
+        }
     }
 
     /// Numbers `entries` (the change that made version `ver`) on from the log's head and
@@ -109,29 +178,43 @@ impl DynamoStore {
                 ver,
                 done: start + round.len(),
             };
-            let expires = expiry(round.last().map_or_else(Timestamp::now, |e| e.at));
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(&exec_pk(id)))
-                .key("sk", s(LOG_SK))
-                .update_expression("SET seq = :seq, ver = :ver, done = :done, #ttl = :ttl")
-                .condition_expression("attribute_not_exists(pk) OR seq = :was")
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":seq", n(moved.seq))
-                .expression_attribute_values(":ver", n(moved.ver))
-                .expression_attribute_values(":done", n(moved.done as u64))
-                .expression_attribute_values(":ttl", n(expires))
-                .expression_attribute_values(":was", n(head.seq))
-                .send()
-                .await;
-            match result {
-                Ok(_) => written += round.len(),
-                // Another consumer moved the head meanwhile: read where it stands now.
-                Err(e) if is_condition_failure(&e) => continue,
-                Err(e) => return Err(sdk_error("move the log head", e)),
+            let last_at = round.last().map_or_else(Timestamp::now, |e| e.at);
+            // Another consumer moved the head meanwhile: read where it stands now.
+            if self.move_head(id, head, moved, last_at).await? {
+                written += round.len();
             }
+        }
+    }
+
+    /// Moves the log's head from `head` to `moved` (entries up to `last_at` written), unless
+    /// another consumer moved it first (`false`).
+    async fn move_head(
+        &self,
+        id: &str,
+        head: LogHead,
+        moved: LogHead,
+        last_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&exec_pk(id)))
+            .key("sk", s(LOG_SK))
+            .update_expression("SET seq = :seq, ver = :ver, done = :done, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(pk) OR seq = :was")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":seq", n(moved.seq))
+            .expression_attribute_values(":ver", n(moved.ver))
+            .expression_attribute_values(":done", n(moved.done as u64))
+            .expression_attribute_values(":ttl", n(expiry(last_at)))
+            .expression_attribute_values(":was", n(head.seq))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("move the log head", e)),
         }
     }
 
@@ -193,6 +276,45 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// What a change of an item logs (`None` for anything but an execution item, and for a write
+/// that did not move the execution's version).
+fn change_of(old: Option<&Item>, new: &Item) -> Result<Option<Change>, StoreError> {
+    if new
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        != Some(EXEC_SK)
+    {
+        return Ok(None);
+    }
+    let after = StoredExecution::from_item(new)?;
+    let before = old.map(StoredExecution::from_item).transpose()?;
+    if before.as_ref().is_some_and(|b| b.version >= after.version) {
+        return Ok(None);
+    }
+    let known = before.as_ref().map_or(0, |b| b.history.len());
+    let history: Vec<&HistoryEntry> = after.history.iter().skip(known).collect();
+    let reported = reported_steps(before.as_ref(), &after, new)?;
+    let reported: Vec<&StepResult> = reported.iter().collect();
+    let at = new
+        .get("changed_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .map_or_else(Timestamp::now, Timestamp::from_millis);
+    let entries = entries_between(
+        before.as_ref().map(|b| &b.execution),
+        &after.execution,
+        &history,
+        &reported,
+        at,
+    );
+    Ok(Some(Change {
+        execution_id: after.execution.id.clone(),
+        ver: after.version,
+        entries,
+    }))
 }
 
 /// The partitioned steps a change wrote from reports: a large report's part rides in the
