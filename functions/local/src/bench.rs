@@ -94,6 +94,9 @@ struct Measurement {
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     match args.backend.as_str() {
         "embedded" => {}
+        "aws" if args.watchers > 0 || args.watchers_on_one.is_some() => {
+            return Err("--watchers applies to --backend embedded only".into());
+        }
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
     }
