@@ -177,6 +177,17 @@ pub trait ExecutionStore: Send + Sync {
     // --- catalog (typed access: the `*_entry` methods on `dyn ExecutionStore`) ---
     /// Adds a new entry; `Conflict` if its id exists.
     async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError>;
+    /// Inserts those of `records` that do not exist yet, leaving existing ones as they are
+    /// (imports register tests on first sight). A store that can does it in one write.
+    async fn insert_missing_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
+        for record in records {
+            match self.insert_catalog(record).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     /// Replaces an entry whose stored version is `expected_version`, else `Conflict`.
     async fn replace_catalog(
         &self,

@@ -392,25 +392,30 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let text = response
-            .text()
+        exchange(request, &format!("{method} {url}")).await
+    }
+
+    /// Posts a file as it is (a test report, say) with its content type and `headers`.
+    pub async fn post_file(
+        &self,
+        path: &str,
+        content_type: &str,
+        file: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let mut request = self
+            .http
+            .post(&url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(file);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        exchange(request, &format!("POST {url}"))
             .await
-            .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Resp {
-            status,
-            content_type,
-            text,
-            body,
-        })
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
     }
 
     // ----- catalog and executions -------------------------------------------------------
@@ -542,4 +547,27 @@ impl Api {
         )
         .await
     }
+}
+
+/// Sends a request and reads its answer (JSON parsed when it is JSON); `what` names it.
+async fn exchange(request: reqwest::RequestBuilder, what: &str) -> Result<Resp, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{what}: reading the body: {e}"))?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Resp {
+        status,
+        content_type,
+        text,
+        body,
+    })
 }

@@ -25,6 +25,7 @@ use tower::ServiceExt;
 /// Bodies up to this size are read and dropped before a `413`, so the client sees the
 /// answer instead of a reset connection; beyond it the connection is closed.
 const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
+const _: () = assert!(DRAIN_LIMIT > api::MAX_IMPORT_BYTES);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A connection must send a whole request head within this, also between keep-alive requests.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -336,13 +337,14 @@ async fn answer(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let response = if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    let limit = api::body_limit(request.uri().path());
+    let response = if declared.is_some_and(|n| n > limit) {
         if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
             let _ = Limited::new(request.into_body(), DRAIN_LIMIT)
                 .collect()
                 .await;
         }
-        axum::response::IntoResponse::into_response(Problem::too_large(MAX_BODY_BYTES))
+        axum::response::IntoResponse::into_response(Problem::too_large(limit))
     } else {
         let Ok(response) = service.oneshot(request.map(Body::new)).await;
         response

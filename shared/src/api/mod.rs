@@ -28,6 +28,16 @@ use tower::util::BoxCloneSyncService;
 
 /// Request bodies above this get `413`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use handlers::imports::MAX_IMPORT_BYTES;
+
+/// The body limit of a request to `path`: an import's report file may be larger than any
+/// other body.
+pub fn body_limit(path: &str) -> usize {
+    match path.strip_prefix(API_PREFIX) {
+        Some("/imports") => MAX_IMPORT_BYTES,
+        _ => MAX_BODY_BYTES,
+    }
+}
 pub const API_PREFIX: &str = "/api/v1";
 
 /// The groups of routes; each Lambda function owns some of them.

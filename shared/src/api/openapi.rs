@@ -44,6 +44,7 @@ enum ProblemResponse {
     NotFound,
     Conflict,
     PayloadTooLarge,
+    UnsupportedMediaType,
     ServiceUnavailable,
 }
 
@@ -55,6 +56,7 @@ impl ProblemResponse {
             ProblemResponse::NotFound => "404",
             ProblemResponse::Conflict => "409",
             ProblemResponse::PayloadTooLarge => "413",
+            ProblemResponse::UnsupportedMediaType => "415",
             ProblemResponse::ServiceUnavailable => "503",
         }
     }
@@ -66,6 +68,7 @@ impl ProblemResponse {
             ProblemResponse::NotFound => "NotFound",
             ProblemResponse::Conflict => "Conflict",
             ProblemResponse::PayloadTooLarge => "PayloadTooLarge",
+            ProblemResponse::UnsupportedMediaType => "UnsupportedMediaType",
             ProblemResponse::ServiceUnavailable => "ServiceUnavailable",
         }
     }
@@ -85,7 +88,12 @@ impl ProblemResponse {
                 "Conflicts with the current state (`invalid_transition`, `step_conflict`, \
                  `not_applicable`, `concurrent_modification`)"
             }
-            ProblemResponse::PayloadTooLarge => "The body is over 1 MiB (`payload_too_large`)",
+            ProblemResponse::PayloadTooLarge => {
+                "The body is over the limit: 1 MiB, 10 MiB for an import (`payload_too_large`)"
+            }
+            ProblemResponse::UnsupportedMediaType => {
+                "A body of a type the operation does not read (`unsupported_media_type`)"
+            }
             ProblemResponse::ServiceUnavailable => {
                 "Unavailable for now: an outage of a dependency, a request unanswered after \
                  30 s, or too many connections (`unavailable`, `timeout`, `too_many_connections`)"
@@ -139,6 +147,15 @@ impl IntoResponses for NotFound {
 /// `409`, for `responses(...)`: the command does not apply to the record as it is now, or
 /// lost a race to another.
 pub struct Conflict;
+
+/// `415`, for `responses(...)`: a body of a type the operation does not read.
+pub struct UnsupportedMediaType;
+
+impl IntoResponses for UnsupportedMediaType {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([ProblemResponse::UnsupportedMediaType.listed()])
+    }
+}
 
 impl IntoResponses for Conflict {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
@@ -477,7 +494,7 @@ mod tests {
     #[test]
     fn every_mounted_route_is_documented_once() {
         let operations = routes::operations();
-        assert_eq!(operations.len(), 24);
+        assert_eq!(operations.len(), 26);
         let document = document();
         let documented: usize = document
             .paths

@@ -172,6 +172,9 @@ impl From<EngineError> for Problem {
             EngineError::Conflict { code, detail } => {
                 Problem::new(StatusCode::CONFLICT, code.code(), detail)
             }
+            EngineError::InvalidReport(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid_report", detail)
+            }
             EngineError::Unavailable(internal) => {
                 tracing::error!(error = %internal, "store unavailable");
                 Problem::new(

@@ -3,7 +3,7 @@
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
 use super::handlers::catalog::{test_cases, test_suites};
-use super::handlers::{events, executions, health, steps};
+use super::handlers::{events, executions, health, imports, reports, steps};
 use super::{ApiState, RouteGroup};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
@@ -64,11 +64,13 @@ route_table! {
     Start => executions::start_case,
     Start => executions::start_suite,
     Start => executions::retry,
+    Start => imports::import,
     Status => executions::list,
     Status => executions::get,
     Status => executions::children,
     Status => executions::history,
     Status => events::events,
+    Status => reports::export,
     Status => steps::list,
     StepReport => steps::report,
     StepReport => executions::complete,
@@ -178,7 +180,7 @@ mod tests {
             .filter(|route| [Status, Health].contains(&route.group))
             .map(key)
             .collect();
-        assert_eq!(by_set.len(), 8);
+        assert_eq!(by_set.len(), 9);
         assert_eq!(by_set, filtered);
     }
 }

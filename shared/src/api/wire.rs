@@ -226,6 +226,28 @@ pub struct EventPage {
     pub terminal: bool,
 }
 
+/// The answer to an import: the suite execution it recorded, and what the report held.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportAnswer {
+    #[serde(flatten)]
+    pub trace: ExecutionTrace,
+    pub import: ImportSummary,
+}
+
+/// A report's tests counted by their last attempt; `flaky` ones passed after a failed
+/// attempt (and count as passed too).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportSummary {
+    pub tests: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub errored: usize,
+    pub skipped: usize,
+    pub flaky: usize,
+    /// What the reader noticed but read past (at most 20, the last one counting the rest).
+    pub warnings: Vec<String>,
+}
+
 /// The answer to a step report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepReportAnswer {

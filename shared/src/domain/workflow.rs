@@ -526,6 +526,51 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
+    /// Records an execution that ran elsewhere (an import) as it finished: a history of its
+    /// start and its end by `actor`, at the time it is recorded, and, for one that is no
+    /// suite's child, its end announced. Its own times stay as the report told them.
+    pub fn record_finished(
+        &mut self,
+        mut execution: Execution,
+        definition: Option<DefinitionSource>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), WorkflowError> {
+        let outcome = execution.status;
+        let times = (
+            execution.queued_at,
+            execution.started_at,
+            execution.finished_at,
+            execution.duration_ms,
+        );
+        let id = execution.id.clone();
+        execution.status = ExecutionStatus::Running;
+        let (seq, entry) = execution.creation_entry(actor, reason, self.now);
+        self.changes.history.push((id.clone(), seq, entry));
+        let (seq, entry) = execution.apply(&Transition::new(outcome, actor, None), self.now)?;
+        self.changes.history.push((id.clone(), seq, entry));
+        (
+            execution.queued_at,
+            execution.started_at,
+            execution.finished_at,
+            execution.duration_ms,
+        ) = times;
+        if let Some(definition) = definition {
+            self.changes.definitions.push((id.clone(), definition));
+        }
+        if execution.parent_id.is_none() {
+            let kind = match execution.kind {
+                ExecutionKind::Suite => EventKind::SuiteFinished,
+                ExecutionKind::Case => EventKind::ExecutionFinished,
+            };
+            self.event(&execution, kind);
+        }
+        self.changes.created.push(id.clone());
+        self.loaded.insert(id.clone(), execution);
+        self.touched.push(id);
+        Ok(())
+    }
+
     // ----- transitions ----------------------------------------------------------------
 
     /// Applies a transition and everything that follows from it in the same change.

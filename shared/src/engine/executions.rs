@@ -153,7 +153,7 @@ impl Engine {
 
     /// Starts execution `id` by `start` (given the actor) in one unit of work, which first
     /// claims the request's idempotency key, if any, for it.
-    async fn start_once(
+    pub(super) async fn start_once(
         &self,
         caller: &Caller,
         id: String,
@@ -515,7 +515,7 @@ fn check_reports(execution: &Execution, reports: &[StepReport]) -> Result<(), En
     crate::domain::workflow::check_step_reports(execution, reports).map_err(EngineError::Validation)
 }
 
-fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
+pub(super) fn validate_start(request: &StartRequest) -> Result<(), EngineError> {
     let mut errors = ValidationErrors::default();
     let config = &request.config;
     if let Some(timeout) = config.timeout_s {

@@ -2,10 +2,13 @@
 
 mod catalog;
 mod executions;
+mod import;
 mod log;
+mod report;
 mod run;
 
 pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
+pub use import::{ImportRequest, Imported};
 pub use log::{LogPage, LogQuery, LogReader, MAX_LOG_PAGE, MAX_LOG_WAIT};
 
 use crate::domain::clock::Clock;
@@ -66,6 +69,9 @@ pub enum EngineError {
     Conflict { code: ConflictKind, detail: String },
     #[error("the store is unavailable")]
     Unavailable(String),
+    /// A test report that cannot be imported: why, for the client.
+    #[error("{0}")]
+    InvalidReport(String),
 }
 
 crate::domain::named_enum! {

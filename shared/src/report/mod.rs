@@ -18,6 +18,8 @@
 //! Everything here is pure: no I/O, no clock.
 
 mod ctrf;
+pub mod export;
+pub mod import;
 mod junit;
 mod model;
 

@@ -22,6 +22,7 @@ mod event_log;
 mod harness;
 mod history;
 mod idempotency;
+mod imports;
 mod listing;
 mod recovery;
 mod retries;
@@ -37,6 +38,7 @@ pub use event_log::{assert_log_consistent, event_log, statuses, step_entries};
 pub use harness::*;
 pub use history::history_append_only;
 pub use idempotency::idempotency;
+pub use imports::imports;
 pub use listing::list_executions;
 pub use recovery::active_and_overdue;
 pub use retries::{retry_automatic, retry_in_suite, retry_manual, retry_suite};
@@ -112,6 +114,7 @@ macro_rules! with_conformance_checks {
             retry_suite,
             timeouts,
             idempotency,
+            imports,
             list_executions,
             history_append_only,
             builtin_run,

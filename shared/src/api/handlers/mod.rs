@@ -5,4 +5,6 @@ pub mod catalog;
 pub mod events;
 pub mod executions;
 pub mod health;
+pub mod imports;
+pub mod reports;
 pub mod steps;

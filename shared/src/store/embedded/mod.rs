@@ -404,6 +404,27 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
+    async fn insert_missing_catalog(&self, records: &[CatalogRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        self.write_store(move |txn| {
+            for record in &records {
+                let (table, by_owner) = catalog_tables(record.kind);
+                let mut table = txn.open_table(table)?;
+                if table.get(record.id.as_str())?.is_some() {
+                    continue;
+                }
+                table.insert(record.id.as_str(), record.document.as_bytes())?;
+                txn.open_table(by_owner)?
+                    .insert(key2(&record.owner, &record.id).as_str(), [].as_slice())?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+
     async fn replace_catalog(
         &self,
         record: &CatalogRecord,
