@@ -256,6 +256,12 @@ pub trait ExecutionStore: Send + Sync {
     fn log_poll_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(250)
     }
+    /// Whether every log entry is written in the commit of its change, by `apply`: then the
+    /// engine that committed it knows the log changed, and its readers need not read the log
+    /// again until it says so (a store that logs from its change stream: `false`).
+    fn log_written_with_change(&self) -> bool {
+        false
+    }
     /// Newest first.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError>;
     /// A suite's children in suite order (every attempt), after `query.after`.

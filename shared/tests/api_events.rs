@@ -1,11 +1,26 @@
 //! `GET /executions/{id}/events` through the router: the JSON long poll (at once, waiting,
-//! woken by the commit), a finished execution's stream (replayed, then `end`), and refusals.
+//! woken by the commit), a finished execution's stream (replayed, then `end`), and refusals;
+//! and the engine's log readers under it: those that keep up take new entries from the commit
+//! that wrote them (no store read), a commit that woke no one is still read, and readers
+//! falling behind while two engines write the log at once get all of it, once, in order.
 
 use http::{Method, StatusCode};
+use runledger::domain::catalog::{CatalogKind, TestCase};
+use runledger::domain::errors::StoreError;
+use runledger::domain::execution::{Execution, HistoryEntry, StepReport, StepResult};
+use runledger::domain::log::LogEntry;
+use runledger::domain::time::Timestamp;
+use runledger::domain::workflow::{ChangeSet, WorkflowError};
+use runledger::engine::{Caller, Engine, LogQuery};
+use runledger::ports::{
+    CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore, Page, Plan,
+    StepsQuery,
+};
 use runledger_testkit::api::Api;
 use runledger_testkit::sse::Sent;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn events(id: &str, query: &str) -> String {
@@ -275,4 +290,273 @@ async fn a_stream_closes_itself_at_the_hosts_time_limit_between_events() {
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "closed after {took:?}"
     );
+}
+
+/// The embedded store, counting the reads of its event logs.
+struct CountingStore {
+    inner: Arc<dyn ExecutionStore>,
+    log_reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ExecutionStore for CountingStore {
+    async fn insert_catalog(&self, record: &CatalogRecord) -> Result<(), StoreError> {
+        self.inner.insert_catalog(record).await
+    }
+    async fn replace_catalog(
+        &self,
+        record: &CatalogRecord,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.replace_catalog(record, version).await
+    }
+    async fn get_catalog(&self, kind: CatalogKind, id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_catalog(kind, id).await
+    }
+    async fn delete_catalog(&self, kind: CatalogKind, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_catalog(kind, id).await
+    }
+    async fn list_catalog(
+        &self,
+        kind: CatalogKind,
+        query: &CatalogQuery,
+    ) -> Result<Page<String>, StoreError> {
+        self.inner.list_catalog(kind, query).await
+    }
+    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError> {
+        self.inner.apply(now, plan).await
+    }
+    fn max_steps_per_change(&self) -> usize {
+        self.inner.max_steps_per_change()
+    }
+    async fn get_execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.inner.get_execution(id).await
+    }
+    async fn get_definition(&self, id: &str) -> Result<Option<TestCase>, StoreError> {
+        self.inner.get_definition(id).await
+    }
+    async fn list_steps(&self, query: &StepsQuery) -> Result<Vec<StepResult>, StoreError> {
+        self.inner.list_steps(query).await
+    }
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(id).await
+    }
+    async fn events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.log_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.events(id, after, limit).await
+    }
+    async fn sync_log(&self) -> Result<(), StoreError> {
+        self.inner.sync_log().await
+    }
+    fn log_poll_interval(&self) -> Duration {
+        self.inner.log_poll_interval()
+    }
+    fn log_written_with_change(&self) -> bool {
+        self.inner.log_written_with_change()
+    }
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<Execution>, StoreError> {
+        self.inner.list_executions(query).await
+    }
+    async fn list_children(&self, query: &ChildrenQuery) -> Result<Page<Execution>, StoreError> {
+        self.inner.list_children(query).await
+    }
+    async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.overdue(now, limit).await
+    }
+    async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        self.inner.active(limit).await
+    }
+}
+
+/// Follows `id`'s log the way a stream does (one read after another, each waiting), until its
+/// terminal entry; sends each page's last seq on `progress`.
+fn follow(
+    engine: &Engine,
+    id: &str,
+    progress: tokio::sync::mpsc::UnboundedSender<u64>,
+) -> tokio::task::JoinHandle<Vec<LogEntry>> {
+    let (engine, id) = (engine.clone(), id.to_owned());
+    tokio::spawn(async move {
+        let reader = engine
+            .log_reader(&Caller::user("watcher"), &id)
+            .await
+            .expect("a reader");
+        let mut entries: Vec<LogEntry> = Vec::new();
+        loop {
+            let after = entries.last().map_or(0, |e| e.seq);
+            let query = LogQuery {
+                after,
+                limit: 500,
+                wait: Duration::from_secs(20),
+            };
+            let page = reader.read(query).await.expect("a read");
+            entries.extend(page.items);
+            let _ = progress.send(page.last_seq);
+            if page.terminal {
+                return entries;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_keeping_up_take_each_new_entry_without_reading_the_store() {
+    let store = Arc::new(CountingStore {
+        inner: runledger_testkit::stores::in_memory(),
+        log_reads: AtomicUsize::new(0),
+    });
+    let api = Api::over(store.clone());
+    let token = api.token("watcher");
+    let case = api.create_external_case(&token, "followed", 20).await;
+    let id = api.start_case(&token, &case).await;
+    let engine = api.router.engine().clone();
+    // Three readers of one log, each caught up (at the start entry) before the reports.
+    let mut followers = Vec::new();
+    for _ in 0..3 {
+        let (progress, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        followers.push((follow(&engine, &id, progress), {
+            assert_eq!(seen.recv().await, Some(1));
+            seen
+        }));
+    }
+    let before = store.log_reads.load(Ordering::SeqCst);
+    for index in 0..20 {
+        let body = json!({"steps": [{"index": index, "status": "passed"}]});
+        let reply = api
+            .post(&format!("/api/v1/executions/{id}/steps"), &token, &body)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        // Queued is entry 1, running 2 (with the first report): step `index` is `index + 3`.
+        let seq = index + 3;
+        for (_, seen) in &mut followers {
+            while seen.recv().await.expect("a follower") < seq {}
+        }
+    }
+    // None at all, but for the timed poll (a read each second of waiting) on a slow machine;
+    // reading the store for each entry would be 3 readers x 20 entries.
+    let reads = store.log_reads.load(Ordering::SeqCst) - before;
+    assert!(
+        reads < 10,
+        "readers that keep up take each entry from the commit that wrote it, not the store: \
+         {reads} reads"
+    );
+    let done = api
+        .post_empty(&format!("/api/v1/executions/{id}/complete"), &token)
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let log = store.inner.events(&id, 0, 500).await.expect("the log");
+    assert_eq!(log.len(), 23, "queued, running, 20 steps, passed");
+    for (follower, _) in followers {
+        let entries = follower.await.expect("a follower");
+        assert_eq!(
+            entries, log,
+            "every entry once, in order, as the store has it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_woke_no_reader_is_still_read_within_the_poll_interval() {
+    let store = runledger_testkit::stores::in_memory();
+    let api = Api::over(Arc::clone(&store));
+    let token = api.token("watcher");
+    let case = api.create_external_case(&token, "unannounced", 2).await;
+    let id = api.start_case(&token, &case).await;
+    let (progress, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let follower = follow(api.router.engine(), &id, progress);
+    assert_eq!(seen.recv().await, Some(1));
+    // Another engine over the same store commits, and wakes none of this one's readers (as a
+    // request dropped between its commit and its wake-up would not).
+    let other = runledger_testkit::stores::engine_over(store);
+    let report: StepReport =
+        serde_json::from_value(json!({"index": 0, "status": "passed"})).expect("a report");
+    let began = Instant::now();
+    other
+        .report_steps(&Caller::user("watcher"), &id, vec![report])
+        .await
+        .expect("the report");
+    assert_eq!(seen.recv().await, Some(3), "running, then the step");
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "read by the poll (every 1 s), took {took:?}"
+    );
+    other
+        .complete(&Caller::user("watcher"), &id)
+        .await
+        .expect("complete");
+    let entries = follower.await.expect("the follower");
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "the skipped step and the end too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_get_every_entry_once_while_two_engines_report_at_once() {
+    // Engine `a` wakes its own readers; `b` writes to the same store and wakes none of them,
+    // as another process would, or a request dropped between its commit and its wake-up.
+    const STEPS: usize = 60;
+    let store = runledger_testkit::stores::in_memory();
+    let api = Api::over(Arc::clone(&store));
+    let token = api.token("watcher");
+    let case = api.create_external_case(&token, "contended", STEPS).await;
+    let id = api.start_case(&token, &case).await;
+    let a = api.router.engine().clone();
+    let b = runledger_testkit::stores::engine_over(Arc::clone(&store));
+    let mut followers = Vec::new();
+    for _ in 0..4 {
+        let (progress, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        followers.push(follow(&a, &id, progress));
+        assert_eq!(
+            seen.recv().await,
+            Some(1),
+            "each reader is at the start entry"
+        );
+        // The rest of its progress is not waited for: the readers fall behind and catch up.
+        tokio::spawn(async move { while seen.recv().await.is_some() {} });
+    }
+    let mut reporters = tokio::task::JoinSet::new();
+    for reporter in 0..4 {
+        // One reporter in four goes through `b`.
+        let engine = if reporter == 3 { b.clone() } else { a.clone() };
+        let id = id.clone();
+        reporters.spawn(async move {
+            for index in (reporter..STEPS).step_by(4) {
+                let report: StepReport =
+                    serde_json::from_value(json!({"index": index, "status": "passed"}))
+                        .expect("a report");
+                engine
+                    .report_steps(&Caller::user("watcher"), &id, vec![report])
+                    .await
+                    .expect("the report");
+            }
+        });
+    }
+    while let Some(done) = reporters.join_next().await {
+        done.expect("a reporter");
+    }
+    a.complete(&Caller::user("watcher"), &id)
+        .await
+        .expect("complete");
+    let log = store.events(&id, 0, 500).await.expect("the log");
+    let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=STEPS as u64 + 3).collect::<Vec<_>>(),
+        "queued, running, a step each, passed: no gap"
+    );
+    for follower in followers {
+        let entries = tokio::time::timeout(Duration::from_secs(20), follower)
+            .await
+            .expect("every follower reaches the end")
+            .expect("a follower");
+        assert_eq!(
+            entries, log,
+            "every entry once, in order, as the store has it"
+        );
+    }
 }

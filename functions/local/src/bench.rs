@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+use watchers::{SentTimes, WatchPlan, Watched};
+
+mod watchers;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -24,9 +27,9 @@ pub struct BenchArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// `in-process`, `http` or `both`.
-    #[arg(long, default_value = "both")]
-    pub transport: String,
+    /// `in-process`, `http` or `both` (the default; with `--watchers`, `http` only).
+    #[arg(long)]
+    pub transport: Option<String>,
     /// Repeat the whole measurement this many times and also print the medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -44,6 +47,16 @@ pub struct BenchArgs {
     /// there and sends them hundreds of requests, which costs money.
     #[arg(long)]
     pub yes_real_account: bool,
+    /// Watch live: this many Server-Sent Events watchers of the event logs in all, over
+    /// loopback HTTP: `--watchers-on-one` of them on the first execution, the rest one per
+    /// execution (round robin when there are more than executions). Each run is also run
+    /// without watchers, for comparison.
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// With `--watchers`: how many of them all watch one execution (the first); default a
+    /// tenth of `--watchers`, at most 100.
+    #[arg(long)]
+    pub watchers_on_one: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +82,11 @@ struct Measurement {
     report_p50_ms: f64,
     report_p99_ms: f64,
     visible_p99_ms: f64,
+    /// CPU time of the whole process while the steps were reported, per 1,000 reports (0
+    /// where it cannot be read).
+    report_cpu_ms: f64,
+    /// Of that, the watchers' thread's (`--watchers`; 0 without).
+    watcher_cpu_ms: f64,
     /// How the reported steps were read back.
     visibility_read: &'static str,
 }
@@ -76,13 +94,25 @@ struct Measurement {
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     match args.backend.as_str() {
         "embedded" => {}
+        "aws" if args.watchers > 0 || args.watchers_on_one.is_some() => {
+            return Err("--watchers applies to --backend embedded only".into());
+        }
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
     }
     if args.keep || args.yes_real_account {
         return Err("--keep and --yes-real-account apply to --backend aws only".into());
     }
-    let transports = match args.transport.as_str() {
+    if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
+        return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
+    }
+    if args.watchers > 0 {
+        return watch(&args).await;
+    }
+    if args.watchers_on_one.is_some() {
+        return Err("--watchers-on-one applies to --watchers only".into());
+    }
+    let transports = match args.transport.as_deref().unwrap_or("both") {
         "in-process" => vec![Transport::InProcess],
         "http" => vec![Transport::Http],
         "both" => vec![Transport::InProcess, Transport::Http],
@@ -92,9 +122,6 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             ));
         }
     };
-    if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
-        return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
-    }
     println!(
         "runledger bench: {} executions x {} steps, {} in flight, durable file store, {} core(s)",
         args.executions,
@@ -106,7 +133,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for transport in transports {
         let mut runs = Vec::new();
         for run in 1..=args.runs {
-            let measurement = measure(&args, transport).await?;
+            let (measurement, _) = measure(&args, transport, None).await?;
             print_row(&format!("{} run {run}", transport.name()), &measurement);
             visibility_read = measurement.visibility_read;
             runs.push(measurement);
@@ -139,8 +166,181 @@ fn median(runs: &[Measurement]) -> Measurement {
         report_p50_ms: pick(|m| m.report_p50_ms),
         report_p99_ms: pick(|m| m.report_p99_ms),
         visible_p99_ms: pick(|m| m.visible_p99_ms),
+        report_cpu_ms: pick(|m| m.report_cpu_ms),
+        watcher_cpu_ms: pick(|m| m.watcher_cpu_ms),
         visibility_read: runs[0].visibility_read,
     }
+}
+
+/// `--watchers`: every run twice over loopback HTTP, watched and unwatched, the order
+/// alternating from run to run so that drift in the machine's speed weighs on both alike.
+async fn watch(args: &BenchArgs) -> Result<(), String> {
+    match args.transport.as_deref() {
+        None | Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "--watchers watches over loopback HTTP: --transport must be http or left out, \
+                 not `{other}`"
+            ));
+        }
+    }
+    let plan = WatchPlan::of(args)?;
+    check_open_files(args, plan)?;
+    println!(
+        "runledger bench --watchers: {} executions x {} steps, {} in flight, loopback HTTP, \
+         durable file store, {} core(s); {} watchers: {} spread over the executions, {} on \
+         the first",
+        args.executions,
+        args.steps,
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        plan.total(),
+        plan.spread,
+        plan.on_one
+    );
+    let (mut unwatched, mut watched, mut watching) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=args.runs {
+        let order = if run % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with_watchers in order {
+            let (measurement, seen) =
+                measure(args, Transport::Http, with_watchers.then_some(plan)).await?;
+            match seen {
+                Some(seen) => {
+                    print_watch_row(&format!("watched run {run}"), &measurement);
+                    print_watched(&seen, plan.on_one, false);
+                    watched.push(measurement);
+                    watching.push(seen);
+                }
+                None => {
+                    print_watch_row(&format!("unwatched run {run}"), &measurement);
+                    unwatched.push(measurement);
+                }
+            }
+        }
+    }
+    let (unwatched, watched) = (median(&unwatched), median(&watched));
+    if args.runs > 1 {
+        print_watch_row("unwatched median", &unwatched);
+        print_watch_row("watched median", &watched);
+        print_watched(&median_watched(&watching), plan.on_one, true);
+    }
+    let medians = if args.runs > 1 { ", medians" } else { "" };
+    println!(
+        "step reports/s watched / unwatched: {:.3} ({:.0} / {:.0}{medians})",
+        watched.reports_per_s / unwatched.reports_per_s,
+        watched.reports_per_s,
+        unwatched.reports_per_s,
+    );
+    if unwatched.report_cpu_ms > 0.0 {
+        println!(
+            "CPU per step report watched / unwatched: {:.3} ({:.0} / {:.0} ms per 1,000{medians})",
+            watched.report_cpu_ms / unwatched.report_cpu_ms,
+            watched.report_cpu_ms,
+            unwatched.report_cpu_ms,
+        );
+        let served = watched.report_cpu_ms - watched.watcher_cpu_ms;
+        println!(
+            "  of which the watchers' client thread {:.0} ms; the rest (server and reporters) \
+             watched / unwatched: {:.3} ({served:.0} / {:.0} ms per 1,000{medians})",
+            watched.watcher_cpu_ms,
+            served / unwatched.report_cpu_ms,
+            unwatched.report_cpu_ms,
+        );
+    }
+    println!("peak RSS: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+    Ok(())
+}
+
+fn print_watch_row(label: &str, m: &Measurement) {
+    println!(
+        "{label:<20} step reports/s {:>8.0} | report p50 {:>6.2} ms p99 {:>6.2} ms | CPU {:>5.0} ms per 1,000 reports (watchers' thread {:.0})",
+        m.reports_per_s, m.report_p50_ms, m.report_p99_ms, m.report_cpu_ms, m.watcher_cpu_ms
+    );
+}
+
+/// One run's watching numbers, or (`median`) the medians of the runs' and the totals.
+fn print_watched(w: &Watched, on_one: usize, median: bool) {
+    let crowd = if on_one > 0 {
+        format!(
+            " | the {on_one} on one execution: p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+            w.on_one_p50_ms, w.on_one_p99_ms, w.on_one_max_ms
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "  report to watcher{} p50 {:>6.2} ms p99 {:>6.2} ms max {:>7.2} ms | after the ack p50 {:.2} ms p99 {:.2} ms{crowd} | delivered {} of {} entries{}",
+        if median { ", medians:" } else { "" },
+        w.p50_ms,
+        w.p99_ms,
+        w.max_ms,
+        w.after_ack_p50_ms,
+        w.after_ack_p99_ms,
+        w.delivered,
+        w.expected,
+        if median { " in all" } else { "" }
+    );
+}
+
+fn median_watched(runs: &[Watched]) -> Watched {
+    let pick = |f: fn(&Watched) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    Watched {
+        p50_ms: pick(|w| w.p50_ms),
+        p99_ms: pick(|w| w.p99_ms),
+        max_ms: pick(|w| w.max_ms),
+        after_ack_p50_ms: pick(|w| w.after_ack_p50_ms),
+        after_ack_p99_ms: pick(|w| w.after_ack_p99_ms),
+        on_one_p50_ms: pick(|w| w.on_one_p50_ms),
+        on_one_p99_ms: pick(|w| w.on_one_p99_ms),
+        on_one_max_ms: pick(|w| w.on_one_max_ms),
+        delivered: runs.iter().map(|w| w.delivered).sum(),
+        expected: runs.iter().map(|w| w.expected).sum(),
+    }
+}
+
+/// Connections the bench's server holds at once with `--watchers`: every watcher's, the
+/// reporters' and their idle pool, and a margin.
+fn watch_connections(args: &BenchArgs) -> usize {
+    args.watchers + 2 * args.concurrency + 16
+}
+
+/// The bench's server takes `serve`'s limits, but with `--watchers` a cap that holds them all
+/// (`serve` caps at 1,024; [`check_open_files`] has made sure the descriptors are there).
+fn server_limits(args: &BenchArgs) -> crate::server::Limits {
+    let limits = crate::server::Limits::default();
+    if args.watchers == 0 {
+        return limits;
+    }
+    crate::server::Limits {
+        max_connections: limits.max_connections.max(watch_connections(args)),
+        ..limits
+    }
+}
+
+/// Raises the soft open-file limit as `serve` does, and fails unless it holds both ends of
+/// every connection (client and server are this one process).
+fn check_open_files(args: &BenchArgs, plan: WatchPlan) -> Result<(), String> {
+    let Some(open_files) = crate::server::raise_open_file_limit() else {
+        return Ok(());
+    };
+    let needed = 2 * watch_connections(args) as u64 + crate::server::reserved_files(1);
+    if open_files < needed {
+        return Err(format!(
+            "{} watchers need about {needed} open files (both ends of each connection are in \
+             this process), but the limit is {open_files} and cannot be raised further: raise \
+             the hard limit (ulimit -Hn) or watch with fewer",
+            plan.total()
+        ));
+    }
+    Ok(())
 }
 
 /// Sends requests either straight into the router or over a loopback socket.
@@ -197,7 +397,12 @@ impl Client {
     }
 }
 
-async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, String> {
+/// One run; with `watch`, the plan's watchers stream the logs while the steps are reported.
+async fn measure(
+    args: &BenchArgs,
+    transport: Transport,
+    watch: Option<WatchPlan>,
+) -> Result<(Measurement, Option<Watched>), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let database = dir.path().join(crate::config::DATABASE_FILE);
     let settings = RuntimeSettings {
@@ -227,7 +432,7 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
                 tokio::spawn(crate::server::serve(
                     listener,
                     router,
-                    Default::default(),
+                    server_limits(args),
                     async {
                         let _ = stopped.await;
                     },
@@ -276,6 +481,11 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
     .await?;
     let starts_per_s = args.executions as f64 / started_at.elapsed().as_secs_f64();
     let ids: Arc<Vec<String>> = Arc::new(ids.into_iter().map(|(id, _, _)| id).collect());
+    let watching = match watch {
+        Some(plan) => Some(watchers::open(&client, &ids, plan).await?),
+        None => None,
+    };
+    let sent_times = watch.map(|_| Arc::new(SentTimes::new(args.executions, args.steps)));
     // From 50 steps on a trace is partitioned, and `GET /executions/{id}` leaves its steps
     // out by contract: the server says which this case is.
     let (status, trace) = client
@@ -294,14 +504,19 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
     let total = args.executions * args.steps;
     let executions = args.executions;
     let reports_at = Instant::now();
+    let cpu_before = process_cpu();
+    let watcher_cpu_before = watching.as_ref().and_then(watchers::Watching::cpu);
     let results = fan_out(total, args.concurrency, {
-        let (client, ids) = (client.clone(), Arc::clone(&ids));
+        let (client, ids, sent_times) = (client.clone(), Arc::clone(&ids), sent_times.clone());
         move |n| {
-            let (client, ids) = (client.clone(), Arc::clone(&ids));
+            let (client, ids, sent_times) = (client.clone(), Arc::clone(&ids), sent_times.clone());
             async move {
                 let (execution, step) = (n % executions, n / executions);
                 let id = &ids[execution];
                 let sent = Instant::now();
+                if let Some(times) = &sent_times {
+                    times.mark(execution, step, sent);
+                }
                 let report =
                     json!({"steps": [{"index": step, "status": "passed", "duration_ms": 1}]});
                 let (status, body) = client
@@ -313,6 +528,9 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
                     .await?;
                 expect(status, StatusCode::OK, &body)?;
                 let answered = Instant::now();
+                if let Some(times) = &sent_times {
+                    times.mark_acked(execution, step, answered);
+                }
                 let latency = answered - sent;
                 let visible = if n % 10 == 0 {
                     if read_step(&client, id, step, partitioned).await?["status"] != "passed" {
@@ -330,6 +548,17 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
     })
     .await?;
     let reports_per_s = total as f64 / reports_at.elapsed().as_secs_f64();
+    let report_cpu = match (cpu_before, process_cpu()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    let watcher_cpu = match (
+        watcher_cpu_before,
+        watching.as_ref().and_then(watchers::Watching::cpu),
+    ) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
     let mut latencies: Vec<Duration> = results.iter().map(|(_, l, _)| *l).collect();
     let mut visibility: Vec<Duration> = results.iter().filter_map(|(_, _, v)| *v).collect();
 
@@ -360,24 +589,31 @@ async fn measure(args: &BenchArgs, transport: Transport) -> Result<Measurement, 
         }
     })
     .await?;
+    let watched = match (watching, &sent_times) {
+        (Some(watching), Some(sent)) => Some(watching.finish(&client, &ids, sent).await?),
+        _ => None,
+    };
 
     if let Some((stop, handle)) = server {
         let _ = stop.send(());
         let _ = handle.await;
     }
     runtime.stop().await;
-    Ok(Measurement {
+    let measurement = Measurement {
         starts_per_s,
         reports_per_s,
         report_p50_ms: percentile_ms(&mut latencies, 50.0),
         report_p99_ms: percentile_ms(&mut latencies, 99.0),
         visible_p99_ms: percentile_ms(&mut visibility, 99.0),
+        report_cpu_ms: report_cpu.as_secs_f64() * 1000.0 * 1000.0 / total as f64,
+        watcher_cpu_ms: watcher_cpu.as_secs_f64() * 1000.0 * 1000.0 / total as f64,
         visibility_read: if partitioned {
             "through GET /executions/{id}/steps?limit=1&cursor= (partitioned steps)"
         } else {
             "through GET /executions/{id}?fields=steps,progress (inline steps)"
         },
-    })
+    };
+    Ok((measurement, watched))
 }
 
 /// Step `step` of execution `id`, read the way a client reads it: in the trace while its
@@ -469,6 +705,23 @@ fn percentile_ms(samples: &mut [Duration], pct: f64) -> f64 {
     samples.sort();
     let rank = ((pct / 100.0) * samples.len() as f64).ceil() as usize;
     samples[rank.clamp(1, samples.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// CPU time (user and system) the process has used so far, every thread; `None` where
+/// /proc is absent.
+fn process_cpu() -> Option<Duration> {
+    cpu_of(std::path::Path::new("/proc/self/stat"))
+}
+
+/// The CPU time in a /proc `stat` file (a process's or a thread's), counted in ticks of 10 ms
+/// (Linux's USER_HZ is 100).
+fn cpu_of(path: &std::path::Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 14th and 15th of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
 }
 
 /// The process's peak resident set size (VmHWM), in KiB; 0 where /proc is absent.

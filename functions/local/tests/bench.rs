@@ -1,6 +1,7 @@
 //! `runledger-local bench` on the real binary, with tiny numbers: the embedded bench at an
-//! inline and a partitioned step count, the AWS bench against the emulator leaving nothing
-//! behind, and the AWS bench refusing a real account unless told otherwise.
+//! inline and a partitioned step count, and with live watchers (`--watchers`), the AWS bench
+//! against the emulator leaving nothing behind, and the AWS bench refusing a real account
+//! unless told otherwise.
 
 use runledger_testkit::emulator::{Emulator, REGION};
 use runledger_testkit::server::local_binary;
@@ -202,5 +203,89 @@ fn aws_bench_refuses_a_real_account_without_the_flag() {
             stderr.contains(words),
             "the refusal names {words:?}: {stderr}"
         );
+    }
+}
+
+/// The number after `label` in `text` (up to the next space), e.g. `p99` in `p99 1.23 ms`.
+fn figure_after(text: &str, label: &str) -> f64 {
+    let rest = text
+        .split(label)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{label}` in {text:?}"));
+    let figure = rest.split_whitespace().next().unwrap_or_default();
+    figure
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or_else(|_| panic!("`{label}` is not followed by a number in {text:?}"))
+}
+
+#[test]
+fn bench_watchers_streams_every_entry_and_prints_the_latencies_and_throughputs() {
+    // 10 watchers: 9 spread round the 4 executions, 1 (a tenth) more on the first.
+    let (mut command, _home) = bench(
+        &[
+            "--executions",
+            "4",
+            "--steps",
+            "5",
+            "--concurrency",
+            "4",
+            "--watchers",
+            "10",
+            "--runs",
+            "3",
+        ],
+        &[],
+    );
+    let output = command.output().expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --watchers 10");
+    assert!(
+        stdout.contains("10 watchers: 9 spread over the executions, 1 on the first"),
+        "{stdout}"
+    );
+    let medians = stdout
+        .lines()
+        .find(|l| l.starts_with("  report to watcher, medians:"))
+        .unwrap_or_else(|| panic!("no median watcher row in:\n{stdout}"));
+    let (p50, p99) = (figure_after(medians, "p50"), figure_after(medians, "p99"));
+    assert!(
+        p50 > 0.0 && p50 <= p99,
+        "report-to-watcher p50 {p50} ms, p99 {p99} ms: {medians:?}"
+    );
+    // Each watcher gets its execution's 8 entries (queued, running, 5 steps, passed), in
+    // each of the 3 runs; the bench itself fails if any is missing, repeated or out of order.
+    assert!(
+        medians.contains("delivered 240 of 240 entries"),
+        "{medians:?}"
+    );
+    let ratio = stdout
+        .lines()
+        .find(|l| l.starts_with("step reports/s watched / unwatched:"))
+        .unwrap_or_else(|| panic!("no throughput comparison in:\n{stdout}"));
+    // `step reports/s watched / unwatched: 0.950 (4321 / 4549, medians)`
+    let numbers: Vec<f64> = ratio
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split([',', ')']).next())
+        .unwrap_or_else(|| panic!("no `(watched / unwatched)` in {ratio:?}"))
+        .split(" / ")
+        .map(|n| {
+            n.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {n:?} in {ratio:?}"))
+        })
+        .collect();
+    let [watched, unwatched] = numbers[..] else {
+        panic!("not two throughputs in {ratio:?}");
+    };
+    assert!(
+        watched > 0.0 && unwatched > 0.0,
+        "both throughputs are measured: {ratio:?}"
+    );
+    for row in ["unwatched median", "watched median"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no `{row}` row in:\n{stdout}"));
+        assert!(figure_after(line, "step reports/s") > 0.0, "{line:?}");
     }
 }

@@ -14,7 +14,7 @@ use super::execution::{
     Transition,
 };
 use super::ids::IdSource;
-use super::log::{PendingEntry, entries_between};
+use super::log::{LogEntry, PendingEntry, entries_between};
 use super::time::Timestamp;
 use super::validation::ValidationErrors;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -133,6 +133,9 @@ pub struct ChangeSet {
     pub slot_deltas: Vec<SlotDelta>,
     /// Event log entries, in the order the change made them (see [`crate::domain::log`]).
     pub log: Vec<PendingEntry>,
+    /// After commit, from a store that numbers the log in the write itself: those entries as
+    /// written, for the readers waiting on them (empty where the log is numbered later).
+    pub logged: Vec<LogEntry>,
 }
 
 /// An execution whose change is only some steps and the counters they move. A store may

@@ -206,8 +206,7 @@ impl Engine {
     /// repaired later (recovery re-enqueues queued work; the sweep ends stuck executions).
     async fn dispatch(&self, changes: &ChangeSet) {
         if !changes.log.is_empty() {
-            self.log_signal
-                .wake(changes.log.iter().map(|e| e.execution_id.as_str()));
+            self.log_signal.wake(&changes.log, &changes.logged);
         }
         if !changes.enqueue.is_empty()
             && let Err(e) = self.queue.enqueue(&changes.enqueue).await

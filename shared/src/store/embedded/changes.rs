@@ -23,9 +23,9 @@ pub(super) struct Write {
     value: Option<Vec<u8>>,
 }
 
-/// The writes of one change set, in the order they apply.
+/// The writes of one change set, in the order they apply, and its log entries as numbered.
 #[derive(Default)]
-pub(super) struct Writes(Vec<Write>);
+pub(super) struct Writes(Vec<Write>, Vec<LogEntry>);
 
 impl Writes {
     fn put(&mut self, table: Table, key: String, value: Vec<u8>) {
@@ -116,6 +116,7 @@ impl Writes {
             *seq += 1;
             let numbered = LogEntry::numbered(*seq, entry);
             self.put(EVENTS, event_key(id, *seq), encode(&numbered)?);
+            self.1.push(numbered);
         }
         for (id, seq) in heads {
             self.put(LOG_HEADS, id.to_owned(), encode(&seq)?);
@@ -168,6 +169,11 @@ impl Writes {
             self.put(DEFINITIONS, id.clone(), record);
         }
         Ok(())
+    }
+
+    /// The log entries these writes number, taken out (for [`ChangeSet::logged`]).
+    pub(super) fn take_logged(&mut self) -> Vec<LogEntry> {
+        std::mem::take(&mut self.1)
     }
 
     /// Applies the writes, opening each table once (a table's writes keep their order).

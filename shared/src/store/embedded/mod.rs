@@ -286,12 +286,16 @@ fn plan_on_snapshot(
 ) -> Option<Attempt> {
     let txn = db.begin_read().ok()?;
     let mut source = PlanSource(Snapshot::new(&txn));
-    let outcome = {
+    let mut outcome = {
         let mut unit = UnitOfWork::new(&mut source, ids, now);
         plan(&mut unit).map(|()| unit.finish())
     };
-    let writes = match &outcome {
-        Ok(changes) => Writes::of(changes, &mut source.0).ok()?,
+    let writes = match &mut outcome {
+        Ok(changes) => {
+            let mut writes = Writes::of(changes, &mut source.0).ok()?;
+            changes.logged = writes.take_logged();
+            writes
+        }
         // A refusal that rests on a failed read is the writer's to judge.
         Err(WorkflowError::Store(_)) => return None,
         Err(_) => Writes::default(),
@@ -319,11 +323,12 @@ fn plan_in_writer(
     if let Some(e) = source.0.failure.take() {
         return Err(e);
     }
-    let changes = match planned {
+    let mut changes = match planned {
         Ok(changes) => changes,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let writes = Writes::of(&changes, &mut source.0).map_err(abandon)?;
+    let mut writes = Writes::of(&changes, &mut source.0).map_err(abandon)?;
+    changes.logged = writes.take_logged();
     if let Some(e) = source.0.failure.take() {
         return Err(e);
     }
@@ -598,6 +603,10 @@ impl ExecutionStore for EmbeddedStore {
 
     fn log_poll_interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(1)
+    }
+
+    fn log_written_with_change(&self) -> bool {
+        true
     }
 
     async fn events(
