@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use watchers::{SentTimes, WatchPlan, Watched};
 
+mod imports;
 mod watchers;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -57,6 +58,10 @@ pub struct BenchArgs {
     /// tenth of `--watchers`, at most 100.
     #[arg(long)]
     pub watchers_on_one: Option<usize>,
+    /// Import instead: a generated JUnit report of this many tests (1..1000), in process, on a
+    /// fresh store each run: its first import (every test new) and the next (every test known).
+    #[arg(long)]
+    pub import: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +111,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
         return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
     }
+    if let Some(tests) = args.import {
+        return import(&args, tests).await;
+    }
     if args.watchers > 0 {
         return watch(&args).await;
     }
@@ -152,6 +160,43 @@ fn print_row(label: &str, m: &Measurement) {
         "{label:<20} starts/s {:>8.0} | step reports/s {:>8.0} | report p50 {:>6.2} ms p99 {:>6.2} ms | visible p99 {:>6.2} ms",
         m.starts_per_s, m.reports_per_s, m.report_p50_ms, m.report_p99_ms, m.visible_p99_ms
     );
+}
+
+/// `--import N`: each run's two imports, then the medians.
+async fn import(args: &BenchArgs, tests: usize) -> Result<(), String> {
+    if args.watchers > 0 || args.transport.is_some() {
+        return Err("--import runs in process alone: no --watchers or --transport".into());
+    }
+    println!(
+        "runledger bench --import: a JUnit report of {tests} tests, imported in process on a durable file store, {} core(s)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (mut new, mut known) = (Vec::new(), Vec::new());
+    for run in 1..=args.runs {
+        let measured = imports::measure(tests).await?;
+        println!(
+            "run {run}: {} tests ({} flaky, {} KiB): new tests {:.1} ms, known tests {:.1} ms",
+            measured.tests,
+            measured.flaky,
+            measured.report_bytes / 1024,
+            ms(measured.new_tests),
+            ms(measured.known_tests)
+        );
+        new.push(ms(measured.new_tests));
+        known.push(ms(measured.known_tests));
+    }
+    let middle = |values: &mut Vec<f64>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    println!(
+        "median of {}: new tests {:.1} ms, known tests {:.1} ms",
+        args.runs,
+        middle(&mut new),
+        middle(&mut known)
+    );
+    Ok(())
 }
 
 fn median(runs: &[Measurement]) -> Measurement {

@@ -1,7 +1,7 @@
 //! `runledger-local bench` on the real binary, with tiny numbers: the embedded bench at an
-//! inline and a partitioned step count, and with live watchers (`--watchers`), the AWS bench
-//! against the emulator leaving nothing behind, and the AWS bench refusing a real account
-//! unless told otherwise.
+//! inline and a partitioned step count, with live watchers (`--watchers`), imports
+//! (`--import`), the AWS bench against the emulator leaving nothing behind, and the AWS bench
+//! refusing a real account unless told otherwise.
 
 use runledger_testkit::emulator::{Emulator, REGION};
 use runledger_testkit::server::local_binary;
@@ -288,4 +288,36 @@ fn bench_watchers_streams_every_entry_and_prints_the_latencies_and_throughputs()
             .unwrap_or_else(|| panic!("no `{row}` row in:\n{stdout}"));
         assert!(figure_after(line, "step reports/s") > 0.0, "{line:?}");
     }
+}
+
+#[test]
+fn bench_import_times_a_new_and_a_known_report() {
+    let (mut command, _home) = bench(&["--import", "100", "--runs", "3"], &[]);
+    let output = command.output().expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --import 100");
+    let runs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("run ")).collect();
+    assert_eq!(runs.len(), 3, "{stdout}");
+    for run in runs {
+        // `run 1: 100 tests (2 flaky, 7 KiB): new tests 12.3 ms, known tests 9.8 ms`
+        assert!(run.contains(": 100 tests (2 flaky,"), "{run}");
+        let (new, known) = (
+            figure_after(run, "new tests"),
+            figure_after(run, "known tests"),
+        );
+        assert!(new > 0.0 && known > 0.0, "{run}");
+    }
+    let median = stdout
+        .lines()
+        .find(|l| l.starts_with("median of 3:"))
+        .unwrap_or_else(|| panic!("no median in:\n{stdout}"));
+    assert!(figure_after(median, "new tests") > 0.0, "{median}");
+    // What it is not for.
+    let (mut command, _home) = bench(&["--import", "1001"], &[]);
+    let output = command.output().expect("run the bench");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("1..1000"),
+        "{}",
+        text(&output.stderr)
+    );
 }
