@@ -214,6 +214,32 @@ fn queue_name(url: &str) -> &str {
 // Lint
 // ------------------------------------------------------------------------------------------
 
+/// `Alarms=false` leaves out every alarm (the idle cost's largest part): each alarm resource
+/// carries the condition, and the condition is the parameter.
+#[test]
+fn every_alarm_is_behind_the_alarms_parameter() {
+    let template =
+        std::fs::read_to_string(workspace_root().join("infra/template.yaml")).expect("template");
+    let lines: Vec<&str> = template.lines().collect();
+    let mut alarms = 0;
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim() == "Type: AWS::CloudWatch::Alarm" {
+            alarms += 1;
+            assert_eq!(
+                lines.get(n + 1).map(|l| l.trim()),
+                Some("Condition: CreateAlarms"),
+                "the alarm at line {} has no `Condition: CreateAlarms`",
+                n + 1
+            );
+        }
+    }
+    assert_eq!(alarms, 8, "the alarms infra/README.md lists");
+    assert!(
+        template.contains("  CreateAlarms: !Equals [!Ref Alarms, \"true\"]"),
+        "the condition follows the parameter"
+    );
+}
+
 #[test]
 fn the_template_passes_cfn_lint() {
     let root = workspace_root();
