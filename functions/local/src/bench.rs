@@ -442,12 +442,9 @@ impl Client {
     }
 }
 
-/// One run; with `watch`, the plan's watchers stream the logs while the steps are reported.
-async fn measure(
-    args: &BenchArgs,
-    transport: Transport,
-    watch: Option<WatchPlan>,
-) -> Result<(Measurement, Option<Watched>), String> {
+/// A runtime over a durable file store in a new temporary directory (removed when the
+/// returned guard drops), and a token for the user `bench`.
+async fn fresh_runtime() -> Result<(tempfile::TempDir, LocalRuntime, String), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let database = dir.path().join(crate::config::DATABASE_FILE);
     let settings = RuntimeSettings {
@@ -462,6 +459,16 @@ async fn measure(
     };
     let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
     let token = runtime.auth.issue("bench", false, 3600);
+    Ok((dir, runtime, token))
+}
+
+/// One run; with `watch`, the plan's watchers stream the logs while the steps are reported.
+async fn measure(
+    args: &BenchArgs,
+    transport: Transport,
+    watch: Option<WatchPlan>,
+) -> Result<(Measurement, Option<Watched>), String> {
+    let (_dir, runtime, token) = fresh_runtime().await?;
     let mut server = None;
     let http = match transport {
         Transport::InProcess => None,

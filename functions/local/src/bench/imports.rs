@@ -3,10 +3,8 @@
 //! the first import (every test new: the catalog registers them) and the next (every test
 //! known), each timed from the request to the answer.
 
-use crate::runtime::{LocalRuntime, RuntimeSettings, StoreLocation};
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use runledger::auth::JwtSettings;
 use runledger::report::import::MAX_IMPORT_TESTS;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -60,20 +58,7 @@ pub async fn measure(tests: usize) -> Result<ImportRun, String> {
     if tests == 0 || tests > MAX_IMPORT_TESTS {
         return Err(format!("--import takes 1..{MAX_IMPORT_TESTS} tests"));
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let database = dir.path().join(crate::config::DATABASE_FILE);
-    let settings = RuntimeSettings {
-        jwt: JwtSettings {
-            secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
-            issuer: None,
-            audience: None,
-        },
-        workers: 1,
-        sweep_interval: Duration::from_secs(60),
-        allow_private_targets: true,
-    };
-    let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
-    let token = runtime.auth.issue("bench", false, 3600);
+    let (_dir, runtime, token) = super::fresh_runtime().await?;
     let report = Bytes::from(report(tests));
     let import = || {
         let request = Request::post("/api/v1/imports?suite=bench")
