@@ -1,6 +1,7 @@
 //! The ports: what the use cases need from the outside world. Each port's adapters live in
 //! one folder named after it: `store`, `queue`, `bus`; the step runner's in `runner`.
 
+use crate::domain::analytics::Rollup;
 use crate::domain::catalog::{CatalogEntry, CatalogKind, StepDefinition, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::events::{DomainEvent, WorkItem};
@@ -270,6 +271,26 @@ pub trait ExecutionStore: Send + Sync {
     async fn overdue(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Queued and running executions, for recovery after a restart.
     async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError>;
+
+    // --- analytics (written by `apply`, with the changes that finish executions) ---
+    /// A test's current rollup: its newest.
+    async fn current_rollup(&self, test_id: &str) -> Result<Option<Rollup>, StoreError>;
+    /// A test's rollups of the days `since..=until` (`YYYY-MM-DD`), in day order, the current
+    /// one included when its day is in range: at most one a day, and one query on DynamoDB.
+    async fn rollups(
+        &self,
+        test_id: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<Rollup>, StoreError>;
+    /// The current rollups of flaky test cases (of `owner`, or everyone's), highest flip
+    /// rate first, then by id, after the [`Rollup::flaky_rank`] `after`.
+    async fn flaky(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Rollup>, StoreError>;
 }
 
 /// Typed access to the catalog, one path for every kind of entry.

@@ -5,6 +5,7 @@
 //! falling behind while two engines write the log at once get all of it, once, in order.
 
 use http::{Method, StatusCode};
+use runledger::domain::analytics::Rollup;
 use runledger::domain::catalog::{CatalogKind, TestCase};
 use runledger::domain::errors::StoreError;
 use runledger::domain::execution::{Execution, HistoryEntry, StepReport, StepResult};
@@ -13,8 +14,8 @@ use runledger::domain::time::Timestamp;
 use runledger::domain::workflow::{ChangeSet, WorkflowError};
 use runledger::engine::{Caller, Engine, LogQuery};
 use runledger::ports::{
-    CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore, Page, Plan,
-    StepsQuery,
+    CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore, OwnerScope, Page,
+    Plan, StepsQuery,
 };
 use runledger_testkit::api::Api;
 use runledger_testkit::sse::Sent;
@@ -370,6 +371,28 @@ impl ExecutionStore for CountingStore {
     }
     async fn active(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
         self.inner.active(limit).await
+    }
+
+    async fn current_rollup(&self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
+        self.inner.current_rollup(test_id).await
+    }
+
+    async fn rollups(
+        &self,
+        test_id: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        self.inner.rollups(test_id, since, until).await
+    }
+
+    async fn flaky(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Rollup>, StoreError> {
+        self.inner.flaky(owner, limit, after).await
     }
 }
 

@@ -46,6 +46,7 @@ macro_rules! named_enum {
 }
 pub(crate) use named_enum;
 
+pub mod analytics;
 pub mod catalog;
 pub mod clock;
 pub mod errors;

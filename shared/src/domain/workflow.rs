@@ -5,6 +5,7 @@
 //! scheduling and automatic retries all happen inside the same atomic change as the transition
 //! that caused them, which is what makes each of them happen exactly once.
 
+use super::analytics::{Finish, Rollup, day_of};
 use super::catalog::{RunnerKind, TestCase};
 use super::errors::StoreError;
 use super::events::{DomainEvent, EventKind, WorkItem};
@@ -60,6 +61,8 @@ pub trait RecordSource {
         owner: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// A test's current (newest) analytics rollup, if it ever finished an execution.
+    fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError>;
 }
 
 /// How long an `Idempotency-Key` keeps returning the execution it started.
@@ -136,6 +139,21 @@ pub struct ChangeSet {
     /// After commit, from a store that numbers the log in the write itself: those entries as
     /// written, for the readers waiting on them (empty where the log is numbered later).
     pub logged: Vec<LogEntry>,
+    /// Analytics rollups the change's finished executions move, one per test.
+    pub rollups: Vec<RollupChange>,
+}
+
+/// A test's analytics as a change leaves them. A store writes `current` as the test's
+/// current record (conditioned on the one it read, so two changes never both count on one
+/// copy) and `archived`, when set, as the record of its earlier day. On a store that writes
+/// a large change in atomic parts, the rollup goes in the part with its contributors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupChange {
+    pub current: Rollup,
+    /// The record that was current until this change started a new day.
+    pub archived: Option<Rollup>,
+    /// The executions whose finish this change counts in it.
+    pub contributors: Vec<String>,
 }
 
 /// An execution whose change is only some steps and the counters they move. A store may
@@ -227,6 +245,7 @@ impl ChangeSet {
         self.log.extend(later.log);
         self.enqueue.extend(later.enqueue);
         self.events.extend(later.events);
+        self.rollups.extend(later.rollups);
     }
 
     /// No new records, definitions or idempotency claims: only changed executions.
@@ -235,6 +254,7 @@ impl ChangeSet {
             && self.definitions.is_empty()
             && self.idempotency.is_none()
             && self.unchanged.is_empty()
+            && self.rollups.is_empty()
     }
 
     /// An execution as this change leaves it, changed or only read.
@@ -265,6 +285,8 @@ pub struct UnitOfWork<'a> {
     /// Each changed suite slot as it was before this unit first changed it.
     slot_origins: BTreeMap<(String, u32), ChildSlot>,
     suites_to_settle: VecDeque<String>,
+    /// Rollups moved so far, in first-moved order.
+    rollups: Vec<RollupChange>,
 }
 
 impl<'a> UnitOfWork<'a> {
@@ -282,6 +304,7 @@ impl<'a> UnitOfWork<'a> {
             step_origins: BTreeMap::new(),
             slot_origins: BTreeMap::new(),
             suites_to_settle: VecDeque::new(),
+            rollups: Vec::new(),
         }
     }
 
@@ -343,6 +366,7 @@ impl<'a> UnitOfWork<'a> {
             .into_iter()
             .map(|((id, _), step)| (id, step))
             .collect();
+        self.changes.rollups = self.rollups;
         self.changes
     }
 
@@ -565,6 +589,7 @@ impl<'a> UnitOfWork<'a> {
             };
             self.event(&execution, kind);
         }
+        self.count_finish(&execution)?;
         self.changes.created.push(id.clone());
         self.loaded.insert(id.clone(), execution);
         self.touched.push(id);
@@ -616,6 +641,7 @@ impl<'a> UnitOfWork<'a> {
                     ExecutionKind::Case => EventKind::ExecutionFinished,
                 };
                 self.event(&execution, kind);
+                self.count_finish(&execution)?;
             }
             _ => {}
         }
@@ -645,6 +671,77 @@ impl<'a> UnitOfWork<'a> {
             self.suites_to_settle.push_back(parent_id.clone());
         }
         Ok(())
+    }
+
+    /// Counts a finished execution in its test's current rollup (starting the day's record
+    /// when the current one is of an earlier day). It happens in the change that finishes
+    /// the execution, and an execution finishes once: so it counts once.
+    fn count_finish(&mut self, execution: &Execution) -> Result<(), WorkflowError> {
+        let test_id = match execution.kind {
+            ExecutionKind::Case => execution.test_case_id.clone(),
+            ExecutionKind::Suite => execution.test_suite_id.clone(),
+        };
+        let Some(test_id) = test_id else {
+            return Ok(());
+        };
+        let finish = Finish {
+            status: execution.status,
+            duration_ms: execution.duration_ms,
+            retry_pass: self.is_retry_pass(execution)?,
+            skipped: execution.status == ExecutionStatus::Passed
+                && execution.kind == ExecutionKind::Case
+                && execution.progress.total > 0
+                && execution.progress.skipped == execution.progress.total,
+        };
+        let day = day_of(self.now);
+        let at = match self
+            .rollups
+            .iter()
+            .position(|r| r.current.test_id == test_id)
+        {
+            Some(at) => at,
+            None => {
+                let change = match self.source.rollup(&test_id)? {
+                    Some(current) if current.day == day => RollupChange {
+                        current,
+                        archived: None,
+                        contributors: Vec::new(),
+                    },
+                    Some(earlier) => RollupChange {
+                        current: earlier.next_day(day.clone()),
+                        archived: Some(earlier),
+                        contributors: Vec::new(),
+                    },
+                    None => RollupChange {
+                        current: Rollup::new(&test_id, execution.kind, &execution.owner, day),
+                        archived: None,
+                        contributors: Vec::new(),
+                    },
+                };
+                self.rollups.push(change);
+                self.rollups.len() - 1
+            }
+        };
+        let change = &mut self.rollups[at];
+        change.current.record(&finish);
+        change.contributors.push(execution.id.clone());
+        Ok(())
+    }
+
+    /// Whether `execution` passed on a retry after a failed attempt. The attempt before is
+    /// read without being touched: the change does not rest on it (it is finished).
+    fn is_retry_pass(&mut self, execution: &Execution) -> Result<bool, WorkflowError> {
+        let Some(before) = &execution.retry_of else {
+            return Ok(false);
+        };
+        if execution.status != ExecutionStatus::Passed {
+            return Ok(false);
+        }
+        let status = match self.loaded.get(before) {
+            Some(earlier) => Some(earlier.status),
+            None => self.source.execution(before)?.map(|e| e.status),
+        };
+        Ok(status.is_some_and(ExecutionStatus::is_failure))
     }
 
     /// Creates and queues a new attempt of a finished case execution; returns its id.

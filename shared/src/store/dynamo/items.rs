@@ -203,7 +203,7 @@ pub(super) fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, Sto
         .ok_or_else(|| StoreError::Corrupt(format!("item without `{name}`")))
 }
 
-fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
+pub(super) fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())

@@ -9,13 +9,16 @@
 //!   which executions run (chunked: a 10,000-step case does not fit one item).
 //! - `TC#{id}` and `TS#{id}` / `META` + `PART#{n}`: the catalog (chunked the same way).
 //! - `IDEM#{owner}#{key}` / `IDEM`: an `Idempotency-Key` claim, expired by TTL (`expires_at`).
+//! - `RU#{test_id}` / `CURRENT`: a test's current analytics rollup, and `RU#{test_id}` /
+//!   `DAY#{day}`: its earlier days' (see `rollups`).
 //! - `EX#{id}` / `EV#{seq:020}`: an event log entry, and `EX#{id}` / `LOG`: the log's head
 //!   (its last `seq`), both expired by TTL two weeks after they were written.
 //!
 //! Index partitions (`gsiNpk` / `gsiNsk`, see `schema`): executions by owner (`EXS#{owner}`),
 //! all executions (`EXS`), a suite's children (`PARENT#{id}`), active executions by deadline
 //! (`ACTIVE` / `{deadline:020}#{id}`); catalog entries by owner (`TCS#{owner}`, `TSS#{owner}`)
-//! and all of a kind (`TCS`, `TSS`), each sorted by id.
+//! and all of a kind (`TCS`, `TSS`), each sorted by id; flaky test cases by owner
+//! (`FLAKY#{owner}`) and of everyone (`FLAKY`), sorted by flaky rank.
 
 use super::items::{Item, string_attr};
 use crate::domain::catalog::CatalogKind;
@@ -131,3 +134,24 @@ pub(super) fn owner_catalog(kind: CatalogKind, owner: &str) -> String {
 pub(super) fn all_catalog(kind: CatalogKind) -> String {
     format!("{}S", catalog_prefix(kind))
 }
+
+/// The partition of a test's rollups.
+pub(super) fn rollup_pk(test_id: &str) -> String {
+    format!("RU#{test_id}")
+}
+
+/// The sort key of a test's current rollup.
+pub(super) const ROLLUP_CURRENT_SK: &str = "CURRENT";
+
+/// The sort key of a test's rollup of an earlier day.
+pub(super) fn rollup_day_sk(day: &str) -> String {
+    format!("DAY#{day}")
+}
+
+/// The owner-index partition of an owner's flaky test cases.
+pub(super) fn owner_flaky(owner: &str) -> String {
+    format!("FLAKY#{owner}")
+}
+
+/// The all-entries index partition of flaky test cases.
+pub(super) const ALL_FLAKY: &str = "FLAKY";

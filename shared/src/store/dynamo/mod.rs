@@ -21,6 +21,7 @@ mod items;
 mod keys;
 mod log;
 mod plan;
+mod rollups;
 mod schema;
 mod write;
 
@@ -30,6 +31,7 @@ pub use schema::{
     INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT, TTL_ATTRIBUTE, projection_of,
 };
 
+use crate::domain::analytics::Rollup;
 use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
@@ -39,7 +41,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
-    Page, Plan, StepsQuery,
+    OwnerScope, Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -380,6 +382,28 @@ impl ExecutionStore for DynamoStore {
         }
         // In the index's order: earliest deadline first.
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn current_rollup(&self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
+        self.read_current_rollup(test_id).await
+    }
+
+    async fn rollups(
+        &self,
+        test_id: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        self.read_rollups(test_id, since, until).await
+    }
+
+    async fn flaky(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Rollup>, StoreError> {
+        self.read_flaky(owner, limit, after).await
     }
 }
 

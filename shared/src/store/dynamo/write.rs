@@ -11,6 +11,7 @@ use super::keys::{
     EXEC_SK, IDEM_SK, META_SK, PART_PREFIX, catalog_pk, definition_pk, exec_pk, idem_pk, part_sk,
 };
 use super::plan::Snapshot;
+use super::rollups::rollup_writes;
 use super::schema::TTL_ATTRIBUTE;
 use super::{BatchRounds, is_condition_failure, sdk_error};
 use crate::domain::catalog::{CatalogKind, TestCase};
@@ -204,8 +205,11 @@ impl DynamoStore {
             intents.entry(id.as_str()).or_default().push(step.clone());
         }
         let (rolled_up, mut roll_ups) = roll_ups_of_change(changes);
-        let mut creations = Vec::new();
-        let mut updates = Vec::new();
+        // Writes in groups that must commit together: an execution's, and (see below) a
+        // rollup's with those of the executions it counts.
+        let mut creations: Vec<Vec<TransactWriteItem>> = Vec::new();
+        let mut updates: Vec<Vec<TransactWriteItem>> = Vec::new();
+        let mut placed: HashMap<&str, Place> = HashMap::new();
         let mut written: Vec<StoredExecution> = Vec::new();
         for execution in &changes.executions {
             if rolled_up.contains(execution.id.as_str()) {
@@ -275,14 +279,53 @@ impl DynamoStore {
                 if execution.parent_id.is_some()
                     && changes.created.len() > MAX_TRANSACTION_ITEMS - 2
                 {
-                    creations.push(write);
+                    placed.insert(&execution.id, Place::Creations(creations.len()));
+                    creations.push(vec![write]);
                 } else {
-                    updates.push(write);
+                    placed.insert(&execution.id, Place::Updates(updates.len()));
+                    updates.push(vec![write]);
                 }
             } else {
                 let values = HashMap::from([(":ver".to_owned(), n(version))]);
-                updates.push(put(&self.table, item, Some("ver = :ver"), values));
+                placed.insert(&execution.id, Place::Updates(updates.len()));
+                updates.push(vec![put(&self.table, item, Some("ver = :ver"), values)]);
             }
+        }
+        // A rollup commits with every execution it counts: in a change written in parts, the
+        // part with one of them holds them all, so none is ever counted without its finish.
+        for change in &changes.rollups {
+            let read = snapshot
+                .rollups
+                .get(&change.current.test_id)
+                .cloned()
+                .flatten()
+                .map(|r| r.version);
+            let mut writes = rollup_writes(&self.table, change, read)?;
+            let places: Vec<Place> = change
+                .contributors
+                .iter()
+                .filter_map(|id| placed.get(id.as_str()).copied())
+                .collect();
+            let all_created = places.iter().all(|p| matches!(p, Place::Creations(_)));
+            let target = match places.last() {
+                Some(last) if all_created => *last,
+                _ => places
+                    .iter()
+                    .rev()
+                    .find(|p| matches!(p, Place::Updates(_)))
+                    .copied()
+                    .unwrap_or_else(|| {
+                        updates.push(Vec::new());
+                        Place::Updates(updates.len() - 1)
+                    }),
+            };
+            for place in &places {
+                if *place != target {
+                    let moved = std::mem::take(place.group(&mut creations, &mut updates));
+                    writes.extend(moved);
+                }
+            }
+            target.group(&mut creations, &mut updates).extend(writes);
         }
         if let Some(record) = &changes.idempotency {
             let mut item = HashMap::from([
@@ -298,12 +341,12 @@ impl DynamoStore {
                 ":expired".to_owned(),
                 n((now.millis() / 1000).max(0) as u64),
             )]);
-            updates.push(put(
+            updates.push(vec![put(
                 &self.table,
                 item,
                 Some("attribute_not_exists(pk) OR expires_at <= :expired"),
                 values,
-            ));
+            )]);
         }
         if !intents.is_empty() {
             return Err(StoreError::Corrupt(
@@ -314,21 +357,21 @@ impl DynamoStore {
         if !updates.is_empty() {
             for unchanged in &changes.unchanged {
                 if let Some(Some(read)) = snapshot.executions.get(&unchanged.id) {
-                    updates.push(condition_check(
+                    updates.push(vec![condition_check(
                         &self.table,
                         &exec_pk(&unchanged.id),
                         read.version,
-                    ));
+                    )]);
                 }
             }
         }
-        for chunk in creations.chunks(MAX_TRANSACTION_ITEMS) {
-            self.transact(chunk.to_vec()).await?;
+        for chunk in pack(creations) {
+            self.transact(chunk).await?;
         }
         // Larger changes (a big suite's cascade, a big step batch) are written in chunks;
         // each chunk is atomic and a lost race re-plans from what is then stored.
-        for chunk in updates.chunks(MAX_TRANSACTION_ITEMS) {
-            self.transact(chunk.to_vec()).await?;
+        for chunk in pack(updates) {
+            self.transact(chunk).await?;
         }
         // Committed, pending writes included: the change is durable and its events are due.
         // Rolling it forward now only spares readers the work; if that fails (an outage, a
@@ -534,6 +577,42 @@ fn roll_ups_of_change(changes: &ChangeSet) -> (HashSet<&str>, HashMap<&str, Vec<
         }
     }
     (suites, roll_ups)
+}
+
+/// Where an execution's write group is: among the creations, or the updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    Creations(usize),
+    Updates(usize),
+}
+
+impl Place {
+    fn group<'a>(
+        self,
+        creations: &'a mut [Vec<TransactWriteItem>],
+        updates: &'a mut [Vec<TransactWriteItem>],
+    ) -> &'a mut Vec<TransactWriteItem> {
+        match self {
+            Place::Creations(i) => &mut creations[i],
+            Place::Updates(i) => &mut updates[i],
+        }
+    }
+}
+
+/// Write groups packed in order into transactions of at most [`MAX_TRANSACTION_ITEMS`],
+/// never splitting a group (a group larger than that, a rollup of more than 98 executions
+/// of one test finishing in one change, goes alone, and DynamoDB refuses it).
+fn pack(groups: Vec<Vec<TransactWriteItem>>) -> Vec<Vec<TransactWriteItem>> {
+    let mut chunks: Vec<Vec<TransactWriteItem>> = Vec::new();
+    for group in groups.into_iter().filter(|g| !g.is_empty()) {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() + group.len() <= MAX_TRANSACTION_ITEMS => {
+                chunk.extend(group)
+            }
+            _ => chunks.push(group),
+        }
+    }
+    chunks
 }
 
 fn put(

@@ -6,9 +6,11 @@
 use super::reads::{DefinitionRecord, Reader, read_record};
 use super::{
     ACTIVE, CHILDREN, DEADLINES, DEFINITION_STEPS, DEFINITIONS, EVENTS, EXECUTIONS,
-    EXECUTIONS_BY_OWNER, HISTORY, IDEMPOTENCY, LOG_HEADS, SHARED_DEFINITIONS, STEPS, TEST_CASES,
-    Table, deadline_key, encode, event_key, key2, seq_key, step_key,
+    EXECUTIONS_BY_OWNER, FLAKY, FLAKY_BY_OWNER, HISTORY, IDEMPOTENCY, LOG_HEADS, ROLLUP_DAYS,
+    ROLLUPS, SHARED_DEFINITIONS, STEPS, TEST_CASES, Table, deadline_key, encode, event_key, key2,
+    seq_key, step_key,
 };
+use crate::domain::analytics::Rollup;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, PARTITION_THRESHOLD};
 use crate::domain::log::LogEntry;
@@ -64,6 +66,7 @@ impl Writes {
         }
         writes.definitions(changes, reader)?;
         writes.log(changes, reader)?;
+        writes.rollups(changes, reader)?;
         if let Some(record) = &changes.idempotency {
             let key = key2(&record.owner, &record.key);
             writes.put(IDEMPOTENCY, key, encode(record)?);
@@ -97,6 +100,31 @@ impl Writes {
             }
         }
         self.put(EXECUTIONS, id.clone(), encode(execution)?);
+        Ok(())
+    }
+
+    /// Each moved rollup as the test's current record (and the one it replaced as its day's),
+    /// with the flaky index following the current record.
+    fn rollups(&mut self, changes: &ChangeSet, reader: &mut impl Reader) -> Result<(), StoreError> {
+        for change in &changes.rollups {
+            let current = &change.current;
+            if let Some(before) = read_record::<Rollup>(reader, ROLLUPS, &current.test_id)?
+                && let Some(rank) = before.flaky_rank()
+            {
+                self.remove(FLAKY_BY_OWNER, key2(&before.owner, &rank));
+                self.remove(FLAKY, rank);
+            }
+            if let Some(rank) = current.flaky_rank() {
+                let id = current.test_id.as_bytes().to_vec();
+                self.put(FLAKY_BY_OWNER, key2(&current.owner, &rank), id.clone());
+                self.put(FLAKY, rank, id);
+            }
+            if let Some(archived) = &change.archived {
+                let key = key2(&archived.test_id, &archived.day);
+                self.put(ROLLUP_DAYS, key, encode(archived)?);
+            }
+            self.put(ROLLUPS, current.test_id.clone(), encode(current)?);
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 mod changes;
 mod reads;
 
+use crate::domain::analytics::Rollup;
 use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
@@ -19,7 +20,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
-    Page, Plan, StepsQuery,
+    OwnerScope, Page, Plan, StepsQuery,
 };
 use async_trait::async_trait;
 use changes::Writes;
@@ -60,8 +61,15 @@ const TEST_CASES: Table = TableDefinition::new("test_cases");
 const TEST_CASES_BY_OWNER: Table = TableDefinition::new("test_cases_by_owner");
 const TEST_SUITES: Table = TableDefinition::new("test_suites");
 const TEST_SUITES_BY_OWNER: Table = TableDefinition::new("test_suites_by_owner");
+/// Each test's current analytics rollup, by test id.
+const ROLLUPS: Table = TableDefinition::new("rollups");
+/// Earlier days' rollups (`test` NUL `day`).
+const ROLLUP_DAYS: Table = TableDefinition::new("rollup_days");
+/// Flaky test cases by owner (`owner` NUL flaky rank), and of everyone (by rank): the test id.
+const FLAKY_BY_OWNER: Table = TableDefinition::new("flaky_by_owner");
+const FLAKY: Table = TableDefinition::new("flaky");
 
-const ALL_TABLES: [Table; 17] = [
+const ALL_TABLES: [Table; 21] = [
     EXECUTIONS,
     EXECUTIONS_BY_OWNER,
     CHILDREN,
@@ -79,6 +87,10 @@ const ALL_TABLES: [Table; 17] = [
     TEST_CASES_BY_OWNER,
     TEST_SUITES,
     TEST_SUITES_BY_OWNER,
+    ROLLUPS,
+    ROLLUP_DAYS,
+    FLAKY_BY_OWNER,
+    FLAKY,
 ];
 
 /// The most jobs one commit carries; bounds the latency one group adds.
@@ -744,6 +756,84 @@ impl ExecutionStore for EmbeddedStore {
                 }
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn current_rollup(&self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
+        self.get_record(ROLLUPS, test_id).await
+    }
+
+    async fn rollups(
+        &self,
+        test_id: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        let (test_id, since, until) = (test_id.to_owned(), since.to_owned(), until.to_owned());
+        self.read(move |txn| {
+            let days = txn.open_table(ROLLUP_DAYS).map_err(unavailable)?;
+            let (start, end) = (key2(&test_id, &since), key2(&test_id, &until));
+            let mut found: Vec<Rollup> = Vec::new();
+            for entry in days
+                .range(start.as_str()..=end.as_str())
+                .map_err(unavailable)?
+            {
+                let (_, value) = entry.map_err(unavailable)?;
+                found.push(decode(value.value())?);
+            }
+            let current = txn.open_table(ROLLUPS).map_err(unavailable)?;
+            if let Some(raw) = current.get(test_id.as_str()).map_err(unavailable)? {
+                let record: Rollup = decode(raw.value())?;
+                if record.day >= since && record.day <= until {
+                    found.push(record);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn flaky(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Rollup>, StoreError> {
+        let (owner, after) = (owner.map(str::to_owned), after.map(str::to_owned));
+        self.read(move |txn| {
+            let (index, prefix) = match &owner {
+                Some(owner) => (FLAKY_BY_OWNER, key2(owner, "")),
+                None => (FLAKY, String::new()),
+            };
+            let index = txn.open_table(index).map_err(unavailable)?;
+            let current = txn.open_table(ROLLUPS).map_err(unavailable)?;
+            let start = match &after {
+                Some(after) => format!("{prefix}{after}\u{1}"),
+                None => prefix.clone(),
+            };
+            let mut items = Vec::new();
+            let mut more = false;
+            for entry in index.range(start.as_str()..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if !key.value().starts_with(&prefix) {
+                    break;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                let test_id = document(value.value())?;
+                if let Some(raw) = current.get(test_id.as_str()).map_err(unavailable)? {
+                    items.push(decode::<Rollup>(raw.value())?);
+                }
+            }
+            let next_cursor = if more {
+                items.last().and_then(Rollup::flaky_rank)
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
         })
         .await
     }

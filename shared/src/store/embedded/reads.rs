@@ -3,9 +3,10 @@
 //! holds before it writes a change planned on it.
 
 use super::{
-    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, STEPS, Table, decode, key2, step_key,
-    unavailable,
+    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, ROLLUPS, STEPS, Table, decode, key2,
+    step_key, unavailable,
 };
+use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
@@ -232,6 +233,10 @@ impl<R: Reader> RecordSource for PlanSource<R> {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         read_record(&mut self.0, IDEMPOTENCY, &key2(owner, key))
+    }
+
+    fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
+        read_record(&mut self.0, ROLLUPS, test_id)
     }
 }
 
