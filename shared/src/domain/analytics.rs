@@ -385,6 +385,72 @@ impl Rollup {
     }
 }
 
+/// What one finished execution adds to its test's rollups: enough to add it later, on a
+/// store that applies it after the finishing write (see the DynamoDB store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub test_id: String,
+    pub kind: ExecutionKind,
+    pub owner: String,
+    /// The day it finished on (the change's day).
+    pub day: Day,
+    pub status: ExecutionStatus,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub retry_pass: bool,
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+impl Contribution {
+    pub fn finish(&self) -> Finish {
+        Finish {
+            status: self.status,
+            duration_ms: self.duration_ms,
+            retry_pass: self.retry_pass,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// A test's rollups after contributions: its current record, and the record it replaced
+/// when a contribution started a new day (kept as that day's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advanced {
+    pub current: Rollup,
+    pub archived: Option<Rollup>,
+}
+
+impl Advanced {
+    /// From the test's current record as stored (`None`: it has none).
+    pub fn from(current: Option<Rollup>) -> Option<Self> {
+        current.map(|current| Advanced {
+            current,
+            archived: None,
+        })
+    }
+
+    /// Adds `c` to `state` (the test's records so far), starting the day's record first when
+    /// the current one is of an earlier day.
+    pub fn add(state: Option<Advanced>, c: &Contribution) -> Advanced {
+        let mut state = match state {
+            None => Advanced {
+                current: Rollup::new(&c.test_id, c.kind, &c.owner, c.day.clone()),
+                archived: None,
+            },
+            Some(state) if state.current.day < c.day => Advanced {
+                current: state.current.next_day(c.day.clone()),
+                // A second new day in one go keeps the first one's record, not the older.
+                archived: Some(state.current),
+            },
+            Some(state) => state,
+        };
+        state.current.record(&c.finish());
+        state
+    }
+}
+
 /// How the trend is bucketed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Bucket {

@@ -5,7 +5,7 @@
 //! scheduling and automatic retries all happen inside the same atomic change as the transition
 //! that caused them, which is what makes each of them happen exactly once.
 
-use super::analytics::{Finish, Rollup, day_of};
+use super::analytics::{Advanced, Contribution, Rollup, day_of};
 use super::catalog::{RunnerKind, TestCase};
 use super::errors::StoreError;
 use super::events::{DomainEvent, EventKind, WorkItem};
@@ -143,17 +143,18 @@ pub struct ChangeSet {
     pub rollups: Vec<RollupChange>,
 }
 
-/// A test's analytics as a change leaves them. A store writes `current` as the test's
-/// current record (conditioned on the one it read, so two changes never both count on one
-/// copy) and `archived`, when set, as the record of its earlier day. On a store that writes
-/// a large change in atomic parts, the rollup goes in the part with its contributors.
+/// A test's analytics as a change leaves them. A store that writes the change in one atomic
+/// write writes `current` as the test's current record and `archived`, when set, as the
+/// record of its earlier day. A store that cannot afford one hot record in every finishing
+/// write (DynamoDB) stores each contribution with its execution instead and adds it to the
+/// rollup right after, exactly once (see its `rollups`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupChange {
     pub current: Rollup,
     /// The record that was current until this change started a new day.
     pub archived: Option<Rollup>,
-    /// The executions whose finish this change counts in it.
-    pub contributors: Vec<String>,
+    /// Each execution whose finish this change counts, with what it adds.
+    pub contributions: Vec<(String, Contribution)>,
 }
 
 /// An execution whose change is only some steps and the counters they move. A store may
@@ -684,7 +685,11 @@ impl<'a> UnitOfWork<'a> {
         let Some(test_id) = test_id else {
             return Ok(());
         };
-        let finish = Finish {
+        let contribution = Contribution {
+            test_id,
+            kind: execution.kind,
+            owner: execution.owner.clone(),
+            day: day_of(self.now),
             status: execution.status,
             duration_ms: execution.duration_ms,
             retry_pass: self.is_retry_pass(execution)?,
@@ -693,7 +698,7 @@ impl<'a> UnitOfWork<'a> {
                 && execution.progress.total > 0
                 && execution.progress.skipped == execution.progress.total,
         };
-        let day = day_of(self.now);
+        let test_id = contribution.test_id.clone();
         let at = match self
             .rollups
             .iter()
@@ -701,30 +706,27 @@ impl<'a> UnitOfWork<'a> {
         {
             Some(at) => at,
             None => {
-                let change = match self.source.rollup(&test_id)? {
-                    Some(current) if current.day == day => RollupChange {
-                        current,
-                        archived: None,
-                        contributors: Vec::new(),
-                    },
-                    Some(earlier) => RollupChange {
-                        current: earlier.next_day(day.clone()),
-                        archived: Some(earlier),
-                        contributors: Vec::new(),
-                    },
-                    None => RollupChange {
-                        current: Rollup::new(&test_id, execution.kind, &execution.owner, day),
-                        archived: None,
-                        contributors: Vec::new(),
-                    },
-                };
-                self.rollups.push(change);
-                self.rollups.len() - 1
+                // Counted on what the store has: a placeholder until it is read.
+                let stored = self.source.rollup(&test_id)?;
+                let state = Advanced::add(Advanced::from(stored), &contribution);
+                self.rollups.push(RollupChange {
+                    current: state.current,
+                    archived: state.archived,
+                    contributions: vec![(execution.id.clone(), contribution)],
+                });
+                return Ok(());
             }
         };
         let change = &mut self.rollups[at];
-        change.current.record(&finish);
-        change.contributors.push(execution.id.clone());
+        let state = Advanced {
+            current: change.current.clone(),
+            archived: change.archived.take(),
+        };
+        let state = Advanced::add(Some(state), &contribution);
+        (change.current, change.archived) = (state.current, state.archived);
+        change
+            .contributions
+            .push((execution.id.clone(), contribution));
         Ok(())
     }
 

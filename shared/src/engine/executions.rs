@@ -301,12 +301,13 @@ impl Engine {
     /// Re-checks what follows from an execution having changed (its suite's roll-up,
     /// scheduling and fail-fast). Idempotent: on a settled suite it changes nothing, so a
     /// finished event delivered twice is harmless. Returns whether anything changed.
+    ///
+    /// It plans even for an execution outside any suite: planning reads the execution, and a
+    /// store that left part of its finish to do (its rollup contribution, on DynamoDB) does
+    /// it then, which is what makes the finished event the backstop for it.
     pub async fn reconcile(&self, id: &str) -> Result<bool, EngineError> {
-        let Some(execution) = self.store.get_execution(id).await? else {
+        if self.store.get_execution(id).await?.is_none() {
             return Err(EngineError::not_found("execution", id));
-        };
-        if execution.parent_id.is_none() {
-            return Ok(false);
         }
         let id = id.to_owned();
         let changes = self

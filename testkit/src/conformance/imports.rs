@@ -15,7 +15,7 @@ const REPORT: &str = r#"<testsuites name="nightly">
   </testsuite>
 </testsuites>"#;
 
-fn import_request(key: Option<&str>) -> ImportRequest {
+pub(super) fn import_request(key: Option<&str>) -> ImportRequest {
     ImportRequest {
         report: bytes::Bytes::from_static(REPORT.as_bytes()),
         format: ReportFormat::Junit,

@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+mod analytics;
 mod catalog;
 mod event_log;
 mod harness;
@@ -33,6 +34,7 @@ mod suites;
 mod timeouts;
 mod transitions;
 
+pub use analytics::{rollups_count_once, rollups_of_suites_and_imports, rollups_under_concurrency};
 pub use catalog::{catalog_listing, catalog_round_trip};
 pub use event_log::{assert_log_consistent, event_log, statuses, step_entries};
 pub use harness::*;
@@ -120,7 +122,10 @@ macro_rules! with_conformance_checks {
             builtin_run,
             builtin_runs_refuse_outside_results,
             event_log,
-            active_and_overdue
+            active_and_overdue,
+            rollups_count_once,
+            rollups_under_concurrency,
+            rollups_of_suites_and_imports
         }
     };
 }

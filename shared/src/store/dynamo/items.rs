@@ -7,6 +7,7 @@ use super::keys::{
     exec_pk, index_pk, index_sk, owner_catalog, owner_executions, part_sk, step_sk,
 };
 use super::schema::{INDEX_ACTIVE, INDEX_ALL, INDEX_OWNER, INDEX_PARENT};
+use crate::domain::analytics::Contribution;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult, StepStatus};
 use crate::domain::time::Timestamp;
@@ -18,6 +19,9 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value}
 use std::collections::HashMap;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// The attribute of an execution item that holds its rollup contribution until it is added.
+pub(super) const ROLLUP_DUE: &str = "rollup_due";
 
 /// Large JSON documents are split into parts of at most this many bytes.
 const PART_BYTES: usize = 100_000;
@@ -37,6 +41,9 @@ pub(super) struct StoredExecution {
     /// Suite slot changes committed with this version but perhaps not yet applied to the
     /// suite (see `delta`).
     pub(super) roll_ups: Vec<RollUp>,
+    /// What this execution's finish adds to its test's rollup, committed with the finish and
+    /// not yet added (see `rollups`).
+    pub(super) rollup_due: Option<Contribution>,
 }
 
 impl StoredExecution {
@@ -59,12 +66,16 @@ impl StoredExecution {
                 .and_then(|v| v.parse().ok())
                 .map(Timestamp::from_millis),
             roll_ups: roll_ups_of(item)?,
+            rollup_due: match item.get(ROLLUP_DUE) {
+                Some(value) => Some(from_attribute_value(value.clone()).map_err(corrupt)?),
+                None => None,
+            },
         })
     }
 
     /// Whether this version committed writes still to be carried out elsewhere.
     pub(super) fn has_pending_writes(&self) -> bool {
-        !self.intent.is_empty() || !self.roll_ups.is_empty()
+        !self.intent.is_empty() || !self.roll_ups.is_empty() || self.rollup_due.is_some()
     }
 
     /// A step with no item: pending, or skipped once the execution completed.

@@ -5,10 +5,9 @@
 use super::DynamoStore;
 use super::items::{Item, StoredExecution, decode_attr, s, string_attr};
 use super::keys::{
-    EXEC_SK, IDEM_SK, PART_PREFIX, ROLLUP_CURRENT_SK, STEP_PREFIX, exec_pk, idem_pk, index_pk,
-    index_sk, part_sk, rollup_pk, step_sk,
+    EXEC_SK, IDEM_SK, PART_PREFIX, STEP_PREFIX, exec_pk, idem_pk, index_pk, index_sk, part_sk,
+    step_sk,
 };
-use super::rollups::{StoredRollup, is_current_rollup};
 use super::{BatchRounds, sdk_error};
 use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
@@ -330,26 +329,16 @@ impl DynamoStore {
         for (id, index) in &misses.steps {
             keys.push((exec_pk(id), step_sk(*index)));
         }
-        for test_id in &misses.rollups {
-            keys.push((rollup_pk(test_id), ROLLUP_CURRENT_SK.to_owned()));
-        }
         let found = self.batch_get(keys).await?;
         for id in &misses.executions {
             snapshot.executions.entry(id.clone()).or_insert(None);
-        }
-        for test_id in &misses.rollups {
-            snapshot.rollups.entry(test_id.clone()).or_insert(None);
         }
         // Suites that roll-ups applied here changed: a copy read before, or in this batch, is
         // stale, so the plan reads them again.
         let mut rolled_into = Vec::new();
         for item in found {
             let sk = string_attr(&item, "sk")?;
-            if is_current_rollup(&item) {
-                let stored = StoredRollup::from_item(&item)?;
-                let test_id = stored.rollup.test_id.clone();
-                snapshot.rollups.insert(test_id, Some(stored));
-            } else if sk == EXEC_SK {
+            if sk == EXEC_SK {
                 let stored = StoredExecution::from_item(&item)?;
                 if stored.has_pending_writes() {
                     // Left pending by a writer that failed or died after committing: this
@@ -514,8 +503,6 @@ pub(super) struct Snapshot {
     all_steps: HashMap<String, Vec<StepResult>>,
     idempotency: HashMap<(String, String), Option<IdempotencyRecord>>,
     names: HashMap<String, Vec<String>>,
-    /// Each test's current rollup as read (`None`: it has none).
-    pub(super) rollups: HashMap<String, Option<StoredRollup>>,
     misses: Misses,
     /// Suites that pending roll-ups rolled forward while reading now call for settling.
     to_settle: Vec<String>,
@@ -527,7 +514,6 @@ struct Misses {
     steps: Vec<(String, u32)>,
     all_steps: Vec<String>,
     idempotency: Vec<(String, String)>,
-    rollups: Vec<String>,
 }
 
 impl Misses {
@@ -536,13 +522,11 @@ impl Misses {
             && self.steps.is_empty()
             && self.all_steps.is_empty()
             && self.idempotency.is_empty()
-            && self.rollups.is_empty()
     }
 }
 
-/// Answers a plan from the snapshot. A miss is noted; step and rollup misses answer a
-/// placeholder so the plan goes on and names every one it needs in one round; other misses
-/// stop it.
+/// Answers a plan from the snapshot. A miss is noted; step misses answer a placeholder so
+/// the plan goes on and names every step it needs in one round; other misses stop it.
 impl RecordSource for Snapshot {
     fn execution(&mut self, id: &str) -> Result<Option<Execution>, StoreError> {
         match self.executions.get(id) {
@@ -590,22 +574,16 @@ impl RecordSource for Snapshot {
         }
     }
 
-    fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
-        match self.rollups.get(test_id) {
-            Some(found) => Ok(found.as_ref().map(|s| s.rollup.clone())),
-            // Like a step, a placeholder: an import counts a thousand tests, and names every
-            // rollup it needs in one round.
-            None => {
-                self.misses.rollups.push(test_id.to_owned());
-                Ok(None)
-            }
-        }
+    /// Not read: this store adds each contribution to its rollup after the finishing write
+    /// (see `rollups`), never the rollup a plan computed.
+    fn rollup(&mut self, _test_id: &str) -> Result<Option<Rollup>, StoreError> {
+        Ok(None)
     }
 }
 
 const MISS: &str = "not read yet";
 
-fn rand_u16() -> u16 {
+pub(super) fn rand_u16() -> u16 {
     let mut bytes = [0u8; 2];
     let _ = getrandom::fill(&mut bytes);
     u16::from_le_bytes(bytes)

@@ -1,25 +1,40 @@
 //! Analytics rollups as items: each test's current rollup (`RU#{test}` / `CURRENT`, in the
 //! flaky index while it is flaky) and its earlier days' (`RU#{test}` / `DAY#{day}`, expired
-//! by TTL). A change that finishes executions writes the current record in the transaction
-//! that finishes them, conditioned on the version it read.
+//! by TTL).
+//!
+//! A finish does not write its test's rollup in its own write: executions of one test
+//! finishing together would all contend for that one item. Its contribution rides in the
+//! execution's record instead (`rollup_due`), committed with the finish, and is added right
+//! after: one transaction per batch of tests writes each test's record, conditioned on the
+//! version read, and clears the dues it added, each conditioned on still being there. So a
+//! contribution is added exactly once; a lost race reads again and retries, and contention
+//! only delays the rollup, never the finish. A due left behind (a crash, an outage) is added
+//! by the next plan that reads its execution, as the finished event's reconcile does.
 
 use super::DynamoStore;
-use super::items::{Item, corrupt, decode_attr, n, number_attr, s};
+use super::items::{Item, ROLLUP_DUE, corrupt, decode_attr, n, number_attr, s, string_attr};
 use super::keys::{
-    ALL_FLAKY, ROLLUP_CURRENT_SK, index_pk, index_sk, owner_flaky, rollup_day_sk, rollup_pk,
+    ALL_FLAKY, EXEC_SK, ROLLUP_CURRENT_SK, exec_pk, index_pk, index_sk, owner_flaky, rollup_day_sk,
+    rollup_pk,
 };
 use super::schema::{INDEX_ALL, INDEX_OWNER, TTL_ATTRIBUTE};
 use super::sdk_error;
-use crate::domain::analytics::Rollup;
+use crate::domain::analytics::{Advanced, Contribution, Rollup};
 use crate::domain::errors::StoreError;
-use crate::domain::workflow::RollupChange;
 use crate::ports::{OwnerScope, Page};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// How long the record of a past day is kept.
 const DAY_RECORD_DAYS: i64 = 400;
+/// How long a writer keeps retrying to add its finishes before it leaves them due.
+const ADD_BUDGET: Duration = Duration::from_secs(10);
+/// The most dues of one test one transaction adds (with its record and a day record, within
+/// DynamoDB's 100 items).
+const MAX_DUES_PER_TEST: usize = 90;
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 /// A rollup as stored, with the version its next write is conditioned on.
 #[derive(Debug, Clone)]
@@ -35,13 +50,6 @@ impl StoredRollup {
             version: number_attr(item, "ver")?,
         })
     }
-}
-
-/// Whether an item is a test's current rollup.
-pub(super) fn is_current_rollup(item: &Item) -> bool {
-    let sk = item.get("sk").and_then(|v| v.as_s().ok());
-    let pk = item.get("pk").and_then(|v| v.as_s().ok());
-    sk.is_some_and(|sk| sk == ROLLUP_CURRENT_SK) && pk.is_some_and(|pk| pk.starts_with("RU#"))
 }
 
 fn current_item(rollup: &Rollup, version: u64) -> Result<Item, StoreError> {
@@ -82,12 +90,12 @@ fn day_item(rollup: &Rollup) -> Result<Item, StoreError> {
     ]))
 }
 
-/// The writes of one rollup change: the current record, conditioned on the version read
-/// (`None`: there was none), and the record it replaced as its day's. The day record needs
-/// no condition: it is what the current record held, which the first write protects.
-pub(super) fn rollup_writes(
+/// The writes of a test's advanced rollups: the current record, conditioned on the version
+/// read (`None`: there was none), and the record it replaced as its day's. The day record
+/// needs no condition: it is what the current record held, which the first write protects.
+fn rollup_writes(
     table: &str,
-    change: &RollupChange,
+    change: &Advanced,
     read_version: Option<u64>,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     let version = read_version.map_or(1, |v| v + 1);
@@ -119,7 +127,146 @@ fn put(
     TransactWriteItem::builder().put(put).build()
 }
 
+/// Clears an execution's due contribution, only if it is still there (so it is added once),
+/// and bumps its version (so a plan made on a copy that still shows it reads again).
+fn clear_due(table: &str, execution_id: &str) -> TransactWriteItem {
+    let update = Update::builder()
+        .table_name(table)
+        .key("pk", s(&exec_pk(execution_id)))
+        .key("sk", s(EXEC_SK))
+        .update_expression("REMOVE #due SET ver = ver + :one")
+        .condition_expression("attribute_exists(#due)")
+        .expression_attribute_names("#due", ROLLUP_DUE)
+        .expression_attribute_values(":one", n(1))
+        .build()
+        .expect("table, key and expression are set");
+    TransactWriteItem::builder().update(update).build()
+}
+
 impl DynamoStore {
+    /// Adds finished executions' due contributions to their tests' rollups, exactly once
+    /// (see the module's docs); `Unavailable` when contention outlasts [`ADD_BUDGET`], with
+    /// the rest left due.
+    pub(super) async fn add_contributions(
+        &self,
+        dues: Vec<(String, Contribution)>,
+    ) -> Result<(), StoreError> {
+        self.add_within(dues, ADD_BUDGET).await
+    }
+
+    /// One try at adding dues a reader found (it has a plan of its own to get on with):
+    /// what loses a race stays due, for the writer that is adding it anyway.
+    pub(super) async fn help_add_contributions(
+        &self,
+        dues: Vec<(String, Contribution)>,
+    ) -> Result<(), StoreError> {
+        self.add_within(dues, Duration::ZERO).await
+    }
+
+    async fn add_within(
+        &self,
+        dues: Vec<(String, Contribution)>,
+        budget: Duration,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let mut pending = dues;
+        let mut lost_races = 0u32;
+        while !pending.is_empty() {
+            // Each round: every test's record read at once, its dues (in order, up to a
+            // transaction's worth) added, tests packed into transactions.
+            let mut tests: Vec<String> = Vec::new();
+            let mut by_test: HashMap<String, Vec<(String, Contribution)>> = HashMap::new();
+            let mut later = Vec::new();
+            for (id, due) in pending {
+                let of_test = by_test.entry(due.test_id.clone()).or_default();
+                if of_test.is_empty() {
+                    tests.push(due.test_id.clone());
+                }
+                if of_test.len() < MAX_DUES_PER_TEST {
+                    of_test.push((id, due));
+                } else {
+                    later.push((id, due));
+                }
+            }
+            let keys = tests
+                .iter()
+                .map(|t| (rollup_pk(t), ROLLUP_CURRENT_SK.to_owned()))
+                .collect();
+            let mut read: HashMap<String, StoredRollup> = HashMap::new();
+            for item in self.batch_get(keys).await? {
+                let stored = StoredRollup::from_item(&item)?;
+                read.insert(stored.rollup.test_id.clone(), stored);
+            }
+            let mut chunks: Vec<(Vec<TransactWriteItem>, Vec<(String, Contribution)>)> = Vec::new();
+            for test in &tests {
+                let dues = by_test.remove(test).unwrap_or_default();
+                let stored = read.get(test);
+                let mut state = Advanced::from(stored.map(|s| s.rollup.clone()));
+                for (_, due) in &dues {
+                    state = Some(Advanced::add(state, due));
+                }
+                let Some(state) = state else { continue };
+                let mut writes = rollup_writes(&self.table, &state, stored.map(|s| s.version))?;
+                writes.extend(dues.iter().map(|(id, _)| clear_due(&self.table, id)));
+                match chunks.last_mut() {
+                    Some((chunk, of_chunk))
+                        if chunk.len() + writes.len() <= MAX_TRANSACTION_ITEMS =>
+                    {
+                        chunk.extend(writes);
+                        of_chunk.extend(dues);
+                    }
+                    _ => chunks.push((writes, dues)),
+                }
+            }
+            let mut lost = Vec::new();
+            for (chunk, dues) in chunks {
+                match self.transact(chunk).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(_)) => lost.extend(dues),
+                    Err(e) => return Err(e),
+                }
+            }
+            if !lost.is_empty() {
+                lost_races += 1;
+                if started.elapsed() >= budget {
+                    return Err(StoreError::Unavailable(
+                        "too much contention on a test's rollup; its finishes stay due".into(),
+                    ));
+                }
+                // Someone else may have added some (a reader rolling one forward): only the
+                // ones still due go again, after a pause (exponential, full jitter, capped).
+                lost = self.still_due(lost).await?;
+                let ceiling = (10u64 << lost_races.min(5)).min(250);
+                let pause = u64::from(super::plan::rand_u16()) % ceiling.max(1);
+                tokio::time::sleep(Duration::from_millis(pause + 1)).await;
+            }
+            lost.extend(later);
+            pending = lost;
+        }
+        Ok(())
+    }
+
+    /// The dues whose executions still hold them.
+    async fn still_due(
+        &self,
+        dues: Vec<(String, Contribution)>,
+    ) -> Result<Vec<(String, Contribution)>, StoreError> {
+        let keys = dues
+            .iter()
+            .map(|(id, _)| (exec_pk(id), EXEC_SK.to_owned()))
+            .collect();
+        let mut holding = HashSet::new();
+        for item in self.batch_get(keys).await? {
+            if item.contains_key(ROLLUP_DUE) {
+                holding.insert(string_attr(&item, "id")?.to_owned());
+            }
+        }
+        Ok(dues
+            .into_iter()
+            .filter(|(id, _)| holding.contains(id))
+            .collect())
+    }
+
     pub(super) async fn read_current_rollup(
         &self,
         test_id: &str,

@@ -4,16 +4,16 @@
 use super::DynamoStore;
 use super::delta::RollUp;
 use super::items::{
-    Item, StoredExecution, blob_parts, catalog_meta, corrupt, execution_item, n, s, step_item,
-    string_attr, text_parts,
+    Item, ROLLUP_DUE, StoredExecution, blob_parts, catalog_meta, corrupt, execution_item, n, s,
+    step_item, string_attr, text_parts,
 };
 use super::keys::{
     EXEC_SK, IDEM_SK, META_SK, PART_PREFIX, catalog_pk, definition_pk, exec_pk, idem_pk, part_sk,
 };
 use super::plan::Snapshot;
-use super::rollups::rollup_writes;
 use super::schema::TTL_ATTRIBUTE;
 use super::{BatchRounds, is_condition_failure, sdk_error};
+use crate::domain::analytics::Contribution;
 use crate::domain::catalog::{CatalogKind, TestCase};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{HistoryEntry, StepResult, StepStatus};
@@ -55,6 +55,26 @@ impl DynamoStore {
                 to_settle.push(roll_up.suite_id.clone());
             }
         }
+        if let Some(due) = &stored.rollup_due {
+            // Its own clear bumps the version, so it goes after the intent's (below), and
+            // a plan made on the copy read before loses its race and reads again.
+            let due = vec![(id.clone(), due.clone())];
+            let added = self.roll_forward_intent(stored, to_settle).await?;
+            if let Err(error) = self.help_add_contributions(due).await {
+                tracing::warn!(execution_id = %id, %error, "adding a finish to its rollup failed; left due");
+            }
+            return Ok(added);
+        }
+        self.roll_forward_intent(stored, to_settle).await
+    }
+
+    /// Clears a rolled-forward execution's intent and roll-ups; `to_settle` passes through.
+    async fn roll_forward_intent(
+        &self,
+        stored: &StoredExecution,
+        to_settle: Vec<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let id = &stored.execution.id;
         let cleared = self
             .client
             .update_item()
@@ -205,11 +225,17 @@ impl DynamoStore {
             intents.entry(id.as_str()).or_default().push(step.clone());
         }
         let (rolled_up, mut roll_ups) = roll_ups_of_change(changes);
-        // Writes in groups that must commit together: an execution's, and (see below) a
-        // rollup's with those of the executions it counts.
-        let mut creations: Vec<Vec<TransactWriteItem>> = Vec::new();
-        let mut updates: Vec<Vec<TransactWriteItem>> = Vec::new();
-        let mut placed: HashMap<&str, Place> = HashMap::new();
+        // Rollup contributions ride in their executions' records, committed with the finish,
+        // and are added to the rollups right after (see `rollups`).
+        let mut contributions: HashMap<&str, &Contribution> = HashMap::new();
+        for change in &changes.rollups {
+            for (id, contribution) in &change.contributions {
+                contributions.insert(id.as_str(), contribution);
+            }
+        }
+        let mut dues: Vec<(String, Contribution)> = Vec::new();
+        let mut creations = Vec::new();
+        let mut updates = Vec::new();
         let mut written: Vec<StoredExecution> = Vec::new();
         for execution in &changes.executions {
             if rolled_up.contains(execution.id.as_str()) {
@@ -250,6 +276,18 @@ impl DynamoStore {
             if let Some(at) = skipped {
                 item.insert("skipped_at".into(), n(at.millis().max(0) as u64));
             }
+            // One still due from an earlier version (its adding failed) stays due.
+            let due = contributions
+                .get(execution.id.as_str())
+                .map(|c| (*c).clone())
+                .or_else(|| previous.as_ref().and_then(|p| p.rollup_due.clone()));
+            if let Some(due) = due {
+                item.insert(
+                    ROLLUP_DUE.into(),
+                    to_attribute_value(&due).map_err(corrupt)?,
+                );
+                dues.push((execution.id.clone(), due));
+            }
             let roll_ups = roll_ups.remove(execution.id.as_str()).unwrap_or_default();
             if !roll_ups.is_empty() {
                 item.insert(
@@ -266,6 +304,8 @@ impl DynamoStore {
                     intent,
                     unreported_skipped_at: skipped,
                     roll_ups,
+                    // Added below, with the change's others, in batches.
+                    rollup_due: None,
                 });
             }
             if created.contains(execution.id.as_str()) {
@@ -279,53 +319,14 @@ impl DynamoStore {
                 if execution.parent_id.is_some()
                     && changes.created.len() > MAX_TRANSACTION_ITEMS - 2
                 {
-                    placed.insert(&execution.id, Place::Creations(creations.len()));
-                    creations.push(vec![write]);
+                    creations.push(write);
                 } else {
-                    placed.insert(&execution.id, Place::Updates(updates.len()));
-                    updates.push(vec![write]);
+                    updates.push(write);
                 }
             } else {
                 let values = HashMap::from([(":ver".to_owned(), n(version))]);
-                placed.insert(&execution.id, Place::Updates(updates.len()));
-                updates.push(vec![put(&self.table, item, Some("ver = :ver"), values)]);
+                updates.push(put(&self.table, item, Some("ver = :ver"), values));
             }
-        }
-        // A rollup commits with every execution it counts: in a change written in parts, the
-        // part with one of them holds them all, so none is ever counted without its finish.
-        for change in &changes.rollups {
-            let read = snapshot
-                .rollups
-                .get(&change.current.test_id)
-                .cloned()
-                .flatten()
-                .map(|r| r.version);
-            let mut writes = rollup_writes(&self.table, change, read)?;
-            let places: Vec<Place> = change
-                .contributors
-                .iter()
-                .filter_map(|id| placed.get(id.as_str()).copied())
-                .collect();
-            let all_created = places.iter().all(|p| matches!(p, Place::Creations(_)));
-            let target = match places.last() {
-                Some(last) if all_created => *last,
-                _ => places
-                    .iter()
-                    .rev()
-                    .find(|p| matches!(p, Place::Updates(_)))
-                    .copied()
-                    .unwrap_or_else(|| {
-                        updates.push(Vec::new());
-                        Place::Updates(updates.len() - 1)
-                    }),
-            };
-            for place in &places {
-                if *place != target {
-                    let moved = std::mem::take(place.group(&mut creations, &mut updates));
-                    writes.extend(moved);
-                }
-            }
-            target.group(&mut creations, &mut updates).extend(writes);
         }
         if let Some(record) = &changes.idempotency {
             let mut item = HashMap::from([
@@ -341,12 +342,12 @@ impl DynamoStore {
                 ":expired".to_owned(),
                 n((now.millis() / 1000).max(0) as u64),
             )]);
-            updates.push(vec![put(
+            updates.push(put(
                 &self.table,
                 item,
                 Some("attribute_not_exists(pk) OR expires_at <= :expired"),
                 values,
-            )]);
+            ));
         }
         if !intents.is_empty() {
             return Err(StoreError::Corrupt(
@@ -357,21 +358,21 @@ impl DynamoStore {
         if !updates.is_empty() {
             for unchanged in &changes.unchanged {
                 if let Some(Some(read)) = snapshot.executions.get(&unchanged.id) {
-                    updates.push(vec![condition_check(
+                    updates.push(condition_check(
                         &self.table,
                         &exec_pk(&unchanged.id),
                         read.version,
-                    )]);
+                    ));
                 }
             }
         }
-        for chunk in pack(creations) {
-            self.transact(chunk).await?;
+        for chunk in creations.chunks(MAX_TRANSACTION_ITEMS) {
+            self.transact(chunk.to_vec()).await?;
         }
         // Larger changes (a big suite's cascade, a big step batch) are written in chunks;
         // each chunk is atomic and a lost race re-plans from what is then stored.
-        for chunk in pack(updates) {
-            self.transact(chunk).await?;
+        for chunk in updates.chunks(MAX_TRANSACTION_ITEMS) {
+            self.transact(chunk.to_vec()).await?;
         }
         // Committed, pending writes included: the change is durable and its events are due.
         // Rolling it forward now only spares readers the work; if that fails (an outage, a
@@ -393,6 +394,11 @@ impl DynamoStore {
                     "rolling a committed change forward failed; left to the next reader"
                 ),
             }
+        }
+        if let Err(error) = self.add_contributions(dues).await {
+            // Still due in the executions' records: the next plan that reads one (the
+            // finished event's reconcile does) adds it.
+            tracing::warn!(%error, "adding finishes to their rollups failed; left due");
         }
         Ok(to_settle)
     }
@@ -577,42 +583,6 @@ fn roll_ups_of_change(changes: &ChangeSet) -> (HashSet<&str>, HashMap<&str, Vec<
         }
     }
     (suites, roll_ups)
-}
-
-/// Where an execution's write group is: among the creations, or the updates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Place {
-    Creations(usize),
-    Updates(usize),
-}
-
-impl Place {
-    fn group<'a>(
-        self,
-        creations: &'a mut [Vec<TransactWriteItem>],
-        updates: &'a mut [Vec<TransactWriteItem>],
-    ) -> &'a mut Vec<TransactWriteItem> {
-        match self {
-            Place::Creations(i) => &mut creations[i],
-            Place::Updates(i) => &mut updates[i],
-        }
-    }
-}
-
-/// Write groups packed in order into transactions of at most [`MAX_TRANSACTION_ITEMS`],
-/// never splitting a group (a group larger than that, a rollup of more than 98 executions
-/// of one test finishing in one change, goes alone, and DynamoDB refuses it).
-fn pack(groups: Vec<Vec<TransactWriteItem>>) -> Vec<Vec<TransactWriteItem>> {
-    let mut chunks: Vec<Vec<TransactWriteItem>> = Vec::new();
-    for group in groups.into_iter().filter(|g| !g.is_empty()) {
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() + group.len() <= MAX_TRANSACTION_ITEMS => {
-                chunk.extend(group)
-            }
-            _ => chunks.push(group),
-        }
-    }
-    chunks
 }
 
 fn put(
