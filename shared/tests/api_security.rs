@@ -106,6 +106,17 @@ fn protected_routes(case: &str, suite: &str, execution: &str) -> Vec<(Method, St
             format!("/api/v1/executions/{execution}/retry"),
             Value::Null,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/analytics/test-cases/{case}"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/analytics/test-suites/{suite}"),
+            Value::Null,
+        ),
+        (Method::GET, "/api/v1/analytics/flaky".into(), Value::Null),
     ]
 }
 

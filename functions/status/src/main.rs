@@ -1,4 +1,4 @@
-//! Lambda function `status`: API Gateway (every GET on executions, health).
+//! Lambda function `status`: API Gateway (every GET on executions, analytics, health).
 //! What it owns is `runledger::lambda::spec::STATUS`; the work is in `runledger::lambda`.
 
 #[tokio::main]

@@ -58,6 +58,8 @@ pub enum RouteGroup {
     StepReport,
     /// Cancellation.
     Finalize,
+    /// Analytics reads: a test case's or suite's, and the flaky listing.
+    Analytics,
     /// A tiny HTTP target for the quickstart (local server only).
     Demo,
 }
@@ -79,7 +81,7 @@ impl RouteGroup {
     }
 
     /// What the local server mounts: everything.
-    pub const ALL: [RouteGroup; 8] = [
+    pub const ALL: [RouteGroup; 9] = [
         RouteGroup::Health,
         RouteGroup::Catalog,
         RouteGroup::Start,
@@ -87,6 +89,7 @@ impl RouteGroup {
         RouteGroup::Events,
         RouteGroup::StepReport,
         RouteGroup::Finalize,
+        RouteGroup::Analytics,
         RouteGroup::Demo,
     ];
 }

@@ -439,6 +439,7 @@ mod tests {
             "/api/v1/test-suites",
             "/api/v1/executions",
             "/api/v1/executions/{id}/children",
+            "/api/v1/analytics/flaky",
         ] {
             let limit = parameter(path, "get", "limit");
             assert_eq!(
@@ -494,7 +495,7 @@ mod tests {
     #[test]
     fn every_mounted_route_is_documented_once() {
         let operations = routes::operations();
-        assert_eq!(operations.len(), 26);
+        assert_eq!(operations.len(), 29);
         let document = document();
         let documented: usize = document
             .paths

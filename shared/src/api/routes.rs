@@ -3,7 +3,7 @@
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
 use super::handlers::catalog::{test_cases, test_suites};
-use super::handlers::{events, executions, health, imports, reports, steps};
+use super::handlers::{analytics, events, executions, health, imports, reports, steps};
 use super::{ApiState, RouteGroup};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
@@ -75,6 +75,9 @@ route_table! {
     StepReport => steps::report,
     StepReport => executions::complete,
     Finalize => executions::cancel,
+    Analytics => analytics::test_case,
+    Analytics => analytics::test_suite,
+    Analytics => analytics::flaky,
 }
 
 /// One line of the table, ready to mount.

@@ -1,12 +1,14 @@
 //! What travels over HTTP: request bodies and response documents. Each type is both what the
 //! handlers serialize or parse and what the OpenAPI document describes, so the two cannot drift.
 
+use crate::domain::analytics::{Bucket, Flakiness, PeriodSummary, Rollup};
 use crate::domain::catalog::RunnerKind;
 use crate::domain::execution::{
     ChildCounts, Execution, ExecutionConfig, ExecutionKind, ExecutionStatus, HistoryEntry,
     Priority, Progress, StepReport, StepResult, StepStorage, SuitePlan,
 };
 use crate::domain::time::Timestamp;
+use crate::engine::Analytics;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -254,6 +256,208 @@ pub struct StepReportAnswer {
     pub id: String,
     pub status: ExecutionStatus,
     pub progress: Progress,
+}
+
+/// How an analytics trend is bucketed: by UTC day, or by ISO week (a point's `date` is
+/// then the week's Monday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyticsBucket {
+    Day,
+    Week,
+}
+
+impl AnalyticsBucket {
+    /// The bucket a query's `bucket` names: `day` or `week`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "day" => Some(AnalyticsBucket::Day),
+            "week" => Some(AnalyticsBucket::Week),
+            _ => None,
+        }
+    }
+}
+
+impl From<AnalyticsBucket> for Bucket {
+    fn from(bucket: AnalyticsBucket) -> Self {
+        match bucket {
+            AnalyticsBucket::Day => Bucket::Day,
+            AnalyticsBucket::Week => Bucket::Week,
+        }
+    }
+}
+
+impl From<Bucket> for AnalyticsBucket {
+    fn from(bucket: Bucket) -> Self {
+        match bucket {
+            Bucket::Day => AnalyticsBucket::Day,
+            Bucket::Week => AnalyticsBucket::Week,
+        }
+    }
+}
+
+/// Duration percentiles of the executions with an outcome, in milliseconds, within 1 % of
+/// the exact values; each `null` when there are none.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DurationPercentiles {
+    pub p50: Option<u64>,
+    pub p90: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// A trend point's duration percentiles, in milliseconds (`null` without durations).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrendDurations {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+}
+
+/// One bucket of an analytics trend (only buckets with executions have one).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrendPoint {
+    /// The bucket's first day: the day, or the Monday of the week.
+    #[schema(format = Date)]
+    pub date: String,
+    pub executions: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errored: u64,
+    pub skipped: u64,
+    pub cancelled: u64,
+    pub timed_out: u64,
+    /// Passed over executions with an outcome (`null` without any).
+    pub pass_rate: Option<f64>,
+    pub duration_ms: TrendDurations,
+}
+
+/// What a test's finished executions say over a period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnalyticsSummary {
+    /// The period's first UTC day, included.
+    #[schema(format = Date)]
+    pub since: String,
+    /// The period's last UTC day, included.
+    #[schema(format = Date)]
+    pub until: String,
+    pub bucket: AnalyticsBucket,
+    /// Executions that finished in the period, whatever their status.
+    pub executions: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errored: u64,
+    /// Completed with every step skipped (an imported report's skipped test).
+    pub skipped: u64,
+    pub cancelled: u64,
+    pub timed_out: u64,
+    /// Passed over executions with an outcome (skipped and cancelled ones have none), to
+    /// three decimals; `null` without any.
+    pub pass_rate: Option<f64>,
+    /// Passes on a retry after a failed attempt over executions with an outcome; `null`
+    /// without any.
+    pub flaky_rate: Option<f64>,
+    pub duration_ms: DurationPercentiles,
+    /// Flakiness over the test's latest outcomes, whenever they were (not only the period's).
+    pub flaky: Flakiness,
+    /// Oldest first.
+    pub trend: Vec<TrendPoint>,
+}
+
+impl AnalyticsSummary {
+    pub fn of(analytics: &Analytics) -> Self {
+        let Analytics {
+            since,
+            until,
+            bucket,
+            summary,
+            ..
+        } = analytics;
+        let (counts, durations) = (&summary.total.counts, &summary.total.durations);
+        AnalyticsSummary {
+            since: since.clone(),
+            until: until.clone(),
+            bucket: (*bucket).into(),
+            executions: counts.executions,
+            passed: counts.passed,
+            failed: counts.failed,
+            errored: counts.errored,
+            skipped: counts.skipped,
+            cancelled: counts.cancelled,
+            timed_out: counts.timed_out,
+            pass_rate: counts.pass_rate(),
+            flaky_rate: counts.flaky_rate(),
+            duration_ms: DurationPercentiles {
+                p50: durations.quantile(0.50),
+                p90: durations.quantile(0.90),
+                p95: durations.quantile(0.95),
+                p99: durations.quantile(0.99),
+                max: durations.max(),
+            },
+            flaky: summary.flaky.clone(),
+            trend: summary.trend.iter().map(TrendPoint::of).collect(),
+        }
+    }
+}
+
+impl TrendPoint {
+    fn of((date, period): &(String, PeriodSummary)) -> Self {
+        let counts = &period.counts;
+        TrendPoint {
+            date: date.clone(),
+            executions: counts.executions,
+            passed: counts.passed,
+            failed: counts.failed,
+            errored: counts.errored,
+            skipped: counts.skipped,
+            cancelled: counts.cancelled,
+            timed_out: counts.timed_out,
+            pass_rate: counts.pass_rate(),
+            duration_ms: TrendDurations {
+                p50: period.durations.quantile(0.50),
+                p95: period.durations.quantile(0.95),
+            },
+        }
+    }
+}
+
+/// `GET /analytics/test-cases/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestCaseAnalytics {
+    pub test_case_id: String,
+    #[serde(flatten)]
+    pub analytics: AnalyticsSummary,
+}
+
+/// `GET /analytics/test-suites/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestSuiteAnalytics {
+    pub test_suite_id: String,
+    #[serde(flatten)]
+    pub analytics: AnalyticsSummary,
+}
+
+/// A flaky test case, as its latest finish left it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlakyTestCase {
+    pub test_case_id: String,
+    /// Whose executions its analytics count.
+    pub owner: String,
+    pub flaky: Flakiness,
+    /// The UTC day of its latest finish.
+    #[schema(format = Date)]
+    pub last_day: String,
+}
+
+impl FlakyTestCase {
+    pub fn of(rollup: &Rollup) -> Self {
+        FlakyTestCase {
+            test_case_id: rollup.test_id.clone(),
+            owner: rollup.owner.clone(),
+            flaky: rollup.flakiness(),
+            last_day: rollup.day.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -1,5 +1,6 @@
 //! The use cases: what a caller can ask of runledger, independent of how it asks.
 
+mod analytics;
 mod catalog;
 mod executions;
 mod import;
@@ -7,6 +8,7 @@ mod log;
 mod report;
 mod run;
 
+pub use analytics::{Analytics, AnalyticsQuery, DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS, parse_day};
 pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
 pub use import::{ImportRequest, Imported};
 pub use log::{LogPage, LogQuery, LogReader, MAX_LOG_PAGE, MAX_LOG_WAIT};

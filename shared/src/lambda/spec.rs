@@ -143,9 +143,9 @@ pub const START: FunctionSpec = FunctionSpec {
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
-    http: http_routes!(Status, Events, Health),
+    http: http_routes!(Status, Events, Analytics, Health),
     triggers: &[Trigger::Http],
-    summary: "API Gateway (every GET on executions, health)",
+    summary: "API Gateway (every GET on executions, analytics, health)",
     step_runner: None,
     table_stream: None,
 };

@@ -1,6 +1,7 @@
 //! One handler per endpoint, grouped by resource. A handler takes its extractors in the order
 //! the API checks them (see `extract`), calls one use case and shapes its answer.
 
+pub mod analytics;
 pub mod catalog;
 pub mod events;
 pub mod executions;
