@@ -36,6 +36,9 @@ const ADD_BUDGET: Duration = Duration::from_secs(10);
 const MAX_DUES_PER_TEST: usize = 90;
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
+/// Finished executions' contributions still to add, by execution id.
+type Dues = Vec<(String, Contribution)>;
+
 /// A rollup as stored, with the version its next write is conditioned on.
 #[derive(Debug, Clone)]
 pub(super) struct StoredRollup {
@@ -197,7 +200,7 @@ impl DynamoStore {
                 let stored = StoredRollup::from_item(&item)?;
                 read.insert(stored.rollup.test_id.clone(), stored);
             }
-            let mut chunks: Vec<(Vec<TransactWriteItem>, Vec<(String, Contribution)>)> = Vec::new();
+            let mut chunks: Vec<(Vec<TransactWriteItem>, Dues)> = Vec::new();
             for test in &tests {
                 let dues = by_test.remove(test).unwrap_or_default();
                 let stored = read.get(test);
