@@ -4,11 +4,12 @@
 use crate::domain::analytics::Rollup;
 use crate::domain::catalog::{CatalogEntry, CatalogKind, StepDefinition, TestCase};
 use crate::domain::errors::StoreError;
-use crate::domain::events::{DomainEvent, WorkItem};
+use crate::domain::events::{CaseEvent, DomainEvent, WorkItem};
 use crate::domain::execution::{
     Execution, ExecutionKind, ExecutionStatus, HistoryEntry, StepResult,
 };
 use crate::domain::log::LogEntry;
+use crate::domain::quarantine::{CaseHistoryEntry, Quarantine};
 use crate::domain::step_outcome::StepOutcome;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
@@ -291,6 +292,33 @@ pub trait ExecutionStore: Send + Sync {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page<Rollup>, StoreError>;
+
+    // --- quarantine and test cases' audit history ---
+    /// Puts (or replaces) a test case's quarantine and appends `entry` to its history, in one
+    /// atomic write.
+    async fn put_quarantine(
+        &self,
+        quarantine: &Quarantine,
+        entry: &CaseHistoryEntry,
+    ) -> Result<(), StoreError>;
+    /// Removes a test case's quarantine and appends `entry` to its history, in one atomic
+    /// write; `false` (and nothing written) when it had none.
+    async fn lift_quarantine(
+        &self,
+        test_case_id: &str,
+        entry: &CaseHistoryEntry,
+    ) -> Result<bool, StoreError>;
+    async fn get_quarantine(&self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError>;
+    /// Quarantines (of `owner`'s test cases, or everyone's) in test case id order, after
+    /// `after`, lapsed ones included.
+    async fn list_quarantines(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Quarantine>, StoreError>;
+    /// A test case's audit history, oldest first.
+    async fn case_history(&self, test_case_id: &str) -> Result<Vec<CaseHistoryEntry>, StoreError>;
 }
 
 /// Typed access to the catalog, one path for every kind of entry.
@@ -358,6 +386,8 @@ pub trait WorkQueue: Send + Sync {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError>;
+    /// Publishes what happened to test cases themselves (quarantined, released).
+    async fn publish_case_events(&self, events: &[CaseEvent]) -> Result<(), StoreError>;
 }
 
 /// Runs one step definition; the HTTP runner in production, fakes in tests.

@@ -10,6 +10,7 @@ use runledger::domain::catalog::{CatalogKind, TestCase};
 use runledger::domain::errors::StoreError;
 use runledger::domain::execution::{Execution, HistoryEntry, StepReport, StepResult};
 use runledger::domain::log::LogEntry;
+use runledger::domain::quarantine::{CaseHistoryEntry, Quarantine};
 use runledger::domain::time::Timestamp;
 use runledger::domain::workflow::{ChangeSet, WorkflowError};
 use runledger::engine::{Caller, Engine, LogQuery};
@@ -393,6 +394,39 @@ impl ExecutionStore for CountingStore {
         after: Option<&str>,
     ) -> Result<Page<Rollup>, StoreError> {
         self.inner.flaky(owner, limit, after).await
+    }
+
+    async fn put_quarantine(
+        &self,
+        quarantine: &Quarantine,
+        entry: &CaseHistoryEntry,
+    ) -> Result<(), StoreError> {
+        self.inner.put_quarantine(quarantine, entry).await
+    }
+
+    async fn lift_quarantine(
+        &self,
+        test_case_id: &str,
+        entry: &CaseHistoryEntry,
+    ) -> Result<bool, StoreError> {
+        self.inner.lift_quarantine(test_case_id, entry).await
+    }
+
+    async fn get_quarantine(&self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
+        self.inner.get_quarantine(test_case_id).await
+    }
+
+    async fn list_quarantines(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Quarantine>, StoreError> {
+        self.inner.list_quarantines(owner, limit, after).await
+    }
+
+    async fn case_history(&self, test_case_id: &str) -> Result<Vec<CaseHistoryEntry>, StoreError> {
+        self.inner.case_history(test_case_id).await
     }
 }
 

@@ -6,7 +6,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use runledger::bus::eventbridge::EVENT_SOURCE;
 use runledger::bus::eventbridge::{EventBridgeBus, create_bus, event_kind, parse_event};
 use runledger::domain::errors::StoreError;
-use runledger::domain::events::{DomainEvent, EventKind};
+use runledger::domain::events::{CaseEvent, CaseEventKind, DomainEvent, EventKind};
 use runledger::domain::execution::{ExecutionKind, ExecutionStatus};
 use runledger::domain::time::Timestamp;
 use runledger::ports::EventBus;
@@ -218,6 +218,58 @@ fn every_kind_of_event_matches_its_schema() {
                 );
             }
         }
+    }
+}
+
+fn case_event(kind: CaseEventKind, n: usize) -> CaseEvent {
+    let quarantined = kind == CaseEventKind::TestCaseQuarantined;
+    let at = Timestamp::from_millis(1_764_151_200_000 + n as i64);
+    CaseEvent {
+        kind,
+        test_case_id: id("tc", n),
+        owner: "alice".into(),
+        actor: "user:alice".into(),
+        reason: quarantined.then(|| "flaky on CI".to_owned()),
+        until: quarantined.then(|| at.plus_millis(3_600_000)),
+        at,
+    }
+}
+
+#[test]
+fn test_case_events_match_their_schemas() {
+    let quarantined = validator("Test Case Quarantined");
+    let released = validator("Test Case Released");
+    for n in 0..5 {
+        let detail =
+            serde_json::to_value(case_event(CaseEventKind::TestCaseQuarantined, n)).unwrap();
+        assert!(errors(&quarantined, &detail).is_empty(), "{detail}");
+        assert!(!released.is_valid(&detail), "{detail}");
+        let detail = serde_json::to_value(case_event(CaseEventKind::TestCaseReleased, n)).unwrap();
+        assert!(errors(&released, &detail).is_empty(), "{detail}");
+        assert!(!quarantined.is_valid(&detail), "{detail}");
+    }
+    let mut extra = serde_json::to_value(case_event(CaseEventKind::TestCaseReleased, 1)).unwrap();
+    extra["status"] = json!("failed");
+    assert!(!released.is_valid(&extra), "no other field appears");
+}
+
+#[tokio::test]
+async fn test_case_events_arrive_with_their_detail_type() {
+    let bus = observed_bus().await;
+    let publisher = EventBridgeBus::new(bus.events.clone(), bus.bus_name.clone());
+    let sent = [
+        case_event(CaseEventKind::TestCaseQuarantined, 1),
+        case_event(CaseEventKind::TestCaseReleased, 2),
+    ];
+    publisher.publish_case_events(&sent).await.expect("publish");
+    let received = bus.read(sent.len()).await;
+    assert_eq!(received.len(), 2, "each exactly once");
+    for envelope in &received {
+        assert_eq!(envelope.source, EVENT_SOURCE);
+        let back: CaseEvent =
+            serde_json::from_value(envelope.detail.clone()).expect("a case event");
+        assert_eq!(envelope.detail_type, back.kind.detail_type());
+        assert!(sent.contains(&back), "{back:?}");
     }
 }
 

@@ -571,7 +571,10 @@ async fn the_stack_wires_every_route_trigger_and_name_the_code_reads() {
                 assert_eq!(rule["event_pattern"]["source"], json!([EVENT_SOURCE]));
                 assert_eq!(
                     rule["event_pattern"]["detail-type"],
-                    json!([EventKind::ExecutionFinished.detail_type()])
+                    json!([
+                        EventKind::ExecutionFinished.detail_type(),
+                        EventKind::SuiteFinished.detail_type()
+                    ])
                 );
             }
         }
@@ -1349,6 +1352,25 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
     assert_eq!(again["created"], json!(false), "{again}");
     assert_eq!(again["execution"]["id"], first["execution"]["id"]);
 
+    // A test case quarantined through the catalog function, which announces it.
+    let until = runledger::domain::time::Timestamp::now()
+        .plus_millis(24 * 3600 * 1000)
+        .to_rfc3339();
+    let quarantined = http(
+        catalog,
+        sample(
+            "apigw/quarantine-test-case.json",
+            &[
+                ("REPLACE_WITH_TOKEN", token.as_str()),
+                ("REPLACE_WITH_TEST_CASE_ID", cases[2].as_str()),
+                ("REPLACE_WITH_UNTIL", until.as_str()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(quarantined.status, 200, "{:#}", quarantined.raw);
+    assert_eq!(quarantined.body["until"], json!(until));
+
     // Least privilege, checked: every AWS request each function made on the way (its cold
     // start's SSM read included) is allowed by its own role, as the stack defines it.
     let calls = calls.lock().expect("call log").clone();
@@ -1417,13 +1439,11 @@ async fn a_suite_runs_through_the_handlers_configured_from_the_stack() {
             "the stream role allows {action}"
         );
     }
+    assert!(exercised[&logical_id(&functions::CATALOG)].contains("events:PutEvents"));
     let catalog_role = stack.statements(&logical_id(&functions::CATALOG));
     assert!(!allows(
         &catalog_role,
-        "events:PutEvents",
-        &arn(
-            "events",
-            &format!("event-bus/{}", stack.output("EventBusName"))
-        )
+        "sqs:SendMessage",
+        &arn("sqs", queue_name(&stack.output("HighQueueUrl")))
     ));
 }

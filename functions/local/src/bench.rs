@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// fresh store each run: its first import (every test new) and the next (every test known).
     #[arg(long)]
     pub import: Option<usize>,
+    /// Measure analytics' cost: each run also without counting finishes in rollups,
+    /// alternating, and the medians side by side.
+    #[arg(long)]
+    pub analytics: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,8 @@ impl Transport {
 struct Measurement {
     starts_per_s: f64,
     reports_per_s: f64,
+    /// Completes (each finishing its execution) per second.
+    completes_per_s: f64,
     report_p50_ms: f64,
     report_p99_ms: f64,
     visible_p99_ms: f64,
@@ -102,6 +108,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "aws" if args.watchers > 0 || args.watchers_on_one.is_some() => {
             return Err("--watchers applies to --backend embedded only".into());
         }
+        "aws" if args.analytics => {
+            return Err("--analytics applies to --backend embedded only".into());
+        }
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
     }
@@ -110,6 +119,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
         return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
+    }
+    if args.analytics && (args.import.is_some() || args.watchers > 0) {
+        return Err(
+            "--analytics compares the step and finish workload alone: no --import or \
+                    --watchers"
+                .into(),
+        );
     }
     if let Some(tests) = args.import {
         return import(&args, tests).await;
@@ -137,6 +153,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if args.analytics {
+        return analytics(&args, &transports).await;
+    }
     let mut visibility_read = "";
     for transport in transports {
         let mut runs = Vec::new();
@@ -157,9 +176,53 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
 fn print_row(label: &str, m: &Measurement) {
     println!(
-        "{label:<20} starts/s {:>8.0} | step reports/s {:>8.0} | report p50 {:>6.2} ms p99 {:>6.2} ms | visible p99 {:>6.2} ms",
-        m.starts_per_s, m.reports_per_s, m.report_p50_ms, m.report_p99_ms, m.visible_p99_ms
+        "{label:<20} starts/s {:>8.0} | step reports/s {:>8.0} | completes/s {:>7.0} | report p50 {:>6.2} ms p99 {:>6.2} ms | visible p99 {:>6.2} ms",
+        m.starts_per_s,
+        m.reports_per_s,
+        m.completes_per_s,
+        m.report_p50_ms,
+        m.report_p99_ms,
+        m.visible_p99_ms
     );
+}
+
+/// `--analytics`: each run with finishes counted in rollups and without, alternating on the
+/// same machine, then the medians side by side.
+async fn analytics(args: &BenchArgs, transports: &[Transport]) -> Result<(), String> {
+    for transport in transports {
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for run in 1..=args.runs {
+            // Alternate which goes first, so neither always runs on a warmer machine.
+            for on in if run % 2 == 1 {
+                [true, false]
+            } else {
+                [false, true]
+            } {
+                let (measurement, _) = measure_with(args, *transport, None, on).await?;
+                let label = format!(
+                    "{} run {run} {}",
+                    transport.name(),
+                    if on { "rollups" } else { "no rollups" }
+                );
+                print_row(&label, &measurement);
+                if on {
+                    with.push(measurement);
+                } else {
+                    without.push(measurement);
+                }
+            }
+        }
+        let (on, off) = (median(&with), median(&without));
+        print_row(&format!("{} median rollups", transport.name()), &on);
+        print_row(&format!("{} median none", transport.name()), &off);
+        println!(
+            "{}: with rollups, step reports/s {:.1} % and completes/s {:.1} % of without",
+            transport.name(),
+            100.0 * on.reports_per_s / off.reports_per_s,
+            100.0 * on.completes_per_s / off.completes_per_s
+        );
+    }
+    Ok(())
 }
 
 /// `--import N`: each run's two imports, then the medians.
@@ -208,6 +271,7 @@ fn median(runs: &[Measurement]) -> Measurement {
     Measurement {
         starts_per_s: pick(|m| m.starts_per_s),
         reports_per_s: pick(|m| m.reports_per_s),
+        completes_per_s: pick(|m| m.completes_per_s),
         report_p50_ms: pick(|m| m.report_p50_ms),
         report_p99_ms: pick(|m| m.report_p99_ms),
         visible_p99_ms: pick(|m| m.visible_p99_ms),
@@ -445,6 +509,13 @@ impl Client {
 /// A runtime over a durable file store in a new temporary directory (removed when the
 /// returned guard drops), and a token for the user `bench`.
 async fn fresh_runtime() -> Result<(tempfile::TempDir, LocalRuntime, String), String> {
+    fresh_runtime_with(true).await
+}
+
+/// [`fresh_runtime`], counting finishes in analytics rollups or not.
+async fn fresh_runtime_with(
+    analytics: bool,
+) -> Result<(tempfile::TempDir, LocalRuntime, String), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let database = dir.path().join(crate::config::DATABASE_FILE);
     let settings = RuntimeSettings {
@@ -456,6 +527,7 @@ async fn fresh_runtime() -> Result<(tempfile::TempDir, LocalRuntime, String), St
         workers: 1,
         sweep_interval: Duration::from_secs(60),
         allow_private_targets: true,
+        analytics,
     };
     let runtime = LocalRuntime::start(StoreLocation::File(&database), settings).await?;
     let token = runtime.auth.issue("bench", false, 3600);
@@ -468,7 +540,17 @@ async fn measure(
     transport: Transport,
     watch: Option<WatchPlan>,
 ) -> Result<(Measurement, Option<Watched>), String> {
-    let (_dir, runtime, token) = fresh_runtime().await?;
+    measure_with(args, transport, watch, true).await
+}
+
+/// [`measure`], with finishes counted in analytics rollups or not.
+async fn measure_with(
+    args: &BenchArgs,
+    transport: Transport,
+    watch: Option<WatchPlan>,
+    analytics: bool,
+) -> Result<(Measurement, Option<Watched>), String> {
+    let (_dir, runtime, token) = fresh_runtime_with(analytics).await?;
     let mut server = None;
     let http = match transport {
         Transport::InProcess => None,
@@ -615,6 +697,7 @@ async fn measure(
     let mut visibility: Vec<Duration> = results.iter().filter_map(|(_, _, v)| *v).collect();
 
     // Phase 3: complete them all and check the outcome.
+    let completes_at = Instant::now();
     fan_out(args.executions, args.concurrency, {
         let (client, ids) = (client.clone(), Arc::clone(&ids));
         move |n| {
@@ -641,6 +724,7 @@ async fn measure(
         }
     })
     .await?;
+    let completes_per_s = args.executions as f64 / completes_at.elapsed().as_secs_f64();
     let watched = match (watching, &sent_times) {
         (Some(watching), Some(sent)) => Some(watching.finish(&client, &ids, sent).await?),
         _ => None,
@@ -654,6 +738,7 @@ async fn measure(
     let measurement = Measurement {
         starts_per_s,
         reports_per_s,
+        completes_per_s,
         report_p50_ms: percentile_ms(&mut latencies, 50.0),
         report_p99_ms: percentile_ms(&mut latencies, 99.0),
         visible_p99_ms: percentile_ms(&mut visibility, 99.0),

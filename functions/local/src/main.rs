@@ -154,6 +154,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         workers: local.workers as usize,
         sweep_interval: Duration::from_millis(local.sweep_interval_ms),
         allow_private_targets: local.allow_private_targets,
+        analytics: true,
     };
     let limits = connection_limits(settings.workers, &args.backend);
     std::fs::create_dir_all(&args.data_dir.path)

@@ -26,6 +26,8 @@ pub struct RuntimeSettings {
     pub workers: usize,
     pub sweep_interval: Duration,
     pub allow_private_targets: bool,
+    /// Count finishes in analytics rollups (off only for `bench --analytics`'s comparison).
+    pub analytics: bool,
 }
 
 /// Everything the local process runs.
@@ -74,7 +76,10 @@ impl LocalRuntime {
         let queue = Arc::new(LocalWorkQueue::new());
         let bus = Arc::new(LocalEventBus::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let engine = Engine::new(Arc::new(store), queue.clone(), bus, clock, ids);
+        let mut engine = Engine::new(Arc::new(store), queue.clone(), bus, clock, ids);
+        if !settings.analytics {
+            engine = engine.without_analytics();
+        }
         let mut runtime = Self::assemble(engine.clone(), settings.jwt)?;
         let recovered = engine
             .recover()

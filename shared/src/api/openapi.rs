@@ -440,6 +440,7 @@ mod tests {
             "/api/v1/executions",
             "/api/v1/executions/{id}/children",
             "/api/v1/analytics/flaky",
+            "/api/v1/quarantine",
         ] {
             let limit = parameter(path, "get", "limit");
             assert_eq!(
@@ -495,7 +496,7 @@ mod tests {
     #[test]
     fn every_mounted_route_is_documented_once() {
         let operations = routes::operations();
-        assert_eq!(operations.len(), 29);
+        assert_eq!(operations.len(), 33);
         let document = document();
         let documented: usize = document
             .paths

@@ -3,7 +3,7 @@
 //! a route the other lacks. A new endpoint is a handler plus one line here.
 
 use super::handlers::catalog::{test_cases, test_suites};
-use super::handlers::{analytics, events, executions, health, imports, reports, steps};
+use super::handlers::{analytics, events, executions, health, imports, quarantine, reports, steps};
 use super::{ApiState, RouteGroup};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
@@ -56,6 +56,10 @@ route_table! {
     Catalog => test_cases::get,
     Catalog => test_cases::replace,
     Catalog => test_cases::delete,
+    Catalog => quarantine::put,
+    Catalog => quarantine::delete,
+    Catalog => quarantine::history,
+    Catalog => quarantine::list,
     Catalog => test_suites::create,
     Catalog => test_suites::list,
     Catalog => test_suites::get,

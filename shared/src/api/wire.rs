@@ -447,17 +447,37 @@ pub struct FlakyTestCase {
     /// The UTC day of its latest finish.
     #[schema(format = Date)]
     pub last_day: String,
+    /// Its quarantine, while one is in force (`null` otherwise).
+    pub quarantine: Option<crate::domain::quarantine::Quarantine>,
 }
 
 impl FlakyTestCase {
-    pub fn of(rollup: &Rollup) -> Self {
+    pub fn of(rollup: &Rollup, quarantine: Option<crate::domain::quarantine::Quarantine>) -> Self {
         FlakyTestCase {
             test_case_id: rollup.test_id.clone(),
             owner: rollup.owner.clone(),
             flaky: rollup.flakiness(),
             last_day: rollup.day.clone(),
+            quarantine,
         }
     }
+}
+
+/// `PUT /test-cases/{id}/quarantine`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineInput {
+    /// Why (1 to 1,024 characters, not blank).
+    #[schema(min_length = 1, max_length = 1024)]
+    pub reason: String,
+    /// When it ends by itself: after now, at most 30 days ahead.
+    pub until: Timestamp,
+}
+
+/// A test case's audit history, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseHistory {
+    pub items: Vec<crate::domain::quarantine::CaseHistoryEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

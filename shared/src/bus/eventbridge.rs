@@ -5,7 +5,7 @@
 //! `events/schemas/`, one per detail-type.
 
 use crate::domain::errors::StoreError;
-use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::events::{CaseEvent, DomainEvent, EventKind};
 use crate::ports::EventBus;
 use async_trait::async_trait;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -49,11 +49,19 @@ impl EventBridgeBus {
     }
 
     fn entry(&self, event: &DomainEvent) -> Result<PutEventsRequestEntry, StoreError> {
-        let detail = serde_json::to_string(event)
+        self.entry_of(event.kind.detail_type(), event)
+    }
+
+    fn entry_of(
+        &self,
+        detail_type: &str,
+        detail: &impl serde::Serialize,
+    ) -> Result<PutEventsRequestEntry, StoreError> {
+        let detail = serde_json::to_string(detail)
             .map_err(|e| StoreError::Unavailable(format!("encode an event: {e}")))?;
         Ok(PutEventsRequestEntry::builder()
             .source(EVENT_SOURCE)
-            .detail_type(event.kind.detail_type())
+            .detail_type(detail_type)
             .detail(detail)
             .event_bus_name(&self.bus_name)
             .build())
@@ -130,6 +138,17 @@ impl EventBus for EventBridgeBus {
             let entries = chunk
                 .iter()
                 .map(|e| self.entry(e))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.put_batch(entries).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_case_events(&self, events: &[CaseEvent]) -> Result<(), StoreError> {
+        for chunk in events.chunks(MAX_PUT_ENTRIES) {
+            let entries = chunk
+                .iter()
+                .map(|e| self.entry_of(e.kind.detail_type(), e))
                 .collect::<Result<Vec<_>, _>>()?;
             self.put_batch(entries).await?;
         }

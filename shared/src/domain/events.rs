@@ -63,6 +63,45 @@ pub struct DomainEvent {
     pub at: Timestamp,
 }
 
+/// What happened to a test case itself (not to an execution of it). Named like
+/// [`EventKind`], its EventBridge detail-type.
+#[derive(strum::VariantNames, strum::EnumString, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "title_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum CaseEventKind {
+    TestCaseQuarantined,
+    TestCaseReleased,
+}
+
+impl CaseEventKind {
+    pub fn detail_type(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl TryFrom<String> for CaseEventKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+            .map_err(|_| format!("unknown test case event kind `{name}`"))
+    }
+}
+
+/// A test case quarantined or released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseEvent {
+    pub kind: CaseEventKind,
+    pub test_case_id: String,
+    pub owner: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    /// When the quarantine ends by itself.
+    pub until: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
 /// A queued execution for a runner to pick up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
@@ -95,6 +134,10 @@ mod tests {
             assert_eq!(EventKind::from_detail_type(kind.detail_type()), Some(kind));
         }
         assert_eq!(EventKind::from_detail_type("execution queued"), None);
+        let names: Vec<_> = CaseEventKind::iter()
+            .map(CaseEventKind::detail_type)
+            .collect();
+        assert_eq!(names, ["Test Case Quarantined", "Test Case Released"]);
         assert!(serde_json::from_value::<EventKind>("Step Passed".into()).is_err());
     }
 }

@@ -378,9 +378,18 @@ pub struct ChildSlot {
     pub test_case_id: String,
     pub execution_id: String,
     pub status: ExecutionStatus,
+    /// A failure that does not fail the suite: its case was quarantined when it ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 impl ChildSlot {
+    /// Whether this child fails its suite: it ended failed, errored or timed out, and its
+    /// case was not quarantined then.
+    pub fn fails_suite(&self) -> bool {
+        self.status.is_failure() && !self.muted
+    }
+
     /// The statuses this slot may hold for `next` to replace it: the earlier stages of the
     /// same child. A child only moves forward (pending, queued, running, then an end, or on
     /// to a retry), so a roll-up applied twice, or after a later one, finds its slot moved
@@ -424,6 +433,9 @@ pub struct ChildCounts {
     pub cancelled: u32,
     pub timed_out: u32,
     pub error: u32,
+    /// Of the failed, errored and timed-out children, those whose case was quarantined when
+    /// they ended: they do not fail the suite.
+    pub muted: u32,
 }
 
 impl SuitePlan {
@@ -444,6 +456,9 @@ impl SuitePlan {
                 ExecutionStatus::Error => &mut counts.error,
             };
             *counter += 1;
+            if slot.muted {
+                counts.muted += 1;
+            }
         }
         counts
     }
@@ -489,12 +504,13 @@ impl SuitePlan {
             .iter()
             .any(|s| !matches!(s.status, ExecutionStatus::Pending | ExecutionStatus::Queued));
         (status == ExecutionStatus::Queued && started)
-            || (self.fail_fast && self.slots.iter().any(|s| s.status.is_failure()))
+            || (self.fail_fast && self.slots.iter().any(ChildSlot::fails_suite))
             || !self.startable().is_empty()
             || self.outcome().is_some()
     }
 
-    /// The suite's own outcome once every child is terminal: passed only if all passed.
+    /// The suite's own outcome once every child is terminal: passed only if all passed, a
+    /// muted failure counting as passed.
     pub fn outcome(&self) -> Option<ExecutionStatus> {
         if self.slots.iter().any(|s| !s.status.is_terminal()) {
             return None;
@@ -502,7 +518,7 @@ impl SuitePlan {
         if self
             .slots
             .iter()
-            .all(|s| s.status == ExecutionStatus::Passed)
+            .all(|s| s.status == ExecutionStatus::Passed || (s.muted && s.status.is_failure()))
         {
             Some(ExecutionStatus::Passed)
         } else {
@@ -960,6 +976,7 @@ mod tests {
             test_case_id: "tc".into(),
             execution_id: id.into(),
             status,
+            muted: false,
         }
     }
 
@@ -1113,6 +1130,7 @@ mod tests {
                     test_case_id: format!("tc_{i}"),
                     execution_id: format!("ex_{i}"),
                     status: *s,
+                    muted: false,
                 })
                 .collect(),
         }
@@ -1156,9 +1174,24 @@ mod tests {
                 failed: 1,
                 cancelled: 1,
                 timed_out: 1,
-                error: 1
+                error: 1,
+                muted: 0
             }
         );
+    }
+
+    #[test]
+    fn a_muted_failure_passes_its_suite_and_does_not_fail_fast() {
+        let mut muted = plan(&[Passed, Failed], 2);
+        muted.fail_fast = true;
+        muted.slots[1].muted = true;
+        assert_eq!(muted.outcome(), Some(Passed));
+        assert_eq!((muted.counts().failed, muted.counts().muted), (1, 1));
+        assert!(!muted.slots[1].fails_suite());
+        muted.slots[1].muted = false;
+        assert_eq!(muted.outcome(), Some(Failed));
+        let json = serde_json::to_value(&muted.slots[0]).unwrap();
+        assert!(json.get("muted").is_none(), "left out unless set: {json}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub mod events;
 pub mod execution;
 pub mod ids;
 pub mod log;
+pub mod quarantine;
 pub mod schema;
 pub mod step_outcome;
 pub mod time;

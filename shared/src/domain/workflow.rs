@@ -16,6 +16,7 @@ use super::execution::{
 };
 use super::ids::IdSource;
 use super::log::{LogEntry, PendingEntry, entries_between};
+use super::quarantine::Quarantine;
 use super::time::Timestamp;
 use super::validation::ValidationErrors;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -63,6 +64,8 @@ pub trait RecordSource {
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// A test's current (newest) analytics rollup, if it ever finished an execution.
     fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError>;
+    /// A test case's quarantine, if it has one (lapsed or not).
+    fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError>;
 }
 
 /// How long an `Idempotency-Key` keeps returning the execution it started.
@@ -288,6 +291,8 @@ pub struct UnitOfWork<'a> {
     suites_to_settle: VecDeque<String>,
     /// Rollups moved so far, in first-moved order.
     rollups: Vec<RollupChange>,
+    /// Whether finishes are counted in rollups.
+    counting: bool,
 }
 
 impl<'a> UnitOfWork<'a> {
@@ -306,7 +311,13 @@ impl<'a> UnitOfWork<'a> {
             slot_origins: BTreeMap::new(),
             suites_to_settle: VecDeque::new(),
             rollups: Vec::new(),
+            counting: true,
         }
+    }
+
+    /// Counts no finish in analytics rollups (to measure what they cost).
+    pub fn without_analytics(&mut self) {
+        self.counting = false;
     }
 
     pub fn now(&self) -> Timestamp {
@@ -651,6 +662,14 @@ impl<'a> UnitOfWork<'a> {
             None => true,
         };
         let mut slot_view = (execution.id.clone(), status);
+        // A suite child's failure while its case is quarantined does not fail the suite.
+        let muted = match (&execution.parent_id, &execution.test_case_id) {
+            (Some(_), Some(case)) if status.is_failure() => self
+                .source
+                .quarantine(case)?
+                .is_some_and(|q| q.is_active(self.now)),
+            _ => false,
+        };
         if status.is_terminal() && parent_active && execution.earns_automatic_retry(status) {
             let retry_id =
                 self.retry(id, ENGINE_ACTOR, &format!("automatic retry after {status}"))?;
@@ -666,6 +685,7 @@ impl<'a> UnitOfWork<'a> {
                 self.slot_origins
                     .entry((parent_id.clone(), slot))
                     .or_insert_with(|| entry.clone());
+                entry.muted = muted && entry.execution_id == slot_view.0;
                 entry.execution_id = slot_view.0;
                 entry.status = slot_view.1;
             }
@@ -678,6 +698,9 @@ impl<'a> UnitOfWork<'a> {
     /// when the current one is of an earlier day). It happens in the change that finishes
     /// the execution, and an execution finishes once: so it counts once.
     fn count_finish(&mut self, execution: &Execution) -> Result<(), WorkflowError> {
+        if !self.counting {
+            return Ok(());
+        }
         let test_id = match execution.kind {
             ExecutionKind::Case => execution.test_case_id.clone(),
             ExecutionKind::Suite => execution.test_suite_id.clone(),
@@ -809,6 +832,7 @@ impl<'a> UnitOfWork<'a> {
                 test_case_id: slot.test_case_id.clone(),
                 execution_id: child_id,
                 status: ExecutionStatus::Pending,
+                muted: false,
             });
         }
         suite.suite = Some(SuitePlan { slots, ..plan });
@@ -944,7 +968,7 @@ impl<'a> UnitOfWork<'a> {
             );
             self.apply_transition(suite_id, &t)?;
         }
-        let failing = plan.slots.iter().find(|s| s.status.is_failure());
+        let failing = plan.slots.iter().find(|s| s.fails_suite());
         if plan.fail_fast
             && let Some(failed) = failing
         {

@@ -6,6 +6,7 @@ use super::{Caller, Engine, EngineError};
 use crate::domain::analytics::{Bucket, Day, Rollup, TestAnalytics, summarize};
 use crate::domain::catalog::CatalogEntry;
 use crate::domain::ids::is_well_formed;
+use crate::domain::quarantine::Quarantine;
 use crate::ports::{CatalogHeader, Page};
 use chrono::{Datelike, Days, NaiveDate};
 
@@ -98,14 +99,33 @@ impl Engine {
 
     /// The caller's flaky test cases (everyone's for an administrator), highest flip rate
     /// first, from after the flaky rank `after` (see [`Rollup::flaky_rank`]).
+    ///
+    /// Each with its quarantine, while one is in force.
     pub async fn flaky_tests(
         &self,
         caller: &Caller,
         limit: usize,
         after: Option<&str>,
-    ) -> Result<Page<Rollup>, EngineError> {
+    ) -> Result<Page<(Rollup, Option<Quarantine>)>, EngineError> {
         let scope = caller.scope();
-        Ok(self.store.flaky(scope.as_deref(), limit, after).await?)
+        let page = self.store.flaky(scope.as_deref(), limit, after).await?;
+        let now = self.clock.now();
+        let quarantines = futures_util::future::try_join_all(
+            page.items
+                .iter()
+                .map(|r| self.store.get_quarantine(&r.test_id)),
+        )
+        .await?;
+        let items = page
+            .items
+            .into_iter()
+            .zip(quarantines)
+            .map(|(rollup, q)| (rollup, q.filter(|q| q.is_active(now))))
+            .collect();
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 }
 

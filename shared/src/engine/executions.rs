@@ -82,6 +82,7 @@ impl Engine {
                     test_case_id: case.id.clone(),
                     execution_id: child.id.clone(),
                     status: ExecutionStatus::Pending,
+                    muted: false,
                 })
                 .collect(),
         };

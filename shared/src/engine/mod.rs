@@ -5,6 +5,7 @@ mod catalog;
 mod executions;
 mod import;
 mod log;
+mod quarantine;
 mod report;
 mod run;
 
@@ -12,6 +13,7 @@ pub use analytics::{Analytics, AnalyticsQuery, DEFAULT_PERIOD_DAYS, MAX_PERIOD_D
 pub use executions::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_STEPS_PER_REPORT, StartRequest, Started};
 pub use import::{ImportRequest, Imported};
 pub use log::{LogPage, LogQuery, LogReader, MAX_LOG_PAGE, MAX_LOG_WAIT};
+pub use quarantine::QuarantineRequest;
 
 use crate::domain::clock::Clock;
 use crate::domain::errors::StoreError;
@@ -169,6 +171,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     log_signal: Arc<log::LogSignal>,
+    /// Whether finishes are counted in analytics rollups (off only to measure what they cost).
+    analytics: bool,
 }
 
 impl Engine {
@@ -186,7 +190,15 @@ impl Engine {
             clock,
             ids,
             log_signal: Arc::default(),
+            analytics: true,
         }
+    }
+
+    /// The same engine without analytics: finishes are not counted in rollups. For measuring
+    /// what the rollups cost (`bench --analytics`); a product runs with them.
+    pub fn without_analytics(mut self) -> Self {
+        self.analytics = false;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ExecutionStore> {
@@ -198,7 +210,13 @@ impl Engine {
     }
 
     /// Plans and commits one unit of work, then hands out its work items and events.
-    async fn apply(&self, plan: Plan) -> Result<ChangeSet, WorkflowError> {
+    async fn apply(&self, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
+        if !self.analytics {
+            plan = Box::new(move |unit| {
+                unit.without_analytics();
+                plan(unit)
+            });
+        }
         let changes = self.store.apply(self.clock.now(), plan).await?;
         self.dispatch(&changes).await;
         Ok(changes)

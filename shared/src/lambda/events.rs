@@ -45,17 +45,22 @@ pub(super) async fn eventbridge_invocation(
     ))))
 }
 
-/// `Execution Finished`: re-settles the execution's suite. Settling is idempotent (a settled
-/// suite changes nothing and emits nothing), so a twice-delivered event is harmless.
+/// `Execution Finished` and `Suite Finished`: re-settles the execution's suite, and carries
+/// out what its finish left pending (its rollup contribution, when adding it failed).
+/// Settling is idempotent (a settled suite changes nothing and emits nothing), so a
+/// twice-delivered event is harmless.
 async fn domain_event(
     engine: &Engine,
     event: &EventBridgeEvent<Value>,
 ) -> Result<Value, InvocationError> {
-    if event_kind(&event.detail_type) != Some(EventKind::ExecutionFinished) {
+    if !matches!(
+        event_kind(&event.detail_type),
+        Some(EventKind::ExecutionFinished | EventKind::SuiteFinished)
+    ) {
         tracing::debug!(detail_type = %event.detail_type, "not an event finalize acts on; ignored");
         return Ok(json!({"ignored": event.detail_type}));
     }
-    let finished = parse_event(event).map_err(|e| malformed("Execution Finished event", e))?;
+    let finished = parse_event(event).map_err(|e| malformed("a finished event", e))?;
     let id = finished.execution_id;
     tracing::Span::current().record("execution_id", id.as_str());
     match engine.reconcile(&id).await {

@@ -28,7 +28,8 @@ pub enum Trigger {
     /// SQS batches from the step-report queue: step results from high-volume reporters.
     StepReportQueue,
     /// runledger's own events from its EventBridge bus (`source: runledger`); an
-    /// `Execution Finished` event re-settles the execution's suite, others are ignored.
+    /// `Execution Finished` or `Suite Finished` event reconciles the execution (settles its
+    /// suite, adds a rollup contribution left due); others are ignored.
     DomainEvents,
     /// The timeout sweep's schedule: an EventBridge `Scheduled Event` from `aws.events`.
     SweepSchedule,

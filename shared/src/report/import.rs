@@ -200,6 +200,7 @@ pub fn executions_of(
                 test_case_id: case.id.clone(),
                 execution_id: execution.id.clone(),
                 status: execution.status,
+                muted: false,
             });
         }
     }

@@ -203,7 +203,11 @@ pub async fn flaky(
         .flaky_tests(&caller, limit, after.as_ref().map(|p| p.0.as_str()))
         .await?;
     Ok(Json(Page {
-        items: found.items.iter().map(FlakyTestCase::of).collect(),
+        items: found
+            .items
+            .iter()
+            .map(|(rollup, quarantine)| FlakyTestCase::of(rollup, quarantine.clone()))
+            .collect(),
         next_cursor: found
             .next_cursor
             .map(|rank| encode_cursor(FLAKY_LISTING, &FlakyPosition::of_rank(&rank))),

@@ -7,5 +7,6 @@ pub mod events;
 pub mod executions;
 pub mod health;
 pub mod imports;
+pub mod quarantine;
 pub mod reports;
 pub mod steps;

@@ -326,6 +326,9 @@ impl DynamoStore {
             .set
             .push(format!("{slot}.#execution_id = {next_id}"));
         expression.set.push(format!("{slot}.#s = {next_status}"));
+        expression.name("muted");
+        let muted = expression.value(AttributeValue::Bool(roll_up.after.muted));
+        expression.set.push(format!("{slot}.#muted = {muted}"));
         expression
             .conditions
             .push(format!("{slot}.#execution_id = {child}"));

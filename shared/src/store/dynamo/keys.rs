@@ -11,6 +11,8 @@
 //! - `IDEM#{owner}#{key}` / `IDEM`: an `Idempotency-Key` claim, expired by TTL (`expires_at`).
 //! - `RU#{test_id}` / `CURRENT`: a test's current analytics rollup, and `RU#{test_id}` /
 //!   `DAY#{day}`: its earlier days' (see `rollups`).
+//! - `QU#{test_case_id}` / `QUAR`: a test case's quarantine, and `QU#{test_case_id}` /
+//!   `H#{at:020}#{ulid}`: its audit history.
 //! - `EX#{id}` / `EV#{seq:020}`: an event log entry, and `EX#{id}` / `LOG`: the log's head
 //!   (its last `seq`), both expired by TTL two weeks after they were written.
 //!
@@ -18,7 +20,8 @@
 //! all executions (`EXS`), a suite's children (`PARENT#{id}`), active executions by deadline
 //! (`ACTIVE` / `{deadline:020}#{id}`); catalog entries by owner (`TCS#{owner}`, `TSS#{owner}`)
 //! and all of a kind (`TCS`, `TSS`), each sorted by id; flaky test cases by owner
-//! (`FLAKY#{owner}`) and of everyone (`FLAKY`), sorted by flaky rank.
+//! (`FLAKY#{owner}`) and of everyone (`FLAKY`), sorted by flaky rank; quarantines by owner
+//! (`QUARS#{owner}`) and of everyone (`QUARS`), by test case id.
 
 use super::items::{Item, string_attr};
 use crate::domain::catalog::CatalogKind;
@@ -155,3 +158,24 @@ pub(super) fn owner_flaky(owner: &str) -> String {
 
 /// The all-entries index partition of flaky test cases.
 pub(super) const ALL_FLAKY: &str = "FLAKY";
+
+/// The partition of a test case's quarantine and audit history.
+pub(super) fn quarantine_pk(test_case_id: &str) -> String {
+    format!("QU#{test_case_id}")
+}
+
+/// The sort key of a test case's quarantine.
+pub(super) const QUARANTINE_SK: &str = "QUAR";
+
+/// The sort key of a test case's history entry: in time order, unique.
+pub(super) fn case_history_sk(at: Timestamp, unique: &str) -> String {
+    format!("H#{:020}#{unique}", at.millis().max(0))
+}
+
+/// The owner-index partition of an owner's quarantines.
+pub(super) fn owner_quarantines(owner: &str) -> String {
+    format!("QUARS#{owner}")
+}
+
+/// The all-entries index partition of quarantines.
+pub(super) const ALL_QUARANTINES: &str = "QUARS";

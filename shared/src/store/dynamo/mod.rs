@@ -21,6 +21,7 @@ mod items;
 mod keys;
 mod log;
 mod plan;
+mod quarantine;
 mod rollups;
 mod schema;
 mod write;
@@ -37,6 +38,7 @@ use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
 use crate::domain::log::LogEntry;
+use crate::domain::quarantine::{CaseHistoryEntry, Quarantine};
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
 use crate::ports::{
@@ -404,6 +406,39 @@ impl ExecutionStore for DynamoStore {
         after: Option<&str>,
     ) -> Result<Page<Rollup>, StoreError> {
         self.read_flaky(owner, limit, after).await
+    }
+
+    async fn put_quarantine(
+        &self,
+        quarantine: &Quarantine,
+        entry: &CaseHistoryEntry,
+    ) -> Result<(), StoreError> {
+        self.write_quarantine(quarantine, entry).await
+    }
+
+    async fn lift_quarantine(
+        &self,
+        test_case_id: &str,
+        entry: &CaseHistoryEntry,
+    ) -> Result<bool, StoreError> {
+        self.remove_quarantine(test_case_id, entry).await
+    }
+
+    async fn get_quarantine(&self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
+        self.read_quarantine(test_case_id).await
+    }
+
+    async fn list_quarantines(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Quarantine>, StoreError> {
+        self.quarantines_page(owner, limit, after).await
+    }
+
+    async fn case_history(&self, test_case_id: &str) -> Result<Vec<CaseHistoryEntry>, StoreError> {
+        self.read_case_history(test_case_id).await
     }
 }
 

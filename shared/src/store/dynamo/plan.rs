@@ -5,14 +5,15 @@
 use super::DynamoStore;
 use super::items::{Item, StoredExecution, decode_attr, s, string_attr};
 use super::keys::{
-    EXEC_SK, IDEM_SK, PART_PREFIX, STEP_PREFIX, exec_pk, idem_pk, index_pk, index_sk, part_sk,
-    step_sk,
+    EXEC_SK, IDEM_SK, PART_PREFIX, QUARANTINE_SK, STEP_PREFIX, exec_pk, idem_pk, index_pk,
+    index_sk, part_sk, quarantine_pk, step_sk,
 };
 use super::{BatchRounds, sdk_error};
 use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
+use crate::domain::quarantine::Quarantine;
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{
     ChangeSet, IdempotencyRecord, RecordSource, UnitOfWork, WorkflowError,
@@ -329,16 +330,26 @@ impl DynamoStore {
         for (id, index) in &misses.steps {
             keys.push((exec_pk(id), step_sk(*index)));
         }
+        for case in &misses.quarantines {
+            keys.push((quarantine_pk(case), QUARANTINE_SK.to_owned()));
+        }
         let found = self.batch_get(keys).await?;
         for id in &misses.executions {
             snapshot.executions.entry(id.clone()).or_insert(None);
+        }
+        for case in &misses.quarantines {
+            snapshot.quarantines.entry(case.clone()).or_insert(None);
         }
         // Suites that roll-ups applied here changed: a copy read before, or in this batch, is
         // stale, so the plan reads them again.
         let mut rolled_into = Vec::new();
         for item in found {
             let sk = string_attr(&item, "sk")?;
-            if sk == EXEC_SK {
+            if sk == QUARANTINE_SK {
+                let quarantine: Quarantine = decode_attr(&item, "data")?;
+                let case = quarantine.test_case_id.clone();
+                snapshot.quarantines.insert(case, Some(quarantine));
+            } else if sk == EXEC_SK {
                 let stored = StoredExecution::from_item(&item)?;
                 if stored.has_pending_writes() {
                     // Left pending by a writer that failed or died after committing: this
@@ -503,6 +514,7 @@ pub(super) struct Snapshot {
     all_steps: HashMap<String, Vec<StepResult>>,
     idempotency: HashMap<(String, String), Option<IdempotencyRecord>>,
     names: HashMap<String, Vec<String>>,
+    quarantines: HashMap<String, Option<Quarantine>>,
     misses: Misses,
     /// Suites that pending roll-ups rolled forward while reading now call for settling.
     to_settle: Vec<String>,
@@ -514,6 +526,7 @@ struct Misses {
     steps: Vec<(String, u32)>,
     all_steps: Vec<String>,
     idempotency: Vec<(String, String)>,
+    quarantines: Vec<String>,
 }
 
 impl Misses {
@@ -522,6 +535,7 @@ impl Misses {
             && self.steps.is_empty()
             && self.all_steps.is_empty()
             && self.idempotency.is_empty()
+            && self.quarantines.is_empty()
     }
 }
 
@@ -578,6 +592,16 @@ impl RecordSource for Snapshot {
     /// (see `rollups`), never the rollup a plan computed.
     fn rollup(&mut self, _test_id: &str) -> Result<Option<Rollup>, StoreError> {
         Ok(None)
+    }
+
+    fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
+        match self.quarantines.get(test_case_id) {
+            Some(found) => Ok(found.clone()),
+            None => {
+                self.misses.quarantines.push(test_case_id.to_owned());
+                Err(StoreError::Unavailable(MISS.into()))
+            }
+        }
     }
 }
 

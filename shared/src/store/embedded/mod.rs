@@ -16,6 +16,7 @@ use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, HistoryEntry, StepResult};
 use crate::domain::ids::IdSource;
 use crate::domain::log::LogEntry;
+use crate::domain::quarantine::{CaseHistoryEntry, Quarantine};
 use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, UnitOfWork, WorkflowError};
 use crate::ports::{
@@ -68,8 +69,13 @@ const ROLLUP_DAYS: Table = TableDefinition::new("rollup_days");
 /// Flaky test cases by owner (`owner` NUL flaky rank), and of everyone (by rank): the test id.
 const FLAKY_BY_OWNER: Table = TableDefinition::new("flaky_by_owner");
 const FLAKY: Table = TableDefinition::new("flaky");
+/// Test cases' quarantines by test case id, and by owner (`owner` NUL id).
+const QUARANTINES: Table = TableDefinition::new("quarantines");
+const QUARANTINES_BY_OWNER: Table = TableDefinition::new("quarantines_by_owner");
+/// Test cases' audit history (`test case` NUL `at` `#` ulid: in time order).
+const CASE_HISTORY: Table = TableDefinition::new("case_history");
 
-const ALL_TABLES: [Table; 21] = [
+const ALL_TABLES: [Table; 24] = [
     EXECUTIONS,
     EXECUTIONS_BY_OWNER,
     CHILDREN,
@@ -91,6 +97,9 @@ const ALL_TABLES: [Table; 21] = [
     ROLLUP_DAYS,
     FLAKY_BY_OWNER,
     FLAKY,
+    QUARANTINES,
+    QUARANTINES_BY_OWNER,
+    CASE_HISTORY,
 ];
 
 /// The most jobs one commit carries; bounds the latency one group adds.
@@ -837,6 +846,119 @@ impl ExecutionStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn put_quarantine(
+        &self,
+        quarantine: &Quarantine,
+        entry: &CaseHistoryEntry,
+    ) -> Result<(), StoreError> {
+        let id = quarantine.test_case_id.clone();
+        let owner_key = key2(&quarantine.owner, &id);
+        let (record, history) = (encode(quarantine)?, encode(entry)?);
+        let history_key = case_history_key(&id, entry, &self.ids.next_ulid());
+        self.write_store(move |txn| {
+            txn.open_table(QUARANTINES)?
+                .insert(id.as_str(), record.as_slice())?;
+            txn.open_table(QUARANTINES_BY_OWNER)?
+                .insert(owner_key.as_str(), [].as_slice())?;
+            txn.open_table(CASE_HISTORY)?
+                .insert(history_key.as_str(), history.as_slice())?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn lift_quarantine(
+        &self,
+        test_case_id: &str,
+        entry: &CaseHistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let id = test_case_id.to_owned();
+        let history = encode(entry)?;
+        let history_key = case_history_key(&id, entry, &self.ids.next_ulid());
+        self.write_store(move |txn| {
+            let removed = txn
+                .open_table(QUARANTINES)?
+                .remove(id.as_str())?
+                .map(|raw| decode::<Quarantine>(raw.value()));
+            let Some(removed) = removed else {
+                return Ok(Ok(false));
+            };
+            let removed = match removed {
+                Ok(quarantine) => quarantine,
+                Err(e) => return Err(abandon(e)),
+            };
+            txn.open_table(QUARANTINES_BY_OWNER)?
+                .remove(key2(&removed.owner, &id).as_str())?;
+            txn.open_table(CASE_HISTORY)?
+                .insert(history_key.as_str(), history.as_slice())?;
+            Ok(Ok(true))
+        })
+        .await
+    }
+
+    async fn get_quarantine(&self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
+        self.get_record(QUARANTINES, test_case_id).await
+    }
+
+    async fn list_quarantines(
+        &self,
+        owner: OwnerScope<'_>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Quarantine>, StoreError> {
+        let (owner, after) = (owner.map(str::to_owned), after.map(str::to_owned));
+        self.read(move |txn| {
+            let records = txn.open_table(QUARANTINES).map_err(unavailable)?;
+            let ids: Vec<String> = match &owner {
+                Some(owner) => {
+                    let index = txn.open_table(QUARANTINES_BY_OWNER).map_err(unavailable)?;
+                    let prefix = key2(owner, "");
+                    let start = match &after {
+                        Some(after) => key2(owner, after) + "\u{1}",
+                        None => prefix.clone(),
+                    };
+                    collect_keys(&index, &start, &prefix, limit + 1)?
+                        .into_iter()
+                        .map(|k| k[prefix.len()..].to_owned())
+                        .collect()
+                }
+                None => {
+                    let start = after.map(|a| a + "\u{1}").unwrap_or_default();
+                    collect_keys(&records, &start, "", limit + 1)?
+                }
+            };
+            let mut items = Vec::new();
+            for id in ids.iter().take(limit) {
+                if let Some(raw) = records.get(id.as_str()).map_err(unavailable)? {
+                    items.push(decode::<Quarantine>(raw.value())?);
+                }
+            }
+            let next_cursor = if ids.len() > limit {
+                items.last().map(|q| q.test_case_id.clone())
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn case_history(&self, test_case_id: &str) -> Result<Vec<CaseHistoryEntry>, StoreError> {
+        let id = test_case_id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(CASE_HISTORY).map_err(unavailable)?;
+            records_of(&table, &id)
+        })
+        .await
+    }
+}
+
+/// The key of a test case's history entry: in time order (a monotonic `unique` orders the
+/// entries of one millisecond), unique.
+fn case_history_key(test_case_id: &str, entry: &CaseHistoryEntry, unique: &str) -> String {
+    let at = entry.at.millis().max(0);
+    key2(test_case_id, &format!("{at:020}#{unique}"))
 }
 
 /// Every record an execution keeps in `table` (its steps, its history), in key order.

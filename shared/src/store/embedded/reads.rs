@@ -3,13 +3,14 @@
 //! holds before it writes a change planned on it.
 
 use super::{
-    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, ROLLUPS, STEPS, Table, decode, key2,
-    step_key, unavailable,
+    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, QUARANTINES, ROLLUPS, STEPS, Table,
+    decode, key2, step_key, unavailable,
 };
 use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
+use crate::domain::quarantine::Quarantine;
 use crate::domain::workflow::{IdempotencyRecord, RecordSource};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -237,6 +238,10 @@ impl<R: Reader> RecordSource for PlanSource<R> {
 
     fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
         read_record(&mut self.0, ROLLUPS, test_id)
+    }
+
+    fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
+        read_record(&mut self.0, QUARANTINES, test_case_id)
     }
 }
 
