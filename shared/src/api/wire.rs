@@ -463,6 +463,9 @@ impl FlakyTestCase {
     }
 }
 
+// The schema states the domain's limit.
+const _: () = assert!(crate::domain::quarantine::MAX_REASON_CHARS == 1024);
+
 /// `PUT /test-cases/{id}/quarantine`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
