@@ -210,6 +210,54 @@ async fn a_roll_up_lost_after_its_child_committed_is_recovered() {
     assert_eq!(suite_finished, 1, "the suite's finish was announced once");
 }
 
+/// A finish commits with its rollup contribution, then adding it to the rollup fails (an
+/// outage, or a crash between the two writes): the finish stands, the contribution stays due
+/// in the execution's record, and the finished event's reconcile adds it, once, however
+/// often it is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollup_contribution_left_due_is_added_once_by_the_reconcile() {
+    let faults = Faults::new();
+    let (_, _, store) =
+        dynamo_table_with("dynamo", vec![SharedInterceptor::new(faults.clone())]).await;
+    let h = Harness::new(store);
+    let case = h.external_case("due", 1).await;
+    let first = h.start(&case).await.id;
+    h.pass(&first).await;
+    let second = h.start(&case).await.id;
+    h.engine
+        .report_steps(&h.user, &second, vec![step(0, StepStatus::Failed)])
+        .await
+        .expect("report");
+    // Every transaction that clears a due contribution fails for a while.
+    faults.fail("TransactWriteItems", "rollup_due");
+    let finished = h.engine.complete(&h.user, &second).await.expect("complete");
+    assert_eq!(finished.status, ExecutionStatus::Failed);
+    assert!(faults.failed() >= 1, "adding it was attempted and failed");
+    faults.heal();
+    let rollup = h
+        .store
+        .current_rollup(&case.id)
+        .await
+        .expect("read")
+        .expect("a rollup");
+    assert_eq!(
+        rollup.counts.executions, 1,
+        "only the first is added so far"
+    );
+    for _ in 0..3 {
+        h.engine.reconcile(&second).await.expect("reconcile");
+    }
+    let rollup = h
+        .store
+        .current_rollup(&case.id)
+        .await
+        .expect("read")
+        .expect("a rollup");
+    let c = rollup.counts;
+    assert_eq!((c.executions, c.passed, c.failed), (2, 1, 1));
+    assert_eq!(rollup.flakiness().last_outcomes, "PF");
+}
+
 /// 10,000 steps in batches of 500, the largest messages and outputs: every item stays far
 /// below DynamoDB's 400 KB limit, and every step is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

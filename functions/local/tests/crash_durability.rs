@@ -485,3 +485,87 @@ fn assert_steps_as_reported_from(steps: &[Value], first: usize) {
         assert_eq!(step["output"], json!(format!("output {i}")), "{step}");
     }
 }
+
+/// Completes racing a SIGKILL: after the restart, the case's analytics count exactly the
+/// executions that are stored finished (none twice, none lost), acknowledged or not.
+#[tokio::test]
+async fn sigkill_in_the_middle_of_completes_keeps_rollups_exact() {
+    const EXECUTIONS: usize = 60;
+    const WORKERS: usize = 6;
+    const KILL_AFTER: usize = 20;
+    let dir = TempDir::new().expect("a temp data dir");
+    let mut server = Server::start(dir.path());
+    let alice = server.client("alice");
+    let case_id = alice.create_case(external_case("counted", 1)).await;
+    let mut ids = Vec::new();
+    for i in 0..EXECUTIONS {
+        let id = id_of(&alice.start_case(&case_id, None).await);
+        let status = if i % 3 == 0 { "failed" } else { "passed" };
+        alice
+            .report(&id, json!([{"index": 0, "status": status}]))
+            .await;
+        ids.push(id);
+    }
+    let ids = Arc::new(ids);
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..WORKERS {
+        let (alice, ids, acked) = (alice.clone(), Arc::clone(&ids), Arc::clone(&acked));
+        tasks.spawn(async move {
+            for n in (worker..EXECUTIONS).step_by(WORKERS) {
+                let path = format!("/executions/{}/complete", ids[n]);
+                match alice
+                    .try_send(reqwest::Method::POST, &path, None, &[])
+                    .await
+                {
+                    Ok(resp) if resp.status == 200 => acked.lock().unwrap().push(n),
+                    Ok(resp) => panic!("complete {n}: HTTP {} {}", resp.status, resp.text),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + POLL_DEADLINE;
+    while acked.lock().unwrap().len() < KILL_AFTER {
+        assert!(Instant::now() < deadline, "completes are too slow");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.kill_hard();
+    let acked_at_kill = acked.lock().unwrap().clone();
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a worker task");
+    }
+    drop(server);
+
+    let server = Server::start(dir.path());
+    let alice = server.client("alice");
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for (n, id) in ids.iter().enumerate() {
+        let status = alice.execution(id).await["status"].clone();
+        match status.as_str() {
+            Some("passed") => passed += 1,
+            Some("failed") => failed += 1,
+            _ => assert!(
+                !acked_at_kill.contains(&n),
+                "acknowledged complete {n} was lost"
+            ),
+        }
+    }
+    let analytics = alice
+        .get(&format!("/analytics/test-cases/{case_id}"))
+        .await
+        .expect(200, "analytics");
+    eprintln!(
+        "{} completes acknowledged before the kill, {} stored finished after the restart",
+        acked_at_kill.len(),
+        passed + failed
+    );
+    assert!(passed + failed >= acked_at_kill.len() as u64);
+    assert_eq!(
+        analytics["executions"],
+        json!(passed + failed),
+        "{analytics:#}"
+    );
+    assert_eq!(analytics["passed"], json!(passed), "{analytics:#}");
+    assert_eq!(analytics["failed"], json!(failed), "{analytics:#}");
+}

@@ -72,10 +72,16 @@ pub async fn events(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(EVENT_STREAM));
-    let mut after = number("after", params.after.as_deref(), u64::MAX, 0)?;
-    if stream && let Some(last) = headers.get("last-event-id") {
+    // A `seq` is documented as an int64: larger values are refused, not wrapped or ignored.
+    let max_seq = i64::MAX as u64;
+    let mut after = number("after", params.after.as_deref(), max_seq, 0)?;
+    if let Some(last) = headers.get("last-event-id") {
         let last = last.to_str().unwrap_or_default();
-        after = number("Last-Event-ID", Some(last), u64::MAX, 0)?;
+        let last = number("Last-Event-ID", Some(last), max_seq, 0)?;
+        // Checked on a long poll too, but only a stream resumes from it.
+        if stream {
+            after = last;
+        }
     }
     let wait = number("wait", params.wait.as_deref(), MAX_LOG_WAIT.as_secs(), 0)?;
     let limit = match params.limit.as_deref() {
