@@ -74,9 +74,10 @@ async fn a_wide_report_is_recorded_in_batches() {
     // One at a time, they were four a test (a catalog read and write, a definition read and
     // write): 400 here. In batches: a read of 100 keys, a write of 25 items. The analytics
     // rollups of the 101 tests (100 cases and the suite) add a read of 100 keys and a
-    // transaction per 50 tests: at most 5 more.
-    assert!(total(&new_tests) <= 25, "{new_tests:?}");
-    assert!(total(&known_tests) <= 11, "{known_tests:?}");
+    // transaction per 50 tests: at most 5 more; and since some tests failed, one query of the
+    // owner's quarantines (to mute a quarantined case's failure).
+    assert!(total(&new_tests) <= 26, "{new_tests:?}");
+    assert!(total(&known_tests) <= 12, "{known_tests:?}");
 
     // Everything is there: the suite with a child per test, each test case once.
     let children = engine

@@ -63,7 +63,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub import: Option<usize>,
     /// Measure analytics' cost: each run also without counting finishes in rollups,
-    /// alternating, and the medians side by side.
+    /// alternating, and the medians side by side (with `--backend aws`: the requests per
+    /// operation without rollups, then with them).
     #[arg(long)]
     pub analytics: bool,
 }
@@ -107,9 +108,6 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "embedded" => {}
         "aws" if args.watchers > 0 || args.watchers_on_one.is_some() => {
             return Err("--watchers applies to --backend embedded only".into());
-        }
-        "aws" if args.analytics => {
-            return Err("--analytics applies to --backend embedded only".into());
         }
         "aws" => return count_aws_requests(&args).await,
         other => return Err(format!("--backend must be embedded or aws, not `{other}`")),
@@ -922,11 +920,20 @@ async fn count_aws_requests(args: &BenchArgs) -> Result<(), String> {
         }
     );
     // A task of its own, so that a panic in it still comes back here to the cleanup.
-    let mut run = tokio::spawn(measure_aws_requests(
-        sdk.clone(),
-        prefix.clone(),
-        args.executions,
-    ));
+    // With --analytics, once without rollups first: the figures before and after.
+    let passes = if args.analytics {
+        vec![false, true]
+    } else {
+        vec![true]
+    };
+    let (pass_sdk, pass_prefix, executions) = (sdk.clone(), prefix.clone(), args.executions);
+    let mut run = tokio::spawn(async move {
+        for analytics in passes {
+            measure_aws_requests(pass_sdk.clone(), pass_prefix.clone(), executions, analytics)
+                .await?;
+        }
+        Ok(())
+    });
     let outcome = tokio::select! {
         joined = &mut run => joined.unwrap_or_else(|e| Err(format!("the run panicked: {e}"))),
         _ = crate::runtime::stop_signal() => {
@@ -973,13 +980,18 @@ fn real_account_refusal(why: &str) -> String {
     )
 }
 
+/// How many executions of one test `--backend aws` completes at once (at most).
+const HOT_COMPLETES: usize = 50;
+
 /// AWS requests per engine operation, counted by an SDK interceptor, averaged over
 /// `executions` repetitions (capped at 50: this measures calls, not speed), on resources
-/// named after `prefix`, which it creates.
+/// named after `prefix`, which it creates (or reuses); finishes counted in analytics rollups
+/// or not.
 async fn measure_aws_requests(
     sdk: runledger::aws::SdkConfig,
     prefix: String,
     executions: usize,
+    analytics: bool,
 ) -> Result<(), String> {
     use runledger::aws::backend::AwsBackend;
     use runledger::aws::metrics::Metering;
@@ -990,7 +1002,10 @@ async fn measure_aws_requests(
         pricer: metering.pricer(&sdk, &settings.table),
         metering: metering.clone(),
     };
-    let backend = AwsBackend::with_metering(&sdk, settings, Some(metering));
+    let mut backend = AwsBackend::with_metering(&sdk, settings, Some(metering));
+    if !analytics {
+        backend.engine = backend.engine.clone().without_analytics();
+    }
     let auth = std::sync::Arc::new(
         runledger::auth::Authenticator::new(JwtSettings {
             secret: b"runledger-bench-secret-0123456789abcdef".to_vec(),
@@ -1145,8 +1160,48 @@ async fn measure_aws_requests(
         totals.per(finishes.max(1)),
     );
 
+    // Many executions of one test finishing at once: their contributions meet on its one
+    // rollup item, which they add to in batches rather than one conditional write each.
+    let together = repetitions.min(HOT_COMPLETES);
+    let mut hot = Vec::with_capacity(together);
+    for _ in 0..together {
+        let id = client.start("case", json!({"test_case_id": small})).await?;
+        let path = format!("/executions/{id}/steps");
+        let (status, body) = client.send(Method::POST, &path, Some(report(0))).await?;
+        expect(status, StatusCode::OK, &body)?;
+        hot.push(id);
+    }
+    meter.reset();
+    let began = std::time::Instant::now();
+    let mut completes = tokio::task::JoinSet::new();
+    for id in hot {
+        let client = client.clone();
+        completes.spawn(async move {
+            let path = format!("/executions/{id}/complete");
+            let (status, body) = client.send(Method::POST, &path, None).await?;
+            expect(status, StatusCode::OK, &body)
+        });
+    }
+    while let Some(done) = completes.join_next().await {
+        done.map_err(|e| format!("a complete panicked: {e}"))??;
+    }
+    let hot_elapsed = began.elapsed();
+    measure(
+        "complete, one test's executions all at once (one hot rollup)",
+        {
+            let mut totals = BTreeCounts::default();
+            totals.add(meter.take().await?);
+            totals.per(together)
+        },
+    );
+
     println!(
-        "AWS requests per operation (average of {repetitions}; {batches} for the batch), counted by an SDK interceptor:"
+        "AWS requests per operation (average of {repetitions}; {batches} for the batch), counted by an SDK interceptor, {}:",
+        if analytics {
+            "finishes counted in analytics rollups"
+        } else {
+            "without analytics rollups"
+        }
     );
     println!("| operation | DynamoDB | write units | SQS | EventBridge | DynamoDB calls |");
     println!("|---|---|---|---|---|---|");
@@ -1160,6 +1215,10 @@ async fn measure_aws_requests(
             counts.describe("DynamoDB")
         );
     }
+    println!(
+        "{together} completes of one test at once took {:.0} ms in all",
+        hot_elapsed.as_secs_f64() * 1000.0
+    );
     println!(
         "(write units: each item a write touched, at its size after the operation, 1 KB a unit, \
          twice in a transaction; an estimate, since the emulator does not report them)"

@@ -5,6 +5,7 @@ use super::executions::{StartRequest, Started, validate_start};
 use super::{Caller, Engine, EngineError};
 use crate::domain::catalog::{TestCase, TestSuite};
 use crate::domain::execution::{Execution, ExecutionConfig};
+use crate::domain::time::Timestamp;
 use crate::domain::workflow::{DefinitionSource, UnitOfWork};
 use crate::ports::CatalogRecord;
 use crate::report::import::{
@@ -13,7 +14,11 @@ use crate::report::import::{
 };
 use crate::report::{ImportedRun, ReportFormat, RunCounts};
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Quarantines read a page at a time while an import looks for the ones in force.
+const QUARANTINE_PAGE: usize = 200;
 
 /// An import request, after parsing.
 #[derive(Debug, Clone)]
@@ -73,13 +78,21 @@ impl Engine {
             .unwrap_or_else(|| DEFAULT_SUITE_NAME.to_owned());
         let (suite, cases) = self.register(caller, &run, &name).await?;
         let now = self.clock.now();
+        let quarantined = self.quarantined_if_failing(&caller.user, &run, now).await?;
         let ids = Arc::clone(&self.ids);
         let ImportedExecutions {
             suite: root,
             attempts,
-        } = executions_of(&run, &suite, &cases, &caller.user, &config, now, || {
-            ids.execution_id()
-        });
+        } = executions_of(
+            &run,
+            &suite,
+            &cases,
+            &quarantined,
+            &caller.user,
+            &config,
+            now,
+            || ids.execution_id(),
+        );
         let cases: Vec<Arc<TestCase>> = cases.into_iter().map(Arc::new).collect();
         let root_id = root.id.clone();
         let reason = format!("imported from a {} report", format_name(request.format));
@@ -99,6 +112,44 @@ impl Engine {
             counts: run.counts(),
             warnings: run.warnings,
         })
+    }
+
+    /// The ids of `owner`'s test cases in quarantine at `now` (the import's cases are all
+    /// `owner`'s), read only when a test of `run` ended failing: there is nothing to mute
+    /// otherwise. One listing, since an owner has few quarantines and a report many tests.
+    async fn quarantined_if_failing(
+        &self,
+        owner: &str,
+        run: &ImportedRun,
+        now: Timestamp,
+    ) -> Result<HashSet<String>, EngineError> {
+        let mut quarantined = HashSet::new();
+        let failing = run.tests.iter().any(|test| {
+            test.attempts
+                .last()
+                .is_some_and(|attempt| attempt.status.is_failure())
+        });
+        if !failing {
+            return Ok(quarantined);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_quarantines(Some(owner), QUARANTINE_PAGE, after.as_deref())
+                .await?;
+            quarantined.extend(
+                page.items
+                    .into_iter()
+                    .filter(|q| q.is_active(now))
+                    .map(|q| q.test_case_id),
+            );
+            match page.next_cursor {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(quarantined)
     }
 
     /// The catalog entries a run is recorded under: each test's case (`cases[i]` for

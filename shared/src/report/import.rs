@@ -19,7 +19,7 @@ use crate::domain::ids::{TEST_CASE_PREFIX, TEST_SUITE_PREFIX};
 use crate::domain::time::Timestamp;
 use crate::domain::validation::MAX_NAME_CHARS;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// At most this many tests in one import: a suite holds at most this many cases.
 pub const MAX_IMPORT_TESTS: usize = MAX_SUITE_CASES;
@@ -163,11 +163,14 @@ pub struct ImportedExecutions {
 }
 
 /// The executions that record `run`: `cases[i]` is the test case of `run.tests[i]`; `ids`
-/// gives each new execution its id (the suite's first).
+/// gives each new execution its id (the suite's first). A test whose case is in `quarantined`
+/// and that ended failing has its slot muted: it does not fail the suite.
+#[allow(clippy::too_many_arguments)]
 pub fn executions_of(
     run: &ImportedRun,
     suite: &TestSuite,
     cases: &[TestCase],
+    quarantined: &HashSet<String>,
     owner: &str,
     config: &ExecutionConfig,
     now: Timestamp,
@@ -200,7 +203,7 @@ pub fn executions_of(
                 test_case_id: case.id.clone(),
                 execution_id: execution.id.clone(),
                 status: execution.status,
-                muted: false,
+                muted: execution.status.is_failure() && quarantined.contains(&case.id),
             });
         }
     }

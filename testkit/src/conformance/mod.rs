@@ -43,7 +43,9 @@ pub use history::history_append_only;
 pub use idempotency::idempotency;
 pub use imports::imports;
 pub use listing::list_executions;
-pub use quarantine::{quarantine_and_fail_fast, quarantine_mutes_failures};
+pub use quarantine::{
+    quarantine_and_fail_fast, quarantine_mutes_failures, quarantine_mutes_imported_failures,
+};
 pub use recovery::active_and_overdue;
 pub use retries::{retry_automatic, retry_in_suite, retry_manual, retry_suite};
 pub use runner::{ScriptedRunner, builtin_run, builtin_runs_refuse_outside_results};
@@ -129,7 +131,8 @@ macro_rules! with_conformance_checks {
             rollups_under_concurrency,
             rollups_of_suites_and_imports,
             quarantine_mutes_failures,
-            quarantine_and_fail_fast
+            quarantine_and_fail_fast,
+            quarantine_mutes_imported_failures
         }
     };
 }

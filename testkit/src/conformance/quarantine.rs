@@ -193,3 +193,70 @@ pub async fn quarantine_and_fail_fast(store: Arc<dyn ExecutionStore>) {
     h.pass(&second.id).await;
     assert_eq!(h.status(&run.id).await, Passed);
 }
+
+/// An imported report's failure of a quarantined case is muted as a native one is: the
+/// report's suite passes while the quarantine holds, and fails again once it lapsed.
+pub async fn quarantine_mutes_imported_failures(store: Arc<dyn ExecutionStore>) {
+    let h = Harness::new(store);
+    let first = h
+        .engine
+        .import(&h.user, super::imports::import_request(None))
+        .await
+        .expect("import");
+    assert_eq!(first.execution.status, Failed, "test_pay errored");
+    let pay = h
+        .children(&first.execution.id)
+        .await
+        .into_iter()
+        .find(|c| c.name == "test_pay")
+        .and_then(|c| c.test_case_id)
+        .expect("test_pay's case");
+    let hour = 3_600_000;
+    h.engine
+        .quarantine(
+            &h.user,
+            &pay,
+            QuarantineRequest {
+                reason: "the payment sandbox is down".into(),
+                until: h.now().plus_millis(hour),
+            },
+        )
+        .await
+        .expect("quarantine");
+
+    let muted = h
+        .engine
+        .import(&h.user, super::imports::import_request(None))
+        .await
+        .expect("import");
+    let stored = h.execution(&muted.execution.id).await;
+    assert_eq!(stored.status, Passed, "its only failure is muted");
+    let counts = stored.suite.as_ref().expect("a plan").counts();
+    assert_eq!((counts.error, counts.muted), (1, 1), "{counts:?}");
+    let child = h
+        .children(&stored.id)
+        .await
+        .into_iter()
+        .find(|c| c.test_case_id.as_deref() == Some(pay.as_str()))
+        .expect("test_pay's execution");
+    assert_eq!(
+        child.status,
+        ExecutionStatus::Error,
+        "still recorded as it ended"
+    );
+
+    h.advance_millis(hour);
+    let lapsed = h
+        .engine
+        .import(&h.user, super::imports::import_request(None))
+        .await
+        .expect("import");
+    assert_eq!(h.status(&lapsed.execution.id).await, Failed);
+    let counts = h
+        .execution(&lapsed.execution.id)
+        .await
+        .suite
+        .expect("a plan")
+        .counts();
+    assert_eq!(counts.muted, 0);
+}
