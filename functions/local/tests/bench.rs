@@ -155,7 +155,7 @@ async fn resources_named(emulator: &Emulator, prefix: &str) -> Vec<String> {
 async fn aws_bench_deletes_what_it_created() {
     let emulator = Emulator::get();
     let (mut command, _home) = bench(
-        &["--backend", "aws", "--executions", "2"],
+        &["--backend", "aws", "--executions", "2", "--analytics"],
         &[("AWS_ENDPOINT_URL", &emulator.endpoint)],
     );
     let child = command
@@ -170,9 +170,32 @@ async fn aws_bench_deletes_what_it_created() {
         .expect("wait for the bench")
         .expect("run the bench");
     let stdout = assert_succeeded(&output, "bench --backend aws");
+    assert_eq!(
+        stdout.matches("| start a case |").count(),
+        2,
+        "the requests table is printed without rollups and with: {stdout}"
+    );
+    let (without, with) = stdout
+        .split_once("finishes counted in analytics rollups")
+        .unwrap_or_else(|| panic!("no table with rollups: {stdout}"));
+    assert!(without.contains("without analytics rollups"), "{stdout}");
+    // A complete adds its finish to the rollup: a read and a transaction more.
+    let complete = |table: &str| -> f64 {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| finalize (complete) |"))
+            .unwrap_or_else(|| panic!("no complete row in {table}"));
+        row.split('|')
+            .nth(2)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .expect("a count")
+    };
+    assert_eq!((complete(without), complete(with)), (2.0, 4.0), "{stdout}");
     assert!(
-        stdout.contains("| start a case |"),
-        "the requests table is printed: {stdout}"
+        with.contains("| complete, one test's executions all at once (one hot rollup) |"),
+        "{stdout}"
     );
     let left = resources_named(&emulator, &prefix).await;
     assert!(left.is_empty(), "the bench left behind: {left:?}\n{stdout}");
@@ -319,5 +342,43 @@ fn bench_import_times_a_new_and_a_known_report() {
         text(&output.stderr).contains("1..1000"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+#[test]
+fn bench_analytics_prints_both_medians_side_by_side() {
+    let args = [
+        "--analytics",
+        "--executions",
+        "20",
+        "--steps",
+        "2",
+        "--concurrency",
+        "4",
+        "--runs",
+        "1",
+        "--transport",
+        "in-process",
+    ];
+    let (mut command, _home) = bench(&args, &[]);
+    let output = command.output().expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --analytics");
+    for row in ["in-process median rollups", "in-process median none"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no `{row}` in:\n{stdout}"));
+        assert!(figure_after(line, "completes/s") > 0.0, "{line}");
+    }
+    let ratio = stdout
+        .lines()
+        .find(|l| l.starts_with("in-process: with rollups"))
+        .unwrap_or_else(|| panic!("no comparison in:\n{stdout}"));
+    assert!(figure_after(ratio, "completes/s") > 0.0, "{ratio}");
+    let (mut command, _home) = bench(&["--analytics", "--import", "10"], &[]);
+    let output = command.output().expect("run the bench");
+    assert!(
+        !output.status.success(),
+        "--analytics and --import do not mix"
     );
 }

@@ -10,7 +10,7 @@ use super::{
     ROLLUPS, SHARED_DEFINITIONS, STEPS, TEST_CASES, Table, deadline_key, encode, event_key, key2,
     seq_key, step_key,
 };
-use crate::domain::analytics::Rollup;
+use crate::domain::analytics::{Advanced, Rollup};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, PARTITION_THRESHOLD};
 use crate::domain::log::LogEntry;
@@ -66,7 +66,6 @@ impl Writes {
         }
         writes.definitions(changes, reader)?;
         writes.log(changes, reader)?;
-        writes.rollups(changes, reader)?;
         if let Some(record) = &changes.idempotency {
             let key = key2(&record.owner, &record.key);
             writes.put(IDEMPOTENCY, key, encode(record)?);
@@ -103,28 +102,53 @@ impl Writes {
         Ok(())
     }
 
-    /// Each moved rollup as the test's current record (and the one it replaced as its day's),
-    /// with the flaky index following the current record.
-    fn rollups(&mut self, changes: &ChangeSet, reader: &mut impl Reader) -> Result<(), StoreError> {
-        for change in &changes.rollups {
-            let current = &change.current;
-            if let Some(before) = read_record::<Rollup>(reader, ROLLUPS, &current.test_id)?
+    /// The rollup writes of `changes`: each test's contributions added to its records as
+    /// `reader` has them, written as its current record (and the one that replaced, as its
+    /// day's), with the flaky index following the current record. Made by the writer on its
+    /// own view, not planned on a snapshot: finishes of one test then commit side by side
+    /// instead of each invalidating the others' plans (their rollup read is unchecked).
+    pub(super) fn rollups_of(
+        changes: &ChangeSet,
+        reader: &mut impl Reader,
+    ) -> Result<Self, StoreError> {
+        let mut writes = Writes::default();
+        for change in changes
+            .rollups
+            .iter()
+            .filter(|c| !c.contributions.is_empty())
+        {
+            let stored = read_record::<Rollup>(reader, ROLLUPS, &change.current.test_id)?;
+            if let Some(before) = &stored
                 && let Some(rank) = before.flaky_rank()
             {
-                self.remove(FLAKY_BY_OWNER, key2(&before.owner, &rank));
-                self.remove(FLAKY, rank);
+                writes.remove(FLAKY_BY_OWNER, key2(&before.owner, &rank));
+                writes.remove(FLAKY, rank);
             }
-            if let Some(rank) = current.flaky_rank() {
-                let id = current.test_id.as_bytes().to_vec();
-                self.put(FLAKY_BY_OWNER, key2(&current.owner, &rank), id.clone());
-                self.put(FLAKY, rank, id);
+            let state = change
+                .contributions
+                .iter()
+                .fold(Advanced::from(stored), |state, (_, c)| {
+                    Some(Advanced::add(state, c))
+                });
+            if let Some(state) = state {
+                writes.rollup(&state)?;
             }
-            if let Some(archived) = &change.archived {
-                let key = key2(&archived.test_id, &archived.day);
-                self.put(ROLLUP_DAYS, key, encode(archived)?);
-            }
-            self.put(ROLLUPS, current.test_id.clone(), encode(current)?);
         }
+        Ok(writes)
+    }
+
+    fn rollup(&mut self, state: &Advanced) -> Result<(), StoreError> {
+        let current = &state.current;
+        if let Some(rank) = current.flaky_rank() {
+            let id = current.test_id.as_bytes().to_vec();
+            self.put(FLAKY_BY_OWNER, key2(&current.owner, &rank), id.clone());
+            self.put(FLAKY, rank, id);
+        }
+        if let Some(archived) = &state.archived {
+            let key = key2(&archived.test_id, &archived.day);
+            self.put(ROLLUP_DAYS, key, encode(archived)?);
+        }
+        self.put(ROLLUPS, current.test_id.clone(), encode(current)?);
         Ok(())
     }
 

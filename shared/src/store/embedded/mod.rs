@@ -354,7 +354,21 @@ fn plan_in_writer(
         return Err(e);
     }
     writes.apply(txn)?;
+    write_rollups(txn, &changes)?;
     Ok(Ok(changes))
+}
+
+/// Adds a change's rollup contributions to the records as the writer has them.
+fn write_rollups(txn: &WriteTransaction, changes: &ChangeSet) -> Result<(), redb::Error> {
+    if changes.rollups.is_empty() {
+        return Ok(());
+    }
+    let mut reader = InWrite { txn, failure: None };
+    let writes = Writes::rollups_of(changes, &mut reader);
+    if let Some(e) = reader.failure.take() {
+        return Err(e);
+    }
+    writes.map_err(abandon)?.apply(txn)
 }
 
 /// What a listing's scan makes of one id.
@@ -567,6 +581,9 @@ impl ExecutionStore for EmbeddedStore {
             {
                 // A refusal writes nothing; a change, what was encoded for it.
                 attempt.writes.apply(txn)?;
+                if let Ok(changes) = &attempt.outcome {
+                    write_rollups(txn, changes)?;
+                }
                 return Ok(attempt.outcome);
             }
             plan_in_writer(txn, &mut plan, ids.as_ref(), now)
