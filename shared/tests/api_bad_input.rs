@@ -1090,6 +1090,13 @@ async fn bad_step_reports_change_nothing() {
             "validation_failed",
             None,
         ),
+        (
+            // One over int64's maximum, as the document types it (found by the fuzzer).
+            json!({"steps": [{"index": 0, "status": "error", "duration_ms": 9223372036854775808_u64}]}),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            Some("steps[0].duration_ms"),
+        ),
     ];
     for (body, status, code, field) in &refusals {
         let reply = api.post(&route, &alice, body).await;

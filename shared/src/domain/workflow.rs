@@ -70,6 +70,8 @@ pub trait RecordSource {
 
 /// How long an `Idempotency-Key` keeps returning the execution it started.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// The longest duration a report may give: int64's maximum, as the API document types it.
+pub const MAX_DURATION_MS: u64 = i64::MAX as u64;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
@@ -1199,6 +1201,13 @@ pub fn check_step_reports(
             errors.add(
                 format!("steps[{i}].status"),
                 "a report cannot set a step back to pending",
+            );
+        }
+        // The document says int64, and the stores keep durations as signed numbers.
+        if report.duration_ms.is_some_and(|d| d > MAX_DURATION_MS) {
+            errors.add(
+                format!("steps[{i}].duration_ms"),
+                format!("must be 0..{MAX_DURATION_MS}"),
             );
         }
     }
