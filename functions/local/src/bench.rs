@@ -1161,7 +1161,7 @@ async fn measure_aws_requests(
     );
 
     // Many executions of one test finishing at once: their contributions meet on its one
-    // rollup item, which they add to in batches rather than one conditional write each.
+    // rollup item, each added by a conditional transaction that retries when it loses.
     let together = repetitions.min(HOT_COMPLETES);
     let mut hot = Vec::with_capacity(together);
     for _ in 0..together {

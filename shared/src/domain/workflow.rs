@@ -5,7 +5,7 @@
 //! scheduling and automatic retries all happen inside the same atomic change as the transition
 //! that caused them, which is what makes each of them happen exactly once.
 
-use super::analytics::{Advanced, Contribution, Rollup, day_of};
+use super::analytics::{Contribution, day_of};
 use super::catalog::{RunnerKind, TestCase};
 use super::errors::StoreError;
 use super::events::{DomainEvent, EventKind, WorkItem};
@@ -62,8 +62,6 @@ pub trait RecordSource {
         owner: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
-    /// A test's current (newest) analytics rollup, if it ever finished an execution.
-    fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError>;
     /// A test case's quarantine, if it has one (lapsed or not).
     fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError>;
 }
@@ -148,16 +146,15 @@ pub struct ChangeSet {
     pub rollups: Vec<RollupChange>,
 }
 
-/// A test's analytics as a change leaves them. A store that writes the change in one atomic
-/// write writes `current` as the test's current record and `archived`, when set, as the
-/// record of its earlier day. A store that cannot afford one hot record in every finishing
-/// write (DynamoDB) stores each contribution with its execution instead and adds it to the
-/// rollup right after, exactly once (see its `rollups`).
+/// What a change adds to a test's analytics. A store adds the contributions, in order, to
+/// the test's rollup as it has it when it writes (see `Advanced::add`), not as any plan read
+/// it: finishes of one test then never conflict over that one record. The embedded store
+/// does so in the finishing transaction; DynamoDB, which cannot afford one hot record in
+/// every finishing write, stores each contribution with its execution and adds it right
+/// after, exactly once (see its `rollups`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupChange {
-    pub current: Rollup,
-    /// The record that was current until this change started a new day.
-    pub archived: Option<Rollup>,
+    pub test_id: String,
     /// Each execution whose finish this change counts, with what it adds.
     pub contributions: Vec<(String, Contribution)>,
 }
@@ -696,9 +693,9 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
-    /// Counts a finished execution in its test's current rollup (starting the day's record
-    /// when the current one is of an earlier day). It happens in the change that finishes
-    /// the execution, and an execution finishes once: so it counts once.
+    /// Counts a finished execution in its test's rollup: its contribution, which the store
+    /// adds to the rollup. It happens in the change that finishes the execution, and an
+    /// execution finishes once: so it counts once.
     fn count_finish(&mut self, execution: &Execution) -> Result<(), WorkflowError> {
         if !self.counting {
             return Ok(());
@@ -723,35 +720,18 @@ impl<'a> UnitOfWork<'a> {
                 && execution.progress.total > 0
                 && execution.progress.skipped == execution.progress.total,
         };
-        let test_id = contribution.test_id.clone();
-        let at = match self
+        let entry = (execution.id.clone(), contribution);
+        match self
             .rollups
-            .iter()
-            .position(|r| r.current.test_id == test_id)
+            .iter_mut()
+            .find(|r| r.test_id == entry.1.test_id)
         {
-            Some(at) => at,
-            None => {
-                // Counted on what the store has: a placeholder until it is read.
-                let stored = self.source.rollup(&test_id)?;
-                let state = Advanced::add(Advanced::from(stored), &contribution);
-                self.rollups.push(RollupChange {
-                    current: state.current,
-                    archived: state.archived,
-                    contributions: vec![(execution.id.clone(), contribution)],
-                });
-                return Ok(());
-            }
-        };
-        let change = &mut self.rollups[at];
-        let state = Advanced {
-            current: change.current.clone(),
-            archived: change.archived.take(),
-        };
-        let state = Advanced::add(Some(state), &contribution);
-        (change.current, change.archived) = (state.current, state.archived);
-        change
-            .contributions
-            .push((execution.id.clone(), contribution));
+            Some(change) => change.contributions.push(entry),
+            None => self.rollups.push(RollupChange {
+                test_id: entry.1.test_id.clone(),
+                contributions: vec![entry],
+            }),
+        }
         Ok(())
     }
 

@@ -9,7 +9,6 @@ use super::keys::{
     index_sk, part_sk, quarantine_pk, step_sk,
 };
 use super::{BatchRounds, sdk_error};
-use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
@@ -586,12 +585,6 @@ impl RecordSource for Snapshot {
                 Err(StoreError::Unavailable(MISS.into()))
             }
         }
-    }
-
-    /// Not read: this store adds each contribution to its rollup after the finishing write
-    /// (see `rollups`), never the rollup a plan computed.
-    fn rollup(&mut self, _test_id: &str) -> Result<Option<Rollup>, StoreError> {
-        Ok(None)
     }
 
     fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {

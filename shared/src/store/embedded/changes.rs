@@ -105,8 +105,8 @@ impl Writes {
     /// The rollup writes of `changes`: each test's contributions added to its records as
     /// `reader` has them, written as its current record (and the one that replaced, as its
     /// day's), with the flaky index following the current record. Made by the writer on its
-    /// own view, not planned on a snapshot: finishes of one test then commit side by side
-    /// instead of each invalidating the others' plans (their rollup read is unchecked).
+    /// own view, not planned on a snapshot: a plan does not read the rollup, so finishes of
+    /// one test commit side by side instead of invalidating each other's plans.
     pub(super) fn rollups_of(
         changes: &ChangeSet,
         reader: &mut impl Reader,
@@ -117,7 +117,7 @@ impl Writes {
             .iter()
             .filter(|c| !c.contributions.is_empty())
         {
-            let stored = read_record::<Rollup>(reader, ROLLUPS, &change.current.test_id)?;
+            let stored = read_record::<Rollup>(reader, ROLLUPS, &change.test_id)?;
             if let Some(before) = &stored
                 && let Some(rank) = before.flaky_rank()
             {

@@ -3,10 +3,9 @@
 //! holds before it writes a change planned on it.
 
 use super::{
-    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, QUARANTINES, ROLLUPS, STEPS, Table,
-    decode, key2, step_key, unavailable,
+    DEFINITION_STEPS, DEFINITIONS, EXECUTIONS, IDEMPOTENCY, QUARANTINES, STEPS, Table, decode,
+    key2, step_key, unavailable,
 };
-use crate::domain::analytics::Rollup;
 use crate::domain::catalog::TestCase;
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
@@ -20,12 +19,6 @@ use std::collections::HashMap;
 /// Committed records, by table and key.
 pub(super) trait Reader {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// A read that a plan's change does not rest on, so a snapshot does not check it again
-    /// at commit: a test's rollup, which the writer adds the change's contributions to on its
-    /// own view (see `Writes::rollups_of`).
-    fn get_unchecked(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(table, key)
-    }
     /// Every record with a key in `[start, end)`, in key order.
     fn scan(
         &mut self,
@@ -144,10 +137,6 @@ impl<'t> Snapshot<'t> {
 }
 
 impl Reader for Snapshot<'_> {
-    fn get_unchecked(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.committed.get(table, key)
-    }
-
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.committed.get(table, key)?;
         self.seen.push(Seen::Record {
@@ -244,14 +233,6 @@ impl<R: Reader> RecordSource for PlanSource<R> {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         read_record(&mut self.0, IDEMPOTENCY, &key2(owner, key))
-    }
-
-    fn rollup(&mut self, test_id: &str) -> Result<Option<Rollup>, StoreError> {
-        // Finishes of one test planned side by side would otherwise all conflict on it.
-        match self.0.get_unchecked(ROLLUPS, test_id)? {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
-        }
     }
 
     fn quarantine(&mut self, test_case_id: &str) -> Result<Option<Quarantine>, StoreError> {
