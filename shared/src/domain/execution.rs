@@ -594,6 +594,14 @@ impl Transition {
 }
 
 impl Execution {
+    /// The test whose rollup this execution's finish counts in: its case, or its suite.
+    pub fn rollup_test_id(&self) -> Option<&str> {
+        match self.kind {
+            ExecutionKind::Case => self.test_case_id.as_deref(),
+            ExecutionKind::Suite => self.test_suite_id.as_deref(),
+        }
+    }
+
     /// A new case execution (status `pending`) of `case` under `config`, its steps pending.
     /// The request's timeout wins over the case's; the request's tags come first. A
     /// partitioned execution carries no steps: stores imply the never-reported ones from its

@@ -700,11 +700,7 @@ impl<'a> UnitOfWork<'a> {
         if !self.counting {
             return Ok(());
         }
-        let test_id = match execution.kind {
-            ExecutionKind::Case => execution.test_case_id.clone(),
-            ExecutionKind::Suite => execution.test_suite_id.clone(),
-        };
-        let Some(test_id) = test_id else {
+        let Some(test_id) = execution.rollup_test_id().map(str::to_owned) else {
             return Ok(());
         };
         let contribution = Contribution {

@@ -25,6 +25,9 @@ use std::time::Duration;
 
 /// How long a command keeps re-planning after losing races before it gives up (`503`).
 const CONTENTION_BUDGET: Duration = Duration::from_secs(20);
+/// The plans a command always gets, however slow they were: a lost race is usually settled
+/// by the next plan (it reads what won), and one slow answer must not count as contention.
+const MIN_PLANS: u32 = 3;
 /// How many read rounds one plan may need (each round fetches every record it missed).
 const MAX_READ_ROUNDS: usize = 32;
 const MAX_SCAN: usize = 5_000;
@@ -38,8 +41,8 @@ impl DynamoStore {
         mut plan: Plan,
     ) -> Result<ChangeSet, WorkflowError> {
         let started = std::time::Instant::now();
-        for attempt in 0.. {
-            if attempt > 0 && started.elapsed() > CONTENTION_BUDGET {
+        for attempt in 0u32.. {
+            if attempt >= MIN_PLANS && started.elapsed() > CONTENTION_BUDGET {
                 break;
             }
             let mut snapshot = Snapshot::default();
