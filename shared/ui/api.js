@@ -97,15 +97,18 @@ export const api = {
   del: (path, opts) => request(path, { ...opts, method: 'DELETE' }),
 };
 
-/** Every item of a paged listing, up to `max`. */
-export async function fetchAll(path, params = {}, max = 1000, pageSize = 200) {
+/**
+ * Every item of a paged listing, up to `max`, from `cursor` on (the first page without one).
+ * `onPage` sees each page as it arrives; `stopped()` ends the paging early (a page left).
+ */
+export async function fetchAll(path, params = {}, max = 1000, pageSize = 200, { cursor, onPage, stopped } = {}) {
   const items = [];
-  let cursor;
   do {
     const page = await api.get(path + qs({ ...params, limit: Math.min(pageSize, max - items.length), cursor }));
     items.push(...page.items);
+    if (onPage) onPage(page.items);
     cursor = page.next_cursor;
-  } while (cursor && items.length < max);
+  } while (cursor && items.length < max && !(stopped && stopped()));
   return { items, next_cursor: cursor || null };
 }
 

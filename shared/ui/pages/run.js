@@ -1,7 +1,7 @@
 // Run: one execution's header, steps (case) or children (suite), audit history, actions and
 // exports, kept live by the execution's event stream.
 
-import { api, qs, quarantines } from '../api.js';
+import { api, fetchAll, quarantines } from '../api.js';
 import { openStream } from '../sse.js';
 import {
   h, badge, progressEl, timeEl, fmtDuration, msg, problemBox, tableWrap, setTitle, download,
@@ -162,14 +162,8 @@ export function mount(main, { params, navigate, flash }) {
   async function loadSteps(upTo) {
     const t = st.trace;
     if (t.steps && t.storage !== 'partitioned') { addSteps(t.steps); return; }
-    let cursor = st.stepsCursor;
-    let n = 0;
-    do {
-      const page = await api.get(path + '/steps' + qs({ limit: STEP_PAGE, cursor }));
-      addSteps(page.items);
-      n += page.items.length;
-      cursor = page.next_cursor;
-    } while (cursor && n < upTo && !st.stopped);
+    const { next_cursor: cursor } = await fetchAll(path + '/steps', {}, upTo, STEP_PAGE,
+      { cursor: st.stepsCursor, onPage: addSteps, stopped: () => st.stopped });
     st.stepsCursor = cursor;
     moreSteps.hidden = !cursor;
   }
@@ -244,14 +238,8 @@ export function mount(main, { params, navigate, flash }) {
       (c.muted ? '. ' + c.muted + ' muted (quarantined: their failures do not fail the suite).' : '.');
   }
   async function loadChildren(all) {
-    let cursor = all ? null : st.childCursor;
-    let n = 0;
-    do {
-      const page = await api.get(path + '/children' + qs({ limit: 200, cursor }));
-      addChildren(page.items);
-      n += page.items.length;
-      cursor = page.next_cursor;
-    } while (cursor && n < 1000 && !st.stopped);
+    const { next_cursor: cursor } = await fetchAll(path + '/children', {}, 1000, 200,
+      { cursor: all ? null : st.childCursor, onPage: addChildren, stopped: () => st.stopped });
     st.childCursor = cursor;
     moreChildren.hidden = !cursor;
   }

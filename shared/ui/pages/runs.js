@@ -1,7 +1,7 @@
 // Runs: the caller's executions, newest first, with filters, paging and live refresh (a poll
 // every 2 s of the first page, plus the unfinished rows further down, a few at a time).
 
-import { api, qs } from '../api.js';
+import { api, fetchAll, qs } from '../api.js';
 import {
   h, badge, progressEl, timeEl, fmtDuration, msg, problemBox, tableWrap, setTitle,
   TERMINAL, EXECUTION_STATUSES, label,
@@ -118,13 +118,8 @@ export function mount(main, { query, navigate }) {
   }
 
   async function fetchRows(count, cursor) {
-    const items = [];
-    do {
-      const page = await api.get('/executions' + qs({ ...filters, limit: Math.min(PAGE_MAX, count - items.length), cursor }));
-      items.push(...page.items);
-      cursor = page.next_cursor;
-    } while (cursor && items.length < count);
-    return { items, cursor: cursor || null };
+    const page = await fetchAll('/executions', filters, count, PAGE_MAX, { cursor });
+    return { items: page.items, cursor: page.next_cursor };
   }
 
   async function firstLoad() {
