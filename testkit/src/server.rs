@@ -49,6 +49,8 @@ pub struct Server {
     pub api_url: String,
     /// The token the server printed for the user `local`.
     pub printed_token: String,
+    /// The dashboard link the server printed (`http://127.0.0.1:PORT/#token=...`).
+    pub printed_dashboard_link: String,
     pub data_dir: PathBuf,
     log: tempfile::NamedTempFile,
 }
@@ -135,6 +137,7 @@ impl Server {
             origin: String::new(),
             api_url: String::new(),
             printed_token: String::new(),
+            printed_dashboard_link: String::new(),
             data_dir: data_dir.to_owned(),
             log,
         };
@@ -143,6 +146,11 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some((_, link)) =
+                        line.split_once("dashboard (signs you in as `local`): ")
+                    {
+                        server.printed_dashboard_link = link.to_owned();
+                    }
                     if let Some(rest) = line.strip_prefix("export RUNLEDGER_URL=") {
                         let mut parts = rest.split_whitespace();
                         let url = parts.next().expect("a URL after RUNLEDGER_URL=");

@@ -193,6 +193,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.data_dir.path.display()
     );
     println!("token for user `local` (12 h): {token}");
+    // The token goes in the fragment, which the browser never sends: the dashboard keeps it
+    // in sessionStorage and clears it from the address bar.
+    println!("dashboard (signs you in as `local`): http://{address}/#token={token}");
     println!("export RUNLEDGER_URL=http://{address}/api/v1 RUNLEDGER_TOKEN={token}");
     server::serve(listener, runtime.router.clone(), limits, shutdown_signal()).await;
     runtime.stop().await;

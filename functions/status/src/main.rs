@@ -1,4 +1,5 @@
-//! Lambda function `status`: API Gateway (every GET on executions, analytics, health).
+//! Lambda function `status`: API Gateway (every GET on executions, analytics, health; the
+//! dashboard).
 //! What it owns is `runledger::lambda::spec::STATUS`; the work is in `runledger::lambda`.
 
 #[tokio::main]

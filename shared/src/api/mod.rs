@@ -4,6 +4,7 @@
 //! (`openapi`). The local server and every Lambda function mount the same routes; a Lambda
 //! function mounts only the route groups it owns, the local server all of them.
 
+pub mod dashboard;
 mod demo;
 pub mod extract;
 mod handlers;
@@ -62,6 +63,8 @@ pub enum RouteGroup {
     Analytics,
     /// A tiny HTTP target for the quickstart (local server only).
     Demo,
+    /// The dashboard's page and files at `/` (see `dashboard`); not part of the API.
+    Dashboard,
 }
 
 impl RouteGroup {
@@ -81,7 +84,7 @@ impl RouteGroup {
     }
 
     /// What the local server mounts: everything.
-    pub const ALL: [RouteGroup; 9] = [
+    pub const ALL: [RouteGroup; 10] = [
         RouteGroup::Health,
         RouteGroup::Catalog,
         RouteGroup::Start,
@@ -91,6 +94,7 @@ impl RouteGroup {
         RouteGroup::Finalize,
         RouteGroup::Analytics,
         RouteGroup::Demo,
+        RouteGroup::Dashboard,
     ];
 }
 
@@ -135,6 +139,9 @@ impl Router {
         if groups.contains(&RouteGroup::Demo) {
             router = router.merge(demo::routes());
         }
+        if groups.contains(&RouteGroup::Dashboard) {
+            router = router.merge(dashboard::routes());
+        }
         Self::serving(engine, auth, router, Some(std::time::Duration::MAX))
     }
 
@@ -143,7 +150,17 @@ impl Router {
     /// compiled into its binary.
     /// Its responses are buffered whole, so nothing streams.
     pub fn of<const GROUPS: u16>(engine: Engine, auth: Arc<Authenticator>) -> Self {
-        Self::serving(engine, auth, routes::mounted_set::<GROUPS>(), None)
+        Self::serving(engine, auth, Self::mounted_set::<GROUPS>(), None)
+    }
+
+    /// The routes of a compile-time set, the dashboard's among them when it is in the set.
+    fn mounted_set<const GROUPS: u16>() -> axum::Router<ApiState> {
+        let router = routes::mounted_set::<GROUPS>();
+        if GROUPS & RouteGroup::Dashboard.bit() != 0 {
+            router.merge(dashboard::routes())
+        } else {
+            router
+        }
     }
 
     /// [`Router::of`] for a host that streams responses (the stream function behind a
@@ -156,7 +173,7 @@ impl Router {
         Self::serving(
             engine,
             auth,
-            routes::mounted_set::<GROUPS>(),
+            Self::mounted_set::<GROUPS>(),
             Some(max_stream),
         )
     }

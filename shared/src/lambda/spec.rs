@@ -144,9 +144,9 @@ pub const START: FunctionSpec = FunctionSpec {
 };
 pub const STATUS: FunctionSpec = FunctionSpec {
     name: "status",
-    http: http_routes!(Status, Events, Analytics, Health),
+    http: http_routes!(Status, Events, Analytics, Health, Dashboard),
     triggers: &[Trigger::Http],
-    summary: "API Gateway (every GET on executions, analytics, health)",
+    summary: "API Gateway (every GET on executions, analytics, health; the dashboard)",
     step_runner: None,
     table_stream: None,
 };

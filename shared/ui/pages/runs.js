@@ -73,6 +73,7 @@ export function mount(main, { query, navigate }) {
   const tbody = h('tbody');
   const table = h('table', { class: 'grid runs', 'data-testid': 'runs-list', dataset: { count: '0' } },
     h('caption', { class: 'sr-only' }, 'Runs, newest first'),
+    h('colgroup', null, ['c-run', 'c-status', 'c-kind', 'c-prog', 'c-started', 'c-dur'].map((c) => h('col', { class: c }))),
     h('thead', null, h('tr', null, ['Run', 'Status', 'Kind', 'Progress', 'Started', 'Duration'].map((t) => h('th', { scope: 'col' }, t)))),
     tbody);
   const status = h('div', { class: 'list-status' });

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Runs the dashboard test end to end on this machine, in one command (stdlib only to start):
+"""Runs the dashboard test by hand, in one command (stdlib only to start):
 
-    /root/.cache/runledger/ui-venv/bin/python functions/local/tests/ui/run_dev.py [--ui-server]
+    .venv/bin/python functions/local/tests/ui/run_dev.py [--dev-server]
 
-It starts runledger-local on a free port with a fresh data dir, makes a token, starts
-devserver.py in front of it (or, with --ui-server, uses runledger-local's own UI serving at
-`/`), runs dashboard_test.py against it, and stops what it started. The binary is
-$RUNLEDGER_LOCAL_BIN, else $CARGO_TARGET_DIR/debug/runledger-local (default target dir
-~/.cache/runledger/ci-target). It does not build anything. The Python that runs this must have
-Playwright (pip install playwright==1.65.2; Chromium comes from Debian: apt-get install chromium).
+It starts runledger-local on a free port with a fresh data dir, makes a token, runs
+dashboard_test.py against the dashboard the server serves at `/` (or, with --dev-server, against
+devserver.py in front of it, which serves shared/ui from disk: edit, reload, no rebuild), and
+stops what it started. The binary is $RUNLEDGER_LOCAL_BIN, else
+${CARGO_TARGET_DIR:-target}/debug/runledger-local; it builds nothing. The Python that runs this
+needs Playwright (`scripts/emulator install` puts it in .venv; Chromium is Debian's, see
+scripts/browser). The test suite runs the same test through functions/local/tests/dashboard.rs.
 Exits with the test's exit code.
 """
 
@@ -41,8 +42,8 @@ def wait_http(url, timeout=30):
 
 
 def main():
-    ui_server = '--ui-server' in sys.argv[1:]
-    target = os.environ.get('CARGO_TARGET_DIR', os.path.expanduser('~/.cache/runledger/ci-target'))
+    dev_server = '--dev-server' in sys.argv[1:]
+    target = os.environ.get('CARGO_TARGET_DIR') or os.path.join(HERE, '..', '..', '..', '..', 'target')
     binary = os.environ.get('RUNLEDGER_LOCAL_BIN', os.path.join(target, 'debug', 'runledger-local'))
     if not os.path.exists(binary):
         raise SystemExit('no runledger-local at %s (build it, or set RUNLEDGER_LOCAL_BIN)' % binary)
@@ -55,16 +56,18 @@ def main():
         procs.append(subprocess.Popen([binary, 'serve', '--listen', '127.0.0.1:%d' % api_port], env=env, stdout=log, stderr=subprocess.STDOUT))
         wait_http('http://127.0.0.1:%d/api/v1/health' % api_port)
         token = subprocess.check_output([binary, 'token', '--sub', 'ui-test', '--ttl', '7200', '--data-dir', data], text=True).strip()
-        if ui_server:
+        test_env = dict(os.environ, RUNLEDGER_UI_TOKEN=token)
+        if not dev_server:
             base = 'http://127.0.0.1:%d' % api_port
         else:
+            test_env['RUNLEDGER_UI_DEV_SERVER'] = '1'
             ui_port = free_port()
             procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, 'devserver.py'), '--port', str(ui_port),
                                            '--upstream', 'http://127.0.0.1:%d' % api_port]))
             base = 'http://127.0.0.1:%d' % ui_port
             wait_http(base + '/')
         print('run_dev: runledger-local on :%d (data in %s), dashboard at %s' % (api_port, data, base), flush=True)
-        return subprocess.call([sys.executable, os.path.join(HERE, 'dashboard_test.py'), base], env=dict(os.environ, RUNLEDGER_UI_TOKEN=token))
+        return subprocess.call([sys.executable, os.path.join(HERE, 'dashboard_test.py'), base], env=test_env)
     finally:
         for p in reversed(procs):
             p.terminate()
