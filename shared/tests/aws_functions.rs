@@ -199,6 +199,31 @@ async fn http_requests_reach_only_the_routes_their_function_owns() {
     // The gateway's request id, when the client sent none.
     assert_eq!(health.header("x-request-id"), Some("Zxq0tgVnIAMEb7g="));
 
+    // The dashboard's page: the gateway's `$default` route sends every path no API route
+    // claims to the status function, which serves it, gzipped (so base64) when asked.
+    let mut page_request = with_path(sample("apigw/health.json", &[]), "/");
+    page_request["headers"]["accept-encoding"] = json!("gzip, br");
+    let page = handle(&status, page_request).await.expect("the page");
+    assert_eq!(page["statusCode"], json!(200), "{page:#}");
+    assert_eq!(
+        page["headers"]["content-type"],
+        json!("text/html; charset=utf-8")
+    );
+    assert_eq!(page["headers"]["content-encoding"], json!("gzip"));
+    assert_eq!(page["isBase64Encoded"], json!(true));
+    let gzipped = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        page["body"].as_str().expect("a body"),
+    )
+    .expect("base64");
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut html)
+        .expect("gzip of UTF-8");
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    http(&catalog, with_path(sample("apigw/health.json", &[]), "/"))
+        .await
+        .assert_problem(404, "not_found");
+
     // The same through the runtime's entry point, as Lambda calls it.
     let mut lambda_context = lambda_runtime::Context::default();
     lambda_context.request_id = "5f0e3b8a-9c41-4d7e-a2b6-1c3d5e7f9a0b".into();
