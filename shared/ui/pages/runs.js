@@ -1,5 +1,7 @@
 // Runs: the caller's executions, newest first, with filters, paging and live refresh (a poll
 // every 2 s of the first page, plus the unfinished rows further down, a few at a time).
+// Rows go in a chunk per animation frame: the first chunk fills the screen at once, and no
+// frame lays out more than CHUNK new rows, so a thousand runs never freeze the page.
 
 import { api, fetchAll, qs } from '../api.js';
 import {
@@ -11,6 +13,7 @@ const POLL_MS = 2000;
 const PAGE_MAX = 200; // the API's largest `limit`
 const SIZES = [50, 100, 200, 500, 1000];
 const ROW_FIELDS = 'id,status,progress,started_at,finished_at,duration_ms';
+const CHUNK = 50;
 
 function rowSig(x) {
   return x.status + '|' + (x.progress && x.progress.completed) + '|' + x.started_at + '|' + x.duration_ms;
@@ -38,7 +41,10 @@ export function mount(main, { query, navigate }) {
     test_suite_id: query.get('test_suite_id') || '',
     test_case_id: query.get('test_case_id') || '',
   };
-  const state = { items: [], byId: new Map(), cursor: null, loading: false, stopped: false, timer: 0, rotate: 0 };
+  const state = {
+    items: [], byId: new Map(), cursor: null, loading: false, stopped: false, timer: 0, rotate: 0,
+    queue: [], frame: 0, // rows still to append, and the frame that appends the next chunk
+  };
 
   // ---- filter form ----
   const select = (id, name, text, options, value) => h('div', { class: 'field' },
@@ -89,17 +95,29 @@ export function mount(main, { query, navigate }) {
     table.dataset.count = String(tbody.rows.length);
   }
 
-  function renderAll() {
-    performance.clearMarks('runs-render-start');
-    performance.mark('runs-render-start');
-    const frag = document.createDocumentFragment();
-    for (const x of state.items) frag.append(buildRow(x));
-    tbody.replaceChildren(frag);
-    setCount();
-    rendered();
+  // Appends `items` at the end of the table: the first chunk now, the rest one chunk per frame.
+  // Marks: runs-render-start, runs-first-rows (first chunk in the DOM), runs-rendered (all).
+  function appendRows(items) {
+    if (!state.queue.length) {
+      performance.clearMarks('runs-render-start');
+      performance.mark('runs-render-start');
+    }
+    state.queue.push(...items);
+    if (!state.frame) appendChunk(true);
   }
 
-  function rendered() {
+  function appendChunk(first) {
+    state.frame = 0;
+    if (state.stopped) return;
+    const frag = document.createDocumentFragment();
+    for (const x of state.queue.splice(0, CHUNK)) frag.append(buildRow(x));
+    tbody.append(frag);
+    if (first) performance.mark('runs-first-rows');
+    if (state.queue.length) {
+      state.frame = requestAnimationFrame(() => appendChunk(false));
+      return;
+    }
+    setCount();
     performance.mark('runs-rendered');
     const m = performance.measure('runs-render', 'runs-render-start', 'runs-rendered');
     table.dataset.renderMs = m.duration.toFixed(1);
@@ -131,7 +149,8 @@ export function mount(main, { query, navigate }) {
       state.items = items.filter((x) => !state.byId.has(x.id));
       state.cursor = cursor;
       remember(state.items);
-      renderAll();
+      appendRows(state.items);
+      if (!state.items.length) setCount();
       showEmptyOrMore();
       schedule();
     } catch (e) {
@@ -150,16 +169,10 @@ export function mount(main, { query, navigate }) {
       const { items, cursor } = await fetchRows(want, state.cursor);
       if (state.stopped) return;
       const fresh = items.filter((x) => !state.byId.has(x.id));
-      performance.clearMarks('runs-render-start');
-      performance.mark('runs-render-start');
-      const frag = document.createDocumentFragment();
-      for (const x of fresh) frag.append(buildRow(x));
-      tbody.append(frag);
       state.items.push(...fresh);
       remember(fresh);
       state.cursor = cursor;
-      setCount();
-      rendered();
+      appendRows(fresh);
       showEmptyOrMore();
     } catch (e) {
       if (e.status !== 401) status.replaceChildren(problemBox(e, 'Could not load more runs'));
@@ -200,7 +213,7 @@ export function mount(main, { query, navigate }) {
         tbody.prepend(frag);
         state.items.unshift(...fresh);
         remember(fresh);
-        setCount();
+        if (!state.queue.length) setCount(); // otherwise the last chunk counts them
         showEmptyOrMore();
       }
       // Unfinished rows below the first page: refresh a few per tick, in turn.
@@ -227,5 +240,5 @@ export function mount(main, { query, navigate }) {
   }
 
   firstLoad();
-  return () => { state.stopped = true; clearTimeout(state.timer); };
+  return () => { state.stopped = true; clearTimeout(state.timer); cancelAnimationFrame(state.frame); };
 }
