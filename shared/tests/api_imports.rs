@@ -109,6 +109,8 @@ async fn every_real_tools_report_is_recorded_with_the_counts_it_holds() {
         );
         assert_eq!(answer["children"]["failed"], counts.failed, "{name}");
         assert_eq!(answer["children"]["error"], counts.errored, "{name}");
+        assert_eq!(answer["children"]["passed"], counts.passed, "{name}");
+        assert_eq!(answer["children"]["skipped"], counts.skipped, "{name}");
 
         // One child per attempt, each with its one step.
         let id = answer["id"].as_str().unwrap();
@@ -124,6 +126,11 @@ async fn every_real_tools_report_is_recorded_with_the_counts_it_holds() {
         assert_eq!(items.len(), attempts, "{name}");
         let retries = items.iter().filter(|c| c["retry_of"].is_string()).count();
         assert_eq!(retries, attempts - counts.tests, "{name}");
+        let skipped = items.iter().filter(|c| c["status"] == "skipped").count();
+        assert_eq!(
+            skipped, counts.skipped,
+            "{name}: a skipped test is `skipped`"
+        );
 
         // The export reads back as the same run: same tests, attempts and outcomes.
         for format in [ReportFormat::Junit, ReportFormat::Ctrf] {
@@ -251,6 +258,76 @@ async fn tests_are_registered_once_and_reused_so_their_history_accumulates() {
     )
     .await
     .problem(StatusCode::NOT_FOUND, "execution_not_found");
+}
+
+/// A skipped test is a `skipped` execution: not a pass, so its case's pass rate has nothing to
+/// go on, and a suite of passes and skips passes.
+#[tokio::test]
+async fn a_skipped_test_is_skipped_and_its_analytics_leave_it_out_of_the_rates() {
+    let api = Api::new();
+    let token = api.token("alice");
+    let report = br#"<testsuite name="smoke">
+  <testcase classname="t" name="test_ok" time="0.1"/>
+  <testcase classname="t" name="test_later" time="0"><skipped message="not on staging"/></testcase>
+</testsuite>"#;
+    for _ in 0..2 {
+        let reply = import_junit(&api, &token, "", report.to_vec()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        let answer = reply.json();
+        assert_eq!(answer["status"], "passed", "{answer}");
+        assert_eq!(answer["children"]["passed"], 1, "{answer}");
+        assert_eq!(answer["children"]["skipped"], 1, "{answer}");
+        assert_eq!(answer["progress"]["completed"], 2, "{answer}");
+        assert_eq!(answer["progress"]["skipped"], 1, "{answer}");
+    }
+    let skipped = api
+        .get("/api/v1/executions?status=skipped&limit=200", &token)
+        .await
+        .json();
+    let items = skipped["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{skipped}");
+    let case = items[0]["test_case_id"].as_str().unwrap();
+    let history = api
+        .get(
+            &format!(
+                "/api/v1/executions/{}/history",
+                items[0]["id"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await
+        .json();
+    let statuses: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["queued", "skipped"], "{history}");
+
+    let analytics = api
+        .get(&format!("/api/v1/analytics/test-cases/{case}"), &token)
+        .await
+        .json();
+    assert_eq!(
+        (
+            &analytics["executions"],
+            &analytics["skipped"],
+            &analytics["passed"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(2),
+            &serde_json::json!(0)
+        ),
+        "{analytics}"
+    );
+    assert_eq!(
+        analytics["pass_rate"],
+        serde_json::Value::Null,
+        "{analytics}"
+    );
+    assert_eq!(analytics["flaky"]["last_outcomes"], "", "{analytics}");
 }
 
 #[tokio::test]

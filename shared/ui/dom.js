@@ -83,7 +83,7 @@ export const fmtPercent = (x, digits = 0) => (x === null || x === undefined ? 'â
 
 export const TERMINAL = new Set(['passed', 'failed', 'cancelled', 'timed_out', 'error', 'skipped']);
 export const FAILING = new Set(['failed', 'error', 'timed_out']);
-export const EXECUTION_STATUSES = ['pending', 'queued', 'running', 'passed', 'failed', 'cancelled', 'timed_out', 'error'];
+export const EXECUTION_STATUSES = ['pending', 'queued', 'running', 'passed', 'failed', 'cancelled', 'timed_out', 'error', 'skipped'];
 const RANK = { pending: 0, queued: 1, running: 2 };
 /** Statuses only move forward: a replayed (older) event must not move one back. */
 export const rank = (status) => (status in RANK ? RANK[status] : 3);

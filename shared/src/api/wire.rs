@@ -69,7 +69,7 @@ impl ExecutionTrace {
     /// steps are always on `GET /executions/{id}` and `/steps`.
     pub fn of(e: &Execution, with_steps: bool) -> Self {
         let progress = match (&e.kind, &e.suite) {
-            (ExecutionKind::Suite, Some(plan)) => suite_progress(plan),
+            (ExecutionKind::Suite, Some(plan)) => plan.progress(),
             _ => e.progress,
         };
         let steps = (with_steps && e.storage == Some(StepStorage::Inline)).then(|| e.steps.clone());
@@ -183,25 +183,6 @@ pub fn trace_fields_schema() -> RefOr<Schema> {
         )
         .min_items(Some(1))
         .into()
-}
-
-/// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
-fn suite_progress(plan: &SuitePlan) -> Progress {
-    let c = plan.counts();
-    let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error;
-    Progress {
-        total: c.total,
-        completed,
-        passed: c.passed,
-        failed: c.failed + c.timed_out,
-        skipped: c.cancelled,
-        errored: c.error,
-        percent: if c.total == 0 {
-            100.0
-        } else {
-            (f64::from(completed) * 1000.0 / f64::from(c.total)).round() / 10.0
-        },
-    }
 }
 
 /// One page of a listing.

@@ -168,7 +168,9 @@ impl OutcomeCounts {
             ExecutionStatus::Error => self.errored += 1,
             ExecutionStatus::TimedOut => self.timed_out += 1,
             ExecutionStatus::Cancelled => self.cancelled += 1,
-            _ => {}
+            ExecutionStatus::Skipped => self.skipped += 1,
+            // Not an outcome: a finish is terminal.
+            ExecutionStatus::Pending | ExecutionStatus::Queued | ExecutionStatus::Running => {}
         }
         if finish.retry_pass && !finish.skipped {
             self.retry_passes += 1;

@@ -27,6 +27,8 @@ named_enum! {
         Cancelled,
         TimedOut,
         Error,
+        /// Deliberately not run: an imported report's skipped test.
+        Skipped,
     }
 }
 
@@ -58,8 +60,8 @@ impl ExecutionStatus {
         use ExecutionStatus::*;
         matches!(
             (self, to),
-            (Pending, Queued | Cancelled | Error)
-                | (Queued, Running | Cancelled | TimedOut | Error)
+            (Pending, Queued | Cancelled | Error | Skipped)
+                | (Queued, Running | Cancelled | TimedOut | Error | Skipped)
                 | (Running, Passed | Failed | Cancelled | TimedOut | Error)
         )
     }
@@ -433,6 +435,7 @@ pub struct ChildCounts {
     pub cancelled: u32,
     pub timed_out: u32,
     pub error: u32,
+    pub skipped: u32,
     /// Of the failed, errored and timed-out children, those whose case was quarantined when
     /// they ended: they do not fail the suite.
     pub muted: u32,
@@ -454,6 +457,7 @@ impl SuitePlan {
                 ExecutionStatus::Cancelled => &mut counts.cancelled,
                 ExecutionStatus::TimedOut => &mut counts.timed_out,
                 ExecutionStatus::Error => &mut counts.error,
+                ExecutionStatus::Skipped => &mut counts.skipped,
             };
             *counter += 1;
             if slot.muted {
@@ -466,13 +470,13 @@ impl SuitePlan {
     /// A suite's progress counts its children: cancelled ones as skipped, timed out as failed.
     pub fn progress(&self) -> Progress {
         let c = self.counts();
-        let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error;
+        let completed = c.passed + c.failed + c.cancelled + c.timed_out + c.error + c.skipped;
         Progress {
             total: c.total,
             completed,
             passed: c.passed,
             failed: c.failed + c.timed_out,
-            skipped: c.cancelled,
+            skipped: c.cancelled + c.skipped,
             errored: c.error,
             percent: percent(completed, c.total),
         }
@@ -509,17 +513,16 @@ impl SuitePlan {
             || self.outcome().is_some()
     }
 
-    /// The suite's own outcome once every child is terminal: passed only if all passed, a
-    /// muted failure counting as passed.
+    /// The suite's own outcome once every child is terminal: passed only if every child
+    /// passed or was skipped, a muted failure counting as passed.
     pub fn outcome(&self) -> Option<ExecutionStatus> {
         if self.slots.iter().any(|s| !s.status.is_terminal()) {
             return None;
         }
-        if self
-            .slots
-            .iter()
-            .all(|s| s.status == ExecutionStatus::Passed || (s.muted && s.status.is_failure()))
-        {
+        if self.slots.iter().all(|s| {
+            matches!(s.status, ExecutionStatus::Passed | ExecutionStatus::Skipped)
+                || (s.muted && s.status.is_failure())
+        }) {
             Some(ExecutionStatus::Passed)
         } else {
             Some(ExecutionStatus::Failed)
@@ -600,6 +603,14 @@ impl Execution {
             ExecutionKind::Case => self.test_case_id.as_deref(),
             ExecutionKind::Suite => self.test_suite_id.as_deref(),
         }
+    }
+
+    /// Passed with every step skipped: it ran nothing (how imports recorded a skipped test
+    /// before the `skipped` status; a finalize that no step reported to ends so too).
+    pub fn skipped_every_step(&self) -> bool {
+        self.status == ExecutionStatus::Passed
+            && self.progress.total > 0
+            && self.progress.skipped == self.progress.total
     }
 
     /// A new case execution (status `pending`) of `case` under `config`, its steps pending.
@@ -856,14 +867,16 @@ mod tests {
     use super::*;
     use ExecutionStatus::*;
 
-    const ALLOWED: [(ExecutionStatus, ExecutionStatus); 12] = [
+    const ALLOWED: [(ExecutionStatus, ExecutionStatus); 14] = [
         (Pending, Queued),
         (Pending, Cancelled),
         (Pending, Error),
+        (Pending, Skipped),
         (Queued, Running),
         (Queued, Cancelled),
         (Queued, TimedOut),
         (Queued, Error),
+        (Queued, Skipped),
         (Running, Passed),
         (Running, Failed),
         (Running, Cancelled),
@@ -924,7 +937,7 @@ mod tests {
         check::<Priority>(Priority::VARIANTS);
         assert_eq!(
             ExecutionStatus::VARIANTS.join(", "),
-            "pending, queued, running, passed, failed, cancelled, timed_out, error"
+            "pending, queued, running, passed, failed, cancelled, timed_out, error, skipped"
         );
         assert_eq!(
             ExecutionStatus::parse("Pending"),
@@ -943,9 +956,12 @@ mod tests {
     }
 
     #[test]
-    fn terminal_statuses_are_the_last_five() {
+    fn terminal_statuses_are_the_last_six() {
         let terminal: Vec<_> = ExecutionStatus::all().filter(|s| s.is_terminal()).collect();
-        assert_eq!(terminal, vec![Passed, Failed, Cancelled, TimedOut, Error]);
+        assert_eq!(
+            terminal,
+            vec![Passed, Failed, Cancelled, TimedOut, Error, Skipped]
+        );
         for from in terminal {
             assert!(ExecutionStatus::all().all(|to| !from.can_become(to)));
         }
@@ -1146,13 +1162,13 @@ mod tests {
 
     #[test]
     fn suite_roll_up_for_every_mix_of_outcomes() {
-        let terminal = [Passed, Failed, Cancelled, TimedOut, Error];
+        let terminal = [Passed, Failed, Cancelled, TimedOut, Error, Skipped];
         // Every ordered pair and triple of child outcomes.
         for a in terminal {
             for b in terminal {
                 for c in terminal {
                     let outcome = plan(&[a, b, c], 10).outcome();
-                    let expected = if [a, b, c].iter().all(|s| *s == Passed) {
+                    let expected = if [a, b, c].iter().all(|s| matches!(s, Passed | Skipped)) {
                         Passed
                     } else {
                         Failed
@@ -1166,7 +1182,7 @@ mod tests {
         }
         let counts = plan(
             &[
-                Passed, Failed, Running, Pending, Queued, Cancelled, TimedOut, Error,
+                Passed, Failed, Running, Pending, Queued, Cancelled, TimedOut, Error, Skipped,
             ],
             1,
         )
@@ -1174,7 +1190,7 @@ mod tests {
         assert_eq!(
             counts,
             ChildCounts {
-                total: 8,
+                total: 9,
                 pending: 1,
                 queued: 1,
                 running: 1,
@@ -1183,6 +1199,7 @@ mod tests {
                 cancelled: 1,
                 timed_out: 1,
                 error: 1,
+                skipped: 1,
                 muted: 0
             }
         );

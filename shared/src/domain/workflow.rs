@@ -579,7 +579,12 @@ impl<'a> UnitOfWork<'a> {
             execution.duration_ms,
         );
         let id = execution.id.clone();
-        execution.status = ExecutionStatus::Running;
+        // The history tells it as the state machine allows: a skipped test never ran.
+        execution.status = if outcome == ExecutionStatus::Skipped {
+            ExecutionStatus::Queued
+        } else {
+            ExecutionStatus::Running
+        };
         let (seq, entry) = execution.creation_entry(actor, reason, self.now);
         self.changes.history.push((id.clone(), seq, entry));
         let (seq, entry) = execution.apply(&Transition::new(outcome, actor, None), self.now)?;
@@ -711,10 +716,8 @@ impl<'a> UnitOfWork<'a> {
             status: execution.status,
             duration_ms: execution.duration_ms,
             retry_pass: self.is_retry_pass(execution)?,
-            skipped: execution.status == ExecutionStatus::Passed
-                && execution.kind == ExecutionKind::Case
-                && execution.progress.total > 0
-                && execution.progress.skipped == execution.progress.total,
+            skipped: execution.status == ExecutionStatus::Skipped
+                || (execution.kind == ExecutionKind::Case && execution.skipped_every_step()),
         };
         let entry = (execution.id.clone(), contribution);
         match self

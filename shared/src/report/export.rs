@@ -65,16 +65,13 @@ pub fn first_failure<'a>(
         .find(|s| matches!(s.status, StepStatus::Failed | StepStatus::Error))
 }
 
-/// One case execution as an attempt of its test. An execution that did not finish (pending,
-/// queued, running), was cancelled, or skipped every step ran to no outcome: it is skipped,
-/// and its message says why. A time-out is an error.
+/// One case execution as an attempt of its test. An execution that was skipped, did not
+/// finish (pending, queued, running), was cancelled, or skipped every step ran to no outcome:
+/// it is skipped, and its message says why. A time-out is an error.
 fn attempt_of(execution: &Execution, failure: Option<&StepResult>) -> Attempt {
-    // Completed with every step skipped (an imported skipped test, say): it ran nothing.
-    let progress = execution.progress;
-    if execution.status == ExecutionStatus::Passed
-        && progress.total > 0
-        && progress.skipped == progress.total
-    {
+    // Skipped (an imported skipped test), or completed with every step skipped (how imports
+    // recorded a skipped test before the `skipped` status): it ran nothing.
+    if execution.status == ExecutionStatus::Skipped || execution.skipped_every_step() {
         let reason = execution.steps.iter().find_map(|s| s.message.as_deref());
         return Attempt {
             started_at: execution.started_at,
@@ -87,6 +84,7 @@ fn attempt_of(execution: &Execution, failure: Option<&StepResult>) -> Attempt {
         ExecutionStatus::Failed => AttemptStatus::Failed,
         ExecutionStatus::Error | ExecutionStatus::TimedOut => AttemptStatus::Error,
         ExecutionStatus::Cancelled
+        | ExecutionStatus::Skipped
         | ExecutionStatus::Pending
         | ExecutionStatus::Queued
         | ExecutionStatus::Running => AttemptStatus::Skipped,
@@ -106,7 +104,7 @@ fn attempt_of(execution: &Execution, failure: Option<&StepResult>) -> Attempt {
             Some(format!("timed out after {} s", execution.timeout_s))
         }
         (ExecutionStatus::Cancelled, _) => Some("cancelled".to_owned()),
-        (ExecutionStatus::Passed, _) => None,
+        (ExecutionStatus::Passed | ExecutionStatus::Skipped, _) => None,
         (
             status
             @ (ExecutionStatus::Pending | ExecutionStatus::Queued | ExecutionStatus::Running),

@@ -242,8 +242,7 @@ pub fn executions_of(
 }
 
 /// Fills a case execution in as `attempt` finished it: its one step and its outcome. A test
-/// that was skipped ran nothing: its step is `skipped` and the execution `passed`, as a
-/// completed execution whose every step was skipped is.
+/// that was skipped ran nothing: its step and the execution are `skipped`.
 fn finish(execution: &mut Execution, attempt: &Attempt, run_start: Timestamp) {
     let started = attempt.started_at.unwrap_or(run_start);
     let duration = attempt.duration_ms.unwrap_or(0);
@@ -272,7 +271,8 @@ fn finish(execution: &mut Execution, attempt: &Attempt, run_start: Timestamp) {
             .record(StepStatus::Pending, StepStatus::Skipped);
     }
     execution.status = match attempt.status {
-        AttemptStatus::Passed | AttemptStatus::Skipped => ExecutionStatus::Passed,
+        AttemptStatus::Passed => ExecutionStatus::Passed,
+        AttemptStatus::Skipped => ExecutionStatus::Skipped,
         AttemptStatus::Failed => ExecutionStatus::Failed,
         AttemptStatus::Error => ExecutionStatus::Error,
     };

@@ -89,7 +89,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-use ExecutionStatus::{Cancelled, Failed, Passed, Pending, Queued, Running, TimedOut};
+use ExecutionStatus::{Cancelled, Failed, Passed, Pending, Queued, Running, Skipped, TimedOut};
 
 /// One conformance check, boxed so that a list of them can be iterated.
 pub type CheckFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
