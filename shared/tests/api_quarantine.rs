@@ -71,6 +71,28 @@ async fn a_quarantined_failure_passes_its_suite_until_lifted() {
     assert_eq!(trace["status"], "passed", "{trace}");
     assert_eq!(trace["children"]["failed"], 1);
     assert_eq!(trace["children"]["muted"], 1);
+    let id = trace["id"].as_str().unwrap();
+    let children = read(&api, &format!("/api/v1/executions/{id}/children"), &alice).await;
+    let muted: Vec<(&Value, &Value)> = children["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (&c["test_case_id"], &c["muted"]))
+        .collect();
+    assert_eq!(
+        muted,
+        [(&json!(flaky), &json!(true)), (&json!(solid), &Value::Null)],
+        "the listing names the muted child: {children}"
+    );
+    let events = read(&api, &format!("/api/v1/executions/{id}/events"), &alice).await;
+    let told: Vec<(&Value, &Value)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "child" && e["data"]["status"] == "failed")
+        .map(|e| (&e["data"]["test_case_id"], &e["data"]["muted"]))
+        .collect();
+    assert_eq!(told, [(&json!(flaky), &json!(true))], "{events}");
     let listed = read(&api, "/api/v1/quarantine", &alice).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     assert_eq!(listed["items"][0]["test_case_id"], json!(flaky));
@@ -102,6 +124,16 @@ async fn a_quarantined_failure_passes_its_suite_until_lifted() {
     let trace = run_suite(&api, &alice, &suite, &flaky).await;
     assert_eq!(trace["status"], "failed", "{trace}");
     assert_eq!(trace["children"]["muted"], 0);
+    let id = trace["id"].as_str().unwrap();
+    let children = read(&api, &format!("/api/v1/executions/{id}/children"), &alice).await;
+    assert!(
+        children["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.get("muted").is_none()),
+        "nothing muted once lifted: {children}"
+    );
 
     let history = read(&api, &format!("/api/v1/test-cases/{flaky}/history"), &alice).await;
     let told: Vec<(&str, &str)> = history["items"]

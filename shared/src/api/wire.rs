@@ -62,6 +62,10 @@ pub struct ExecutionTrace {
     /// Suite executions only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children: Option<ChildCounts>,
+    /// In a suite's children listing: this child's failure does not fail the suite (its case
+    /// was quarantined when it ended). Left out unless true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 impl ExecutionTrace {
@@ -104,6 +108,7 @@ impl ExecutionTrace {
             storage: e.storage,
             steps,
             children: e.suite.as_ref().map(SuitePlan::counts),
+            muted: false,
         }
     }
 
@@ -526,7 +531,7 @@ mod tests {
     #[test]
     fn the_trace_serializes_only_documented_fields() {
         let fields = ExecutionTrace::field_names();
-        assert_eq!(fields.len(), 30, "{fields:?}");
+        assert_eq!(fields.len(), 31, "{fields:?}");
         let mut case = crate::domain::execution::tests_support::sample(ExecutionStatus::Running);
         case.steps = vec![StepResult::pending(0, "a")];
         case.storage = Some(StepStorage::Inline);
@@ -550,5 +555,12 @@ mod tests {
         }
         let listed = serde_json::to_value(ExecutionTrace::of(&case, false)).unwrap();
         assert!(listed.get("steps").is_none(), "listings leave steps out");
+        assert!(
+            listed.get("muted").is_none(),
+            "muted is left out unless true"
+        );
+        let mut muted = ExecutionTrace::of(&case, false);
+        muted.muted = true;
+        assert_eq!(serde_json::to_value(muted).unwrap()["muted"], true);
     }
 }

@@ -37,6 +37,10 @@ pub enum LogEvent {
         test_case_id: Option<String>,
         status: ExecutionStatus,
         children: ChildCounts,
+        /// The child's failure does not fail the suite: its case was quarantined when it
+        /// ended. Left out unless true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        muted: bool,
     },
 }
 
@@ -128,6 +132,7 @@ pub fn entries_between(
                     test_case_id: Some(slot.test_case_id.clone()),
                     status: slot.status,
                     children,
+                    muted: slot.muted,
                 });
             }
         }

@@ -245,13 +245,25 @@ impl Engine {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<Execution>, EngineError> {
-        self.get_execution(caller, id).await?;
+        Ok(self.list_suite_children(caller, id, after, limit).await?.1)
+    }
+
+    /// [`Self::list_children`] with the suite itself, whose plan says which children are
+    /// muted.
+    pub async fn list_suite_children(
+        &self,
+        caller: &Caller,
+        id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Execution, Page<Execution>), EngineError> {
+        let suite = self.get_execution(caller, id).await?;
         let query = ChildrenQuery {
             parent_id: id.to_owned(),
             limit,
             after: after.map(str::to_owned),
         };
-        Ok(self.store.list_children(&query).await?)
+        Ok((suite, self.store.list_children(&query).await?))
     }
 
     pub async fn history(

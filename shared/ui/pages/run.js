@@ -1,7 +1,7 @@
 // Run: one execution's header, steps (case) or children (suite), audit history, actions and
 // exports, kept live by the execution's event stream.
 
-import { api, fetchAll, quarantines } from '../api.js';
+import { api, fetchAll } from '../api.js';
 import { openStream } from '../sse.js';
 import {
   h, badge, progressEl, timeEl, fmtDuration, msg, problemBox, tableWrap, setTitle, download,
@@ -18,7 +18,7 @@ export function mount(main, { params, navigate, flash }) {
   const st = {
     trace: null, stopped: false, stream: null, timers: [],
     steps: new Map(), stepsCursor: null,
-    children: new Map(), childCursor: null, quarantine: new Map(), childFetch: new Set(),
+    children: new Map(), childCursor: null, childFetch: new Set(),
     historyKeys: new Set(), ticks: 0, childBusy: false,
   };
   setTitle('Run ' + id);
@@ -190,13 +190,10 @@ export function mount(main, { params, navigate, flash }) {
   const moreChildren = h('button', { type: 'button', class: 'btn secondary', hidden: true }, 'Load more children');
   const childStatus = h('div');
 
+  // The children listing and the child events say so: the suite's plan recorded it when the
+  // child ended (a single child's trace does not know).
   function isMuted(x) {
-    const counts = st.trace.children;
-    if (!counts || !counts.muted || !FAILING.has(x.status)) return false;
-    const q = st.quarantine.get(x.test_case_id);
-    if (!q) return false;
-    const at = x.finished_at ? Date.parse(x.finished_at) : Date.now();
-    return at >= Date.parse(q.at) && at <= Date.parse(q.until);
+    return x.muted === true && FAILING.has(x.status);
   }
   function fillChild(tr, x) {
     const muted = isMuted(x);
@@ -248,9 +245,6 @@ export function mount(main, { params, navigate, flash }) {
     try { await loadChildren(false); } catch (e) { if (e.status !== 401) childStatus.replaceChildren(problemBox(e, 'Could not load more children')); }
     moreChildren.disabled = false;
   });
-  async function loadQuarantine() {
-    try { st.quarantine = await quarantines(); } catch { st.quarantine = new Map(); }
-  }
   function childrenSection() {
     return h('section', { 'aria-labelledby': 'children-h', class: 'card' },
       h('h2', { id: 'children-h' }, 'Children'),
@@ -325,7 +319,7 @@ export function mount(main, { params, navigate, flash }) {
       }
       const known = st.children.get(d.execution_id);
       if (known) {
-        if (rank(d.status) >= rank(known.item.status)) { known.item.status = d.status; fillChild(known.tr, known.item); }
+        if (rank(d.status) >= rank(known.item.status)) { known.item.status = d.status; known.item.muted = d.muted === true; fillChild(known.tr, known.item); }
         if (known.item.status !== 'queued') st.childFetch.add(d.execution_id);
       } else {
         st.childFetch.add(d.execution_id);
@@ -339,7 +333,6 @@ export function mount(main, { params, navigate, flash }) {
     st.trace = t;
     renderHeader();
     if (t.kind === 'suite') {
-      await loadQuarantine();
       await loadChildren(true);
       renderCounts();
     } else if (t.steps && t.storage !== 'partitioned') {
@@ -409,7 +402,6 @@ export function mount(main, { params, navigate, flash }) {
     try {
       if (t.kind === 'suite') {
         renderCounts();
-        await loadQuarantine();
         await loadChildren(true);
       } else {
         await loadSteps(STEPS_FIRST);

@@ -18,6 +18,7 @@ use axum::Json;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use strum::VariantNames;
 use utoipa::IntoParams;
 use utoipa::openapi::RefOr;
@@ -297,12 +298,23 @@ pub async fn children(
         "children",
         LISTING_PAGE,
     )?;
-    let found = call
+    let (suite, found) = call
         .api
         .engine
-        .list_children(&call.caller, &call.id, after.as_deref(), limit)
+        .list_suite_children(&call.caller, &call.id, after.as_deref(), limit)
         .await?;
-    Ok(trace_page("children", found))
+    let muted: HashSet<&str> = suite
+        .suite
+        .iter()
+        .flat_map(|plan| &plan.slots)
+        .filter(|slot| slot.muted)
+        .map(|slot| slot.execution_id.as_str())
+        .collect();
+    let Json(mut page) = trace_page("children", found);
+    for child in &mut page.items {
+        child.muted = muted.contains(child.id.as_str());
+    }
+    Ok(Json(page))
 }
 
 /// The audit trail, oldest first
