@@ -8,7 +8,8 @@ the API at `/api/v1`: runledger-local itself, or devserver.py in front of it. Op
 RUNLEDGER_CHROMIUM (default /usr/bin/chromium), RUNLEDGER_UI_SHOTS (screenshot folder, default
 target/ui-screenshots), RUNLEDGER_UI_BULK (executions for the render check, default 1000).
 
-Prints every check and every measured number; exits 1 when any check failed.
+Prints every check and every measured number (the numbers also go to measurements.txt in the
+screenshot folder); exits 1 when any check failed.
 """
 
 import concurrent.futures as cf
@@ -666,6 +667,11 @@ def main():
     print('\n== measured')
     for name, value, unit in numbers:
         print('  %s: %s %s' % (name, value, unit))
+    # Kept beside the screenshots, so a CI run's figures outlive its (quiet on success) output.
+    with open(os.path.join(SHOTS, 'measurements.txt'), 'w') as out:
+        out.write('cores: %s\n' % os.cpu_count())
+        for name, value, unit in numbers:
+            out.write('%s: %s %s\n' % (name, value, unit))
     failed = [r for r in results if not r[1]]
     print('\n%d passed, %d failed' % (len(results) - len(failed), len(failed)))
     for name, _, detail in failed:
