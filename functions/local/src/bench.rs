@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use watchers::{SentTimes, WatchPlan, Watched};
 
+mod floor;
 mod imports;
+mod open_loop;
 mod watchers;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -67,6 +69,17 @@ pub struct BenchArgs {
     /// operation without rollups, then with them).
     #[arg(long)]
     pub analytics: bool,
+    /// Also measure the store's floor: redb's own durable commits of 1 KiB rows, one write
+    /// per commit and 64 per commit, before each run, and each transport's step reports/s
+    /// as a share of the batched figure.
+    #[arg(long)]
+    pub floor: bool,
+    /// Open loop: offer step reports at this many per second, on a fixed schedule across all
+    /// the executions (all started first, so all are active), with at most `--concurrency`
+    /// in flight; a report's latency runs from its slot in the schedule, so one that waited
+    /// to be sent counts its wait (no coordinated omission).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +131,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.executions == 0 || args.steps == 0 || args.concurrency == 0 || args.runs == 0 {
         return Err("--executions, --steps, --concurrency and --runs must be at least 1".into());
     }
+    if args.floor && (args.analytics || args.import.is_some() || args.watchers > 0) {
+        return Err(
+            "--floor goes with the step and finish workload alone: no --analytics, --import \
+             or --watchers"
+                .into(),
+        );
+    }
     if args.analytics && (args.import.is_some() || args.watchers > 0) {
         return Err(
             "--analytics compares the step and finish workload alone: no --import or \
                     --watchers"
                 .into(),
         );
+    }
+    if args.rate.is_some() && args.import.is_some() {
+        return Err("--rate paces step reports: not with --import".into());
     }
     if let Some(tests) = args.import {
         return import(&args, tests).await;
@@ -144,20 +167,39 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             ));
         }
     };
+    if transports.contains(&Transport::Http) {
+        check_open_files(&args)?;
+    }
+    let load = match args.rate {
+        Some(rate) => format!(
+            "open loop: {rate} step reports/s offered, at most {} in flight",
+            args.concurrency
+        ),
+        None => format!("{} in flight", args.concurrency),
+    };
     println!(
-        "runledger bench: {} executions x {} steps, {} in flight, durable file store, {} core(s)",
+        "runledger bench: {} executions x {} steps, {load}, durable file store, {} core(s)",
         args.executions,
         args.steps,
-        args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     if args.analytics {
         return analytics(&args, &transports).await;
     }
     let mut visibility_read = "";
+    let mut floors = Vec::new();
+    let mut medians = Vec::new();
     for transport in transports {
         let mut runs = Vec::new();
         for run in 1..=args.runs {
+            if args.floor {
+                let floor = floor::measure().await?;
+                print_floor(
+                    &format!("floor before {} run {run}", transport.name()),
+                    &floor,
+                );
+                floors.push(floor);
+            }
             let (measurement, _) = measure(&args, transport, None).await?;
             print_row(&format!("{} run {run}", transport.name()), &measurement);
             visibility_read = measurement.visibility_read;
@@ -166,10 +208,43 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         if runs.len() > 1 {
             print_row(&format!("{} median", transport.name()), &median(&runs));
         }
+        medians.push((transport, median(&runs)));
+    }
+    if args.floor {
+        // The floor of all runs: the disk drifts over a bench, so one median for every
+        // transport's ratio.
+        let pick = |f: fn(&floor::Floor) -> f64| {
+            let mut values: Vec<f64> = floors.iter().map(f).collect();
+            values.sort_by(|a, b| a.total_cmp(b));
+            values[values.len() / 2]
+        };
+        let floor = floor::Floor {
+            single_per_s: pick(|f| f.single_per_s),
+            batched_per_s: pick(|f| f.batched_per_s),
+        };
+        print_floor(&format!("floor median of {}", floors.len()), &floor);
+        for (transport, m) in &medians {
+            println!(
+                "{}: step reports/s {:.0} = {:.2}x the batched floor, {:.1}x the one-write-per-commit floor",
+                transport.name(),
+                m.reports_per_s,
+                m.reports_per_s / floor.batched_per_s,
+                m.reports_per_s / floor.single_per_s
+            );
+        }
     }
     println!("visible: every 10th reported step read back {visibility_read}");
     println!("peak RSS: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
     Ok(())
+}
+
+fn print_floor(label: &str, floor: &floor::Floor) {
+    println!(
+        "{label:<20} redb, durable commits of 1 KiB rows: {:>8.0} writes/s one per commit | {:>8.0} writes/s {} per commit",
+        floor.single_per_s,
+        floor.batched_per_s,
+        floor::BATCH
+    );
 }
 
 fn print_row(label: &str, m: &Measurement) {
@@ -292,7 +367,7 @@ async fn watch(args: &BenchArgs) -> Result<(), String> {
         }
     }
     let plan = WatchPlan::of(args)?;
-    check_open_files(args, plan)?;
+    check_open_files(args)?;
     println!(
         "runledger bench --watchers: {} executions x {} steps, {} in flight, loopback HTTP, \
          durable file store, {} core(s); {} watchers: {} spread over the executions, {} on \
@@ -413,19 +488,19 @@ fn median_watched(runs: &[Watched]) -> Watched {
     }
 }
 
-/// Connections the bench's server holds at once with `--watchers`: every watcher's, the
-/// reporters' and their idle pool, and a margin.
+/// Connections the bench's server holds at once over HTTP: every watcher's, the reporters'
+/// and their idle pool, and a margin.
 fn watch_connections(args: &BenchArgs) -> usize {
     args.watchers + 2 * args.concurrency + 16
 }
 
-/// The bench's server takes `serve`'s limits, but with `--watchers` a cap that holds them all
-/// (`serve` caps at 1,024; [`check_open_files`] has made sure the descriptors are there).
+/// The bench's server takes `serve`'s limits, but a connection cap that holds every connection
+/// of the bench's own (`serve` caps at 1,024; [`check_open_files`] has made sure the
+/// descriptors are there).
 fn server_limits(args: &BenchArgs) -> crate::server::Limits {
+    // The cap evicts idle connections, which a pooling client may be about to reuse: the
+    // bench's own connections stay under it.
     let limits = crate::server::Limits::default();
-    if args.watchers == 0 {
-        return limits;
-    }
     crate::server::Limits {
         max_connections: limits.max_connections.max(watch_connections(args)),
         ..limits
@@ -434,17 +509,17 @@ fn server_limits(args: &BenchArgs) -> crate::server::Limits {
 
 /// Raises the soft open-file limit as `serve` does, and fails unless it holds both ends of
 /// every connection (client and server are this one process).
-fn check_open_files(args: &BenchArgs, plan: WatchPlan) -> Result<(), String> {
+fn check_open_files(args: &BenchArgs) -> Result<(), String> {
     let Some(open_files) = crate::server::raise_open_file_limit() else {
         return Ok(());
     };
     let needed = 2 * watch_connections(args) as u64 + crate::server::reserved_files(1);
     if open_files < needed {
         return Err(format!(
-            "{} watchers need about {needed} open files (both ends of each connection are in \
-             this process), but the limit is {open_files} and cannot be raised further: raise \
-             the hard limit (ulimit -Hn) or watch with fewer",
-            plan.total()
+            "{} watchers and {} requests in flight need about {needed} open files (both ends \
+             of each connection are in this process), but the limit is {open_files} and cannot \
+             be raised further: raise the hard limit (ulimit -Hn) or use fewer",
+            args.watchers, args.concurrency
         ));
     }
     Ok(())
@@ -638,14 +713,17 @@ async fn measure_with(
     let reports_at = Instant::now();
     let cpu_before = process_cpu();
     let watcher_cpu_before = watching.as_ref().and_then(watchers::Watching::cpu);
-    let results = fan_out(total, args.concurrency, {
+    // A report's latency runs from when it was due: when it was sent (closed loop), or its
+    // slot in the schedule (`--rate`, open loop), so waiting to be sent counts too.
+    let report = {
         let (client, ids, sent_times) = (client.clone(), Arc::clone(&ids), sent_times.clone());
-        move |n| {
+        move |n: usize, due: Option<Instant>| {
             let (client, ids, sent_times) = (client.clone(), Arc::clone(&ids), sent_times.clone());
             async move {
                 let (execution, step) = (n % executions, n / executions);
                 let id = &ids[execution];
                 let sent = Instant::now();
+                let due = due.unwrap_or(sent);
                 if let Some(times) = &sent_times {
                     times.mark(execution, step, sent);
                 }
@@ -663,8 +741,8 @@ async fn measure_with(
                 if let Some(times) = &sent_times {
                     times.mark_acked(execution, step, answered);
                 }
-                let latency = answered - sent;
-                let visible = if n % 10 == 0 {
+                let latency = answered - due;
+                let visible = if n.is_multiple_of(10) {
                     if read_step(&client, id, step, partitioned).await?["status"] != "passed" {
                         return Err(format!(
                             "step {step} of {id} was acknowledged but is not visible"
@@ -677,8 +755,16 @@ async fn measure_with(
                 Ok((String::new(), latency, visible))
             }
         }
-    })
-    .await?;
+    };
+    let results = match args.rate {
+        None => fan_out(total, args.concurrency, move |n| report(n, None)).await?,
+        Some(rate) => {
+            open_loop::run(total, rate, args.concurrency, move |n, due| {
+                report(n, Some(due))
+            })
+            .await?
+        }
+    };
     let reports_per_s = total as f64 / reports_at.elapsed().as_secs_f64();
     let report_cpu = match (cpu_before, process_cpu()) {
         (Some(before), Some(after)) => after.saturating_sub(before),

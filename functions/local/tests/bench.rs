@@ -382,3 +382,62 @@ fn bench_analytics_prints_both_medians_side_by_side() {
         "--analytics and --import do not mix"
     );
 }
+
+#[test]
+fn bench_rate_paces_the_reports_and_floor_prints_the_ratio() {
+    // 40 reports at 200/s: the schedule alone takes 0.2 s, so the served rate is about 200/s
+    // (it cannot be more) and the ratio line names both floors.
+    let (mut command, _home) = bench(
+        &[
+            "--executions",
+            "20",
+            "--steps",
+            "2",
+            "--rate",
+            "200",
+            "--concurrency",
+            "8",
+            "--transport",
+            "both",
+            "--floor",
+        ],
+        &[],
+    );
+    let output = command.output().expect("run the bench");
+    let stdout = assert_succeeded(&output, "bench --rate --floor");
+    assert!(
+        stdout.contains("open loop: 200 step reports/s offered, at most 8 in flight"),
+        "{stdout}"
+    );
+    for transport in ["in-process", "http"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{transport} run 1")))
+            .unwrap_or_else(|| panic!("no `{transport} run 1` row in:\n{stdout}"));
+        let served = figure_after(row, "step reports/s");
+        assert!(served > 0.0 && served <= 210.0, "{row}");
+        let ratio = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{transport}: step reports/s")))
+            .unwrap_or_else(|| panic!("no ratio line for {transport} in:\n{stdout}"));
+        assert!(ratio.contains("x the batched floor"), "{ratio}");
+    }
+    let floor = stdout
+        .lines()
+        .find(|l| l.starts_with("floor median of 2"))
+        .unwrap_or_else(|| panic!("no floor median in:\n{stdout}"));
+    assert!(figure_after(floor, "1 KiB rows:") > 0.0, "{floor}");
+    assert!(figure_after(floor, "one per commit |") > 0.0, "{floor}");
+
+    let (mut command, _home) = bench(&["--rate", "0"], &[]);
+    let output = command.output().expect("run the bench");
+    assert!(!output.status.success(), "a rate of 0 is refused");
+    let (mut command, _home) = bench(&["--floor", "--analytics"], &[]);
+    let output = command.output().expect("run the bench");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("--floor"),
+        "{}",
+        text(&output.stderr)
+    );
+}
