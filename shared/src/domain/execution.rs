@@ -605,12 +605,15 @@ impl Execution {
         }
     }
 
-    /// Passed with every step skipped: it ran nothing (how imports recorded a skipped test
-    /// before the `skipped` status; a finalize that no step reported to ends so too).
-    pub fn skipped_every_step(&self) -> bool {
-        self.status == ExecutionStatus::Passed
-            && self.progress.total > 0
-            && self.progress.skipped == self.progress.total
+    /// Ran nothing: `skipped`, or a case that passed with every step skipped (how imports
+    /// recorded a skipped test before the `skipped` status; a finalize that no step reported
+    /// to ends so too). Analytics and exports count it as a skip.
+    pub fn ran_nothing(&self) -> bool {
+        self.status == ExecutionStatus::Skipped
+            || (self.kind == ExecutionKind::Case
+                && self.status == ExecutionStatus::Passed
+                && self.progress.total > 0
+                && self.progress.skipped == self.progress.total)
     }
 
     /// A new case execution (status `pending`) of `case` under `config`, its steps pending.

@@ -716,8 +716,7 @@ impl<'a> UnitOfWork<'a> {
             status: execution.status,
             duration_ms: execution.duration_ms,
             retry_pass: self.is_retry_pass(execution)?,
-            skipped: execution.status == ExecutionStatus::Skipped
-                || (execution.kind == ExecutionKind::Case && execution.skipped_every_step()),
+            skipped: execution.ran_nothing(),
         };
         let entry = (execution.id.clone(), contribution);
         match self

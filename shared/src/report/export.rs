@@ -71,7 +71,7 @@ pub fn first_failure<'a>(
 fn attempt_of(execution: &Execution, failure: Option<&StepResult>) -> Attempt {
     // Skipped (an imported skipped test), or completed with every step skipped (how imports
     // recorded a skipped test before the `skipped` status): it ran nothing.
-    if execution.status == ExecutionStatus::Skipped || execution.skipped_every_step() {
+    if execution.ran_nothing() {
         let reason = execution.steps.iter().find_map(|s| s.message.as_deref());
         return Attempt {
             started_at: execution.started_at,
