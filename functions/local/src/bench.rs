@@ -213,11 +213,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.floor {
         // The floor of all runs: the disk drifts over a bench, so one median for every
         // transport's ratio.
-        let pick = |f: fn(&floor::Floor) -> f64| {
-            let mut values: Vec<f64> = floors.iter().map(f).collect();
-            values.sort_by(|a, b| a.total_cmp(b));
-            values[values.len() / 2]
-        };
+        let pick = |f: fn(&floor::Floor) -> f64| middle(floors.iter().map(f));
         let floor = floor::Floor {
             single_per_s: pick(|f| f.single_per_s),
             batched_per_s: pick(|f| f.batched_per_s),
@@ -322,25 +318,24 @@ async fn import(args: &BenchArgs, tests: usize) -> Result<(), String> {
         new.push(ms(measured.new_tests));
         known.push(ms(measured.known_tests));
     }
-    let middle = |values: &mut Vec<f64>| {
-        values.sort_by(|a, b| a.total_cmp(b));
-        values[values.len() / 2]
-    };
     println!(
         "median of {}: new tests {:.1} ms, known tests {:.1} ms",
         args.runs,
-        middle(&mut new),
-        middle(&mut known)
+        middle(new),
+        middle(known)
     );
     Ok(())
 }
 
+/// The median of `values` (the upper one of an even count); there is at least one.
+fn middle(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
 fn median(runs: &[Measurement]) -> Measurement {
-    let pick = |f: fn(&Measurement) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(f).collect();
-        values.sort_by(|a, b| a.total_cmp(b));
-        values[values.len() / 2]
-    };
+    let pick = |f: fn(&Measurement) -> f64| middle(runs.iter().map(f));
     Measurement {
         starts_per_s: pick(|m| m.starts_per_s),
         reports_per_s: pick(|m| m.reports_per_s),
@@ -469,11 +464,7 @@ fn print_watched(w: &Watched, on_one: usize, median: bool) {
 }
 
 fn median_watched(runs: &[Watched]) -> Watched {
-    let pick = |f: fn(&Watched) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(f).collect();
-        values.sort_by(|a, b| a.total_cmp(b));
-        values[values.len() / 2]
-    };
+    let pick = |f: fn(&Watched) -> f64| middle(runs.iter().map(f));
     Watched {
         p50_ms: pick(|w| w.p50_ms),
         p99_ms: pick(|w| w.p99_ms),

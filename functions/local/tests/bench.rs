@@ -46,6 +46,14 @@ fn assert_succeeded(output: &Output, what: &str) -> String {
     stdout
 }
 
+/// The first line of `text` that starts with `prefix`.
+#[track_caller]
+fn line_starting<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting `{prefix}` in:\n{text}"))
+}
+
 /// The `visible p99` figure of a result row.
 fn visible_p99(row: &str) -> f64 {
     let figure = row
@@ -83,10 +91,7 @@ fn bench_runs_at_inline_and_partitioned_step_counts() {
             "{stdout}"
         );
         for transport in ["in-process", "http"] {
-            let row = stdout
-                .lines()
-                .find(|l| l.starts_with(&format!("{transport} run 1")))
-                .unwrap_or_else(|| panic!("no `{transport} run 1` row in:\n{stdout}"));
+            let row = line_starting(&stdout, &format!("{transport} run 1"));
             for figure in ["starts/s", "step reports/s", "report p50", "p99"] {
                 assert!(row.contains(figure), "no {figure} in {row:?}");
             }
@@ -181,10 +186,7 @@ async fn aws_bench_deletes_what_it_created() {
     assert!(without.contains("without analytics rollups"), "{stdout}");
     // A complete adds its finish to the rollup: a read and a transaction more.
     let complete = |table: &str| -> f64 {
-        let row = table
-            .lines()
-            .find(|l| l.starts_with("| finalize (complete) |"))
-            .unwrap_or_else(|| panic!("no complete row in {table}"));
+        let row = line_starting(table, "| finalize (complete) |");
         row.split('|')
             .nth(2)
             .unwrap_or_default()
@@ -266,10 +268,7 @@ fn bench_watchers_streams_every_entry_and_prints_the_latencies_and_throughputs()
         stdout.contains("10 watchers: 9 spread over the executions, 1 on the first"),
         "{stdout}"
     );
-    let medians = stdout
-        .lines()
-        .find(|l| l.starts_with("  report to watcher, medians:"))
-        .unwrap_or_else(|| panic!("no median watcher row in:\n{stdout}"));
+    let medians = line_starting(&stdout, "  report to watcher, medians:");
     let (p50, p99) = (figure_after(medians, "p50"), figure_after(medians, "p99"));
     assert!(
         p50 > 0.0 && p50 <= p99,
@@ -281,10 +280,7 @@ fn bench_watchers_streams_every_entry_and_prints_the_latencies_and_throughputs()
         medians.contains("delivered 240 of 240 entries"),
         "{medians:?}"
     );
-    let ratio = stdout
-        .lines()
-        .find(|l| l.starts_with("step reports/s watched / unwatched:"))
-        .unwrap_or_else(|| panic!("no throughput comparison in:\n{stdout}"));
+    let ratio = line_starting(&stdout, "step reports/s watched / unwatched:");
     // `step reports/s watched / unwatched: 0.950 (4321 / 4549, medians)`
     let numbers: Vec<f64> = ratio
         .split_once('(')
@@ -305,10 +301,7 @@ fn bench_watchers_streams_every_entry_and_prints_the_latencies_and_throughputs()
         "both throughputs are measured: {ratio:?}"
     );
     for row in ["unwatched median", "watched median"] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no `{row}` row in:\n{stdout}"));
+        let line = line_starting(&stdout, row);
         assert!(figure_after(line, "step reports/s") > 0.0, "{line:?}");
     }
 }
@@ -329,10 +322,7 @@ fn bench_import_times_a_new_and_a_known_report() {
         );
         assert!(new > 0.0 && known > 0.0, "{run}");
     }
-    let median = stdout
-        .lines()
-        .find(|l| l.starts_with("median of 3:"))
-        .unwrap_or_else(|| panic!("no median in:\n{stdout}"));
+    let median = line_starting(&stdout, "median of 3:");
     assert!(figure_after(median, "new tests") > 0.0, "{median}");
     // What it is not for.
     let (mut command, _home) = bench(&["--import", "1001"], &[]);
@@ -364,16 +354,10 @@ fn bench_analytics_prints_both_medians_side_by_side() {
     let output = command.output().expect("run the bench");
     let stdout = assert_succeeded(&output, "bench --analytics");
     for row in ["in-process median rollups", "in-process median none"] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no `{row}` in:\n{stdout}"));
+        let line = line_starting(&stdout, row);
         assert!(figure_after(line, "completes/s") > 0.0, "{line}");
     }
-    let ratio = stdout
-        .lines()
-        .find(|l| l.starts_with("in-process: with rollups"))
-        .unwrap_or_else(|| panic!("no comparison in:\n{stdout}"));
+    let ratio = line_starting(&stdout, "in-process: with rollups");
     assert!(figure_after(ratio, "completes/s") > 0.0, "{ratio}");
     let (mut command, _home) = bench(&["--analytics", "--import", "10"], &[]);
     let output = command.output().expect("run the bench");
@@ -410,22 +394,13 @@ fn bench_rate_paces_the_reports_and_floor_prints_the_ratio() {
         "{stdout}"
     );
     for transport in ["in-process", "http"] {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{transport} run 1")))
-            .unwrap_or_else(|| panic!("no `{transport} run 1` row in:\n{stdout}"));
+        let row = line_starting(&stdout, &format!("{transport} run 1"));
         let served = figure_after(row, "step reports/s");
         assert!(served > 0.0 && served <= 210.0, "{row}");
-        let ratio = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{transport}: step reports/s")))
-            .unwrap_or_else(|| panic!("no ratio line for {transport} in:\n{stdout}"));
+        let ratio = line_starting(&stdout, &format!("{transport}: step reports/s"));
         assert!(ratio.contains("x the batched floor"), "{ratio}");
     }
-    let floor = stdout
-        .lines()
-        .find(|l| l.starts_with("floor median of 2"))
-        .unwrap_or_else(|| panic!("no floor median in:\n{stdout}"));
+    let floor = line_starting(&stdout, "floor median of 2");
     assert!(figure_after(floor, "1 KiB rows:") > 0.0, "{floor}");
     assert!(figure_after(floor, "one per commit |") > 0.0, "{floor}");
 
