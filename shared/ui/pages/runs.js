@@ -149,8 +149,7 @@ export function mount(main, { query, navigate }) {
       state.items = items.filter((x) => !state.byId.has(x.id));
       state.cursor = cursor;
       remember(state.items);
-      appendRows(state.items);
-      if (!state.items.length) setCount();
+      appendRows(state.items); // with none, this still counts (and marks) the empty table
       showEmptyOrMore();
       schedule();
     } catch (e) {
