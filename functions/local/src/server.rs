@@ -5,17 +5,20 @@
 //! connections and never finish a request.
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use runledger::api::problem::Problem;
 use runledger::api::{self, MAX_BODY_BYTES, Router};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -331,7 +334,7 @@ async fn answer(
     service: api::Service,
     request: Request<Incoming>,
     busy: Busy,
-) -> Result<Response<Body>, std::convert::Infallible> {
+) -> Result<Response<BusyBody>, std::convert::Infallible> {
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -349,12 +352,35 @@ async fn answer(
         let Ok(response) = service.oneshot(request.map(Body::new)).await;
         response
     };
-    Ok(response.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _busy = &busy;
-            frame
-        }))
-    }))
+    Ok(response.map(|body| BusyBody { body, _busy: busy }))
+}
+
+/// A response body that keeps its connection counted busy until it is dropped. It passes on
+/// the body's size and end as they are (a `map_frame` wrapper would hide both from hyper) and
+/// costs no second box per response.
+struct BusyBody {
+    body: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The local server's connection limits, over real sockets: connections that never finish a
 //! request head are closed after the header-read time-out, at the cap a new connection takes
 //! the place of the oldest idle one, and when every connection is busy one more is answered
-//! `503`, while the server keeps answering everyone else.
+//! `503`, while the server keeps answering everyone else. And what the connection tracking
+//! must not change: a whole response still goes out with its length, not in chunks.
 
 use runledger::api::{RouteGroup, Router};
 use runledger_local::server::{Limits, serve};
@@ -27,8 +28,8 @@ async fn start(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
     (address, stop)
 }
 
-/// Sends a whole health request on a new connection and reads the answer's status line.
-async fn health(address: &str) -> String {
+/// Sends a whole health request on a new connection and reads the whole answer.
+async fn health_answer(address: &str) -> String {
     let mut stream = TcpStream::connect(address).await.expect("connect");
     stream
         .write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -36,8 +37,29 @@ async fn health(address: &str) -> String {
         .expect("write");
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+/// The status line of a health request's answer.
+async fn health(address: &str) -> String {
+    let answer = health_answer(address).await;
     answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_whole_response_is_sent_with_its_length_not_in_chunks() {
+    let (address, _stop) = start(Limits::default()).await;
+    let answer = health_answer(&address).await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "chunked: {head}");
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    assert_eq!(length.parse::<usize>().expect("a length"), body.len());
+    assert!(body.starts_with('{'), "{body}");
 }
 
 /// Opens a connection that sends half a request head and nothing more.
