@@ -13,6 +13,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// jemalloc instead of glibc's malloc, whose arenas took a fifth of the server's CPU: 27 %
+/// more step reports/s over HTTP (README, Performance).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its first allocation (`_RJEM_MALLOC_CONF` adds to them): freed
+/// pages go back to the system after about a second, by a thread of its own so also when the
+/// server is idle, which keeps the peak RSS where glibc's was instead of half again above it.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_OPTIONS: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+
 #[derive(Parser)]
 #[command(
     name = "runledger-local",
