@@ -14,8 +14,10 @@ use crate::domain::analytics::{Advanced, Rollup};
 use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, PARTITION_THRESHOLD};
 use crate::domain::log::LogEntry;
+use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, DefinitionSource};
 use redb::{TableHandle, WriteTransaction};
+use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
 /// One record written (`Some`) or removed (`None`).
@@ -28,6 +30,15 @@ pub(super) struct Write {
 /// The writes of one change set, in the order they apply, and its log entries as numbered.
 #[derive(Default)]
 pub(super) struct Writes(Vec<Write>, Vec<LogEntry>);
+
+/// What the writes need of an execution's stored record: that it exists, and its deadline
+/// (to move the deadline index entry). Decoded alone, the rest skipped unbuilt: the plan has
+/// decoded the whole record already, and a step report would otherwise decode it twice.
+#[derive(Deserialize)]
+struct PreviousRecord {
+    #[serde(default)]
+    deadline_at: Option<Timestamp>,
+}
 
 impl Writes {
     fn put(&mut self, table: Table, key: String, value: Vec<u8>) {
@@ -80,7 +91,7 @@ impl Writes {
         reader: &mut impl Reader,
     ) -> Result<(), StoreError> {
         let id = &execution.id;
-        let previous: Option<Execution> = read_record(reader, EXECUTIONS, id)?;
+        let previous: Option<PreviousRecord> = read_record(reader, EXECUTIONS, id)?;
         if let Some(old) = previous.as_ref().and_then(|p| p.deadline_at) {
             self.remove(DEADLINES, deadline_key(old, id));
         }
