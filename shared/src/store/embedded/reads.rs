@@ -11,7 +11,7 @@ use crate::domain::errors::StoreError;
 use crate::domain::execution::{Execution, StepResult};
 use crate::domain::quarantine::Quarantine;
 use crate::domain::workflow::{IdempotencyRecord, RecordSource};
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableHandle, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -138,6 +138,19 @@ impl<'t> Snapshot<'t> {
 
 impl Reader for Snapshot<'_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // A snapshot does not change: a record read again (a step report reads its execution
+        // to plan and again to write) is answered from the first read, checked once.
+        let again = self.seen.iter().find_map(|seen| match seen {
+            Seen::Record {
+                table: read,
+                key: read_key,
+                value,
+            } if read.name() == table.name() && read_key == key => Some(value.clone()),
+            _ => None,
+        });
+        if let Some(value) = again {
+            return Ok(value);
+        }
         let value = self.committed.get(table, key)?;
         self.seen.push(Seen::Record {
             table,
