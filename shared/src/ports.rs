@@ -173,6 +173,17 @@ fn corrupt(error: serde_json::Error) -> StoreError {
 /// concurrency), so it must only touch the unit of work.
 pub type Plan = Box<dyn FnMut(&mut UnitOfWork<'_>) -> Result<(), WorkflowError> + Send>;
 
+/// How much a plan reads and writes, so that a store can plan it where it suits: a small one
+/// (a step report, a complete: one execution and its parent) takes microseconds and is
+/// planned where it is called; a large one (a suite start, an import, a cancel or retry of a
+/// suite, a sweep) may take milliseconds and is planned on a thread kept for long work, not
+/// on one that serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanSize {
+    Small,
+    Large,
+}
+
 /// Traces, steps, history and the catalog, with atomic multi-record changes.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync {
@@ -224,7 +235,12 @@ pub trait ExecutionStore: Send + Sync {
     // --- executions ---
     /// Plans `plan` against current records and writes its change set atomically.
     /// `now` stamps every change.
-    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError>;
+    async fn apply(
+        &self,
+        now: Timestamp,
+        plan: Plan,
+        size: PlanSize,
+    ) -> Result<ChangeSet, WorkflowError>;
 
     /// The most step results one change should carry; larger reports are applied in parts
     /// of this size, each atomic (DynamoDB transactions hold at most 100 items).

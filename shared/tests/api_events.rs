@@ -16,7 +16,7 @@ use runledger::domain::workflow::{ChangeSet, WorkflowError};
 use runledger::engine::{Caller, Engine, LogQuery};
 use runledger::ports::{
     CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore, OwnerScope, Page,
-    Plan, StepsQuery,
+    Plan, PlanSize, StepsQuery,
 };
 use runledger_testkit::api::Api;
 use runledger_testkit::sse::Sent;
@@ -325,8 +325,13 @@ impl ExecutionStore for CountingStore {
     ) -> Result<Page<String>, StoreError> {
         self.inner.list_catalog(kind, query).await
     }
-    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError> {
-        self.inner.apply(now, plan).await
+    async fn apply(
+        &self,
+        now: Timestamp,
+        plan: Plan,
+        size: PlanSize,
+    ) -> Result<ChangeSet, WorkflowError> {
+        self.inner.apply(now, plan, size).await
     }
     fn max_steps_per_change(&self) -> usize {
         self.inner.max_steps_per_change()

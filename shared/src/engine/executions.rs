@@ -12,7 +12,7 @@ use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{
     DefinitionSource, Reporter, TIMEOUT_ACTOR, UnitOfWork, WorkflowError,
 };
-use crate::ports::{ChildrenQuery, ExecutionQuery, Page, StepsQuery};
+use crate::ports::{ChildrenQuery, ExecutionQuery, Page, PlanSize, StepsQuery};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -162,13 +162,18 @@ impl Engine {
         mut start: impl FnMut(&mut UnitOfWork<'_>, &str) -> Result<(), WorkflowError> + Send + 'static,
     ) -> Result<Started, EngineError> {
         let (owner, actor, root) = (caller.user.clone(), caller.actor(), id.clone());
+        // A suite's start or an import makes many executions; a case's, one, still planned
+        // apart since a start is far rarer than the reports that follow it.
         let result = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                if let Some(key) = &key {
-                    unit.claim_idempotency_key(&owner, key, &root)?;
-                }
-                start(unit, &actor)
-            }))
+            .apply(
+                PlanSize::Large,
+                Box::new(move |unit: &mut UnitOfWork<'_>| {
+                    if let Some(key) = &key {
+                        unit.claim_idempotency_key(&owner, key, &root)?;
+                    }
+                    start(unit, &actor)
+                }),
+            )
             .await;
         self.started(caller, &id, result).await
     }
@@ -324,9 +329,10 @@ impl Engine {
         }
         let id = id.to_owned();
         let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                unit.reconcile(&id)
-            }))
+            .apply(
+                PlanSize::Large,
+                Box::new(move |unit: &mut UnitOfWork<'_>| unit.reconcile(&id)),
+            )
             .await
             .map_err(EngineError::from_workflow)?;
         Ok(!changes.executions.is_empty())
@@ -344,7 +350,7 @@ impl Engine {
     ) -> Result<Execution, EngineError> {
         let apply = |reports: Vec<StepReport>| {
             let (reporter, owner) = (reporter.clone(), owner.clone());
-            self.apply_to(id, owner, move |unit, target| {
+            self.apply_to(id, owner, PlanSize::Small, move |unit, target| {
                 unit.report_steps(target, &reports, &reporter).map(|_| ())
             })
         };
@@ -378,7 +384,7 @@ impl Engine {
         reporter: Reporter,
         owner: Option<String>,
     ) -> Result<Execution, EngineError> {
-        self.apply_to(id, owner, move |unit, target| {
+        self.apply_to(id, owner, PlanSize::Small, move |unit, target| {
             unit.complete(target, &reporter)
         })
         .await
@@ -404,7 +410,8 @@ impl Engine {
         id: &str,
         transition: Transition,
     ) -> Result<Execution, EngineError> {
-        self.apply_to(id, None, move |unit, target| {
+        // Cancelling a suite ends each of its children.
+        self.apply_to(id, None, PlanSize::Large, move |unit, target| {
             unit.transition(target, transition.clone())
         })
         .await
@@ -417,14 +424,18 @@ impl Engine {
         &self,
         id: &str,
         owner: Option<String>,
+        size: PlanSize,
         mut command: impl FnMut(&mut UnitOfWork<'_>, &str) -> Result<(), WorkflowError> + Send + 'static,
     ) -> Result<Execution, EngineError> {
         let target = id.to_owned();
         let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                unit.require_visible(&target, owner.as_deref())?;
-                command(unit, &target)
-            }))
+            .apply(
+                size,
+                Box::new(move |unit: &mut UnitOfWork<'_>| {
+                    unit.require_visible(&target, owner.as_deref())?;
+                    command(unit, &target)
+                }),
+            )
             .await
             .map_err(EngineError::from_workflow)?;
         self.execution_in(changes, id).await
@@ -434,9 +445,12 @@ impl Engine {
         self.get_execution(caller, id).await?;
         let (target, actor) = (id.to_owned(), caller.actor());
         let changes = self
-            .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                unit.manual_retry(&target, &actor).map(|_| ())
-            }))
+            .apply(
+                PlanSize::Large,
+                Box::new(move |unit: &mut UnitOfWork<'_>| {
+                    unit.manual_retry(&target, &actor).map(|_| ())
+                }),
+            )
             .await
             .map_err(EngineError::from_workflow)?;
         // The new root execution (a suite retry also creates its children).
@@ -460,26 +474,33 @@ impl Engine {
         for id in self.store.overdue(now, 500).await? {
             let target = id.clone();
             let result = self
-                .apply(Box::new(move |unit: &mut UnitOfWork<'_>| {
-                    let now = unit.now();
-                    // A suite whose last child landed but was not settled (a writer that
-                    // crashed between the roll-up and the settle) finishes now, on time.
-                    if unit.execution(&target)?.kind == ExecutionKind::Suite {
-                        unit.settle(&target)?;
-                    }
-                    let execution = unit.execution(&target)?;
-                    // Re-checked inside the unit of work: it may have finished meanwhile.
-                    if execution.status.is_terminal()
-                        || execution.deadline_at.is_none_or(|d| d > now)
-                    {
-                        return Ok(());
-                    }
-                    let reason = format!("no result within {} s", execution.timeout_s);
-                    unit.transition(
-                        &target,
-                        Transition::new(ExecutionStatus::TimedOut, TIMEOUT_ACTOR, Some(&reason)),
-                    )
-                }))
+                .apply(
+                    PlanSize::Large,
+                    Box::new(move |unit: &mut UnitOfWork<'_>| {
+                        let now = unit.now();
+                        // A suite whose last child landed but was not settled (a writer that
+                        // crashed between the roll-up and the settle) finishes now, on time.
+                        if unit.execution(&target)?.kind == ExecutionKind::Suite {
+                            unit.settle(&target)?;
+                        }
+                        let execution = unit.execution(&target)?;
+                        // Re-checked inside the unit of work: it may have finished meanwhile.
+                        if execution.status.is_terminal()
+                            || execution.deadline_at.is_none_or(|d| d > now)
+                        {
+                            return Ok(());
+                        }
+                        let reason = format!("no result within {} s", execution.timeout_s);
+                        unit.transition(
+                            &target,
+                            Transition::new(
+                                ExecutionStatus::TimedOut,
+                                TIMEOUT_ACTOR,
+                                Some(&reason),
+                            ),
+                        )
+                    }),
+                )
                 .await;
             match result {
                 Ok(changes)

@@ -21,7 +21,7 @@ use crate::domain::execution::InvalidTransition;
 use crate::domain::ids::IdSource;
 use crate::domain::validation::ValidationErrors;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
-use crate::ports::{EventBus, ExecutionStore, Plan, WorkQueue};
+use crate::ports::{EventBus, ExecutionStore, Plan, PlanSize, WorkQueue};
 use std::sync::Arc;
 
 /// Who is asking: the token's subject and whether it may see everyone's data.
@@ -210,14 +210,14 @@ impl Engine {
     }
 
     /// Plans and commits one unit of work, then hands out its work items and events.
-    async fn apply(&self, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
+    async fn apply(&self, size: PlanSize, mut plan: Plan) -> Result<ChangeSet, WorkflowError> {
         if !self.analytics {
             plan = Box::new(move |unit| {
                 unit.without_analytics();
                 plan(unit)
             });
         }
-        let changes = self.store.apply(self.clock.now(), plan).await?;
+        let changes = self.store.apply(self.clock.now(), plan, size).await?;
         self.dispatch(&changes).await;
         Ok(changes)
     }

@@ -43,7 +43,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::workflow::{ChangeSet, WorkflowError};
 use crate::ports::{
     CatalogHeader, CatalogQuery, CatalogRecord, ChildrenQuery, ExecutionQuery, ExecutionStore,
-    OwnerScope, Page, Plan, StepsQuery,
+    OwnerScope, Page, Plan, PlanSize, StepsQuery,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -186,7 +186,13 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn apply(&self, now: Timestamp, plan: Plan) -> Result<ChangeSet, WorkflowError> {
+    /// Every plan waits on the table's answers, not the CPU: planned where it is called.
+    async fn apply(
+        &self,
+        now: Timestamp,
+        plan: Plan,
+        _size: PlanSize,
+    ) -> Result<ChangeSet, WorkflowError> {
         self.plan_and_write(now, plan).await
     }
 
