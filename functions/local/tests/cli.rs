@@ -1,6 +1,6 @@
 //! The `runledger-local` command line as a new user meets it, on the real binary: `serve`'s
-//! flags without the subcommand, `token` finding (never inventing) the server's secret, and a
-//! log without colour escapes when it is not a terminal.
+//! flags without the subcommand, `token` finding (never inventing) the server's secret, a
+//! log without colour escapes when it is not a terminal, and the allocator's options in force.
 
 use runledger_testkit::server::{Api, Launch, Server, local_binary};
 use std::path::Path;
@@ -119,4 +119,25 @@ async fn the_log_has_no_colour_escapes_when_it_is_not_a_terminal() {
         !log.contains(&0x1b),
         "a log written to a file has no ANSI escapes: {text:?}"
     );
+}
+
+/// The binary's jemalloc options (`main.rs`) are read by jemalloc, not ignored: a symbol
+/// under the wrong name would leave freed memory held for jemalloc's default 10 s.
+#[test]
+fn the_allocator_returns_freed_pages_after_a_second_by_its_own_thread() {
+    let dir = TempDir::new().expect("a temp dir");
+    // `stats_print` adds to the built-in options: jemalloc prints them all at exit.
+    let output = run(
+        dir.path(),
+        &["token", "--sub", "alice"],
+        &[("_RJEM_MALLOC_CONF", "stats_print:true")],
+    );
+    let stats = String::from_utf8_lossy(&output.stderr);
+    for option in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+    ] {
+        assert!(stats.contains(option), "{option} not in force:\n{stats}");
+    }
 }
