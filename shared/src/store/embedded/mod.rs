@@ -574,19 +574,16 @@ impl ExecutionStore for EmbeddedStore {
         size: PlanSize,
     ) -> Result<ChangeSet, WorkflowError> {
         let (db, ids) = (Arc::clone(&self.db), Arc::clone(&self.ids));
+        let make = move || {
+            let mut plan = plan;
+            let attempt = plan_on_snapshot(&db, &mut plan, ids.as_ref(), now);
+            (plan, attempt)
+        };
         let (mut plan, attempt) = match size {
-            PlanSize::Small => {
-                let mut plan = plan;
-                let attempt = plan_on_snapshot(&db, &mut plan, ids.as_ref(), now);
-                (plan, attempt)
-            }
-            PlanSize::Large => tokio::task::spawn_blocking(move || {
-                let mut plan = plan;
-                let attempt = plan_on_snapshot(&db, &mut plan, ids.as_ref(), now);
-                (plan, attempt)
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("planning failed: {e}")))?,
+            PlanSize::Small => make(),
+            PlanSize::Large => tokio::task::spawn_blocking(make)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("planning failed: {e}")))?,
         };
         let ids = Arc::clone(&self.ids);
         self.write(move |txn| {
