@@ -19,10 +19,11 @@ use super::keys::{
 };
 use super::schema::{INDEX_ALL, INDEX_OWNER, TTL_ATTRIBUTE};
 use super::sdk_error;
+use super::write::put;
 use crate::domain::analytics::{Advanced, Contribution, Rollup};
 use crate::domain::errors::StoreError;
 use crate::ports::{OwnerScope, Page};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -112,22 +113,6 @@ fn rollup_writes(
         writes.push(put(table, day_item(archived)?, None, HashMap::new()));
     }
     Ok(writes)
-}
-
-fn put(
-    table: &str,
-    item: Item,
-    condition: Option<&str>,
-    values: HashMap<String, AttributeValue>,
-) -> TransactWriteItem {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .set_condition_expression(condition.map(str::to_owned))
-        .set_expression_attribute_values((!values.is_empty()).then_some(values))
-        .build()
-        .expect("table and item are set");
-    TransactWriteItem::builder().put(put).build()
 }
 
 /// Clears an execution's due contribution, only if it is still there (so it is added once),

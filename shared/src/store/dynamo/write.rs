@@ -585,7 +585,8 @@ fn roll_ups_of_change(changes: &ChangeSet) -> (HashSet<&str>, HashMap<&str, Vec<
     (suites, roll_ups)
 }
 
-fn put(
+/// A put in a transaction, under `condition` if any (`values`: its placeholders' values).
+pub(super) fn put(
     table: &str,
     item: Item,
     condition: Option<&str>,
