@@ -120,6 +120,9 @@ enum Seen {
 pub(super) struct Snapshot<'t> {
     committed: Committed<'t>,
     seen: Vec<Seen>,
+    /// Where in `seen` each record read is, by table name and key: a large plan (a suite
+    /// start) reads thousands, so a record read again is found without a scan.
+    records: HashMap<String, HashMap<String, usize>>,
 }
 
 impl<'t> Snapshot<'t> {
@@ -127,6 +130,7 @@ impl<'t> Snapshot<'t> {
         Snapshot {
             committed: Committed(txn),
             seen: Vec::new(),
+            records: HashMap::new(),
         }
     }
 
@@ -140,18 +144,22 @@ impl Reader for Snapshot<'_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         // A snapshot does not change: a record read again (a step report reads its execution
         // to plan and again to write) is answered from the first read, checked once.
-        let again = self.seen.iter().find_map(|seen| match seen {
-            Seen::Record {
-                table: read,
-                key: read_key,
-                value,
-            } if read.name() == table.name() && read_key == key => Some(value.clone()),
-            _ => None,
-        });
-        if let Some(value) = again {
+        let first = self
+            .records
+            .get(table.name())
+            .and_then(|keys| keys.get(key))
+            .and_then(|&at| match &self.seen[at] {
+                Seen::Record { value, .. } => Some(value.clone()),
+                Seen::Range { .. } => None,
+            });
+        if let Some(value) = first {
             return Ok(value);
         }
         let value = self.committed.get(table, key)?;
+        self.records
+            .entry(table.name().to_owned())
+            .or_default()
+            .insert(key.to_owned(), self.seen.len());
         self.seen.push(Seen::Record {
             table,
             key: key.to_owned(),
