@@ -62,6 +62,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(settings: JwtSettings) -> Result<Self, WeakSecret> {
+        crate::crypto::install();
         if settings.secret.len() < MIN_SECRET_BYTES {
             return Err(WeakSecret);
         }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod aws;
 pub mod bus;
+pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod lambda;

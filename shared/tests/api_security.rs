@@ -19,6 +19,7 @@ fn now() -> u64 {
 
 /// Signs arbitrary claims with `alg` and `secret`.
 fn sign(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
+    runledger::crypto::install();
     jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret))
         .expect("signing")
 }

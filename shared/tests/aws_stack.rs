@@ -676,8 +676,7 @@ impl HttpClient for Recording {
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let inner = aws_smithy_http_client::default_connector(settings, components.sleep_impl())
-            .expect("the SDK's default connector");
+        let inner = runledger::aws::https_client().http_connector(settings, components);
         SharedHttpConnector::new(RecordingConnector {
             inner,
             function: self.function.clone(),

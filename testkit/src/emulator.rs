@@ -44,6 +44,7 @@ impl Emulator {
     /// An SDK configuration pointed at the emulator with test credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(runledger::aws::https_client())
             .endpoint_url(&self.endpoint)
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new(

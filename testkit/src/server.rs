@@ -335,6 +335,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(api_url: &str, token: &str) -> Api {
+        runledger::crypto::install();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))

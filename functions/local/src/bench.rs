@@ -117,6 +117,7 @@ struct Measurement {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    runledger::crypto::install();
     match args.backend.as_str() {
         "embedded" => {}
         "aws" if args.watchers > 0 || args.watchers_on_one.is_some() => {

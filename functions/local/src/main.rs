@@ -102,6 +102,7 @@ fn main() -> ExitCode {
     // The bench measures the engine, not the terminal: only warnings unless asked.
     let quiet = matches!(command, Command::Bench(_) | Command::Openapi);
     init_logging(if quiet { "warn" } else { "info" });
+    runledger::crypto::install();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),

@@ -164,6 +164,7 @@ async fn sigterm_shuts_down_gracefully_and_keeps_everything() {
     let slow = {
         let origin = server.origin.clone();
         tokio::spawn(async move {
+            runledger::crypto::install();
             let client = reqwest::Client::builder().no_proxy().build().unwrap();
             let response = client
                 .get(format!("{origin}/demo/slow/2000"))

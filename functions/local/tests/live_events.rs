@@ -62,6 +62,7 @@ async fn a_dropped_stream_resumes_with_nothing_missed_or_repeated() {
         })
     };
 
+    runledger::crypto::install();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -111,6 +111,7 @@ fn assert_serves_this_document(server: &Server) {
         .build()
         .expect("a runtime")
         .block_on(async {
+            runledger::crypto::install();
             reqwest::Client::builder()
                 .no_proxy()
                 .build()

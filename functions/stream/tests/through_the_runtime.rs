@@ -110,6 +110,7 @@ async fn a_live_execution_streams_through_the_lambda_runtime_within_a_second() {
         .await;
     let execution = live.api.start_case(&token, &case).await;
     let events = format!("{}/api/v1/executions/{execution}/events", live.url.url());
+    runledger::crypto::install();
     let client = reqwest::Client::new();
 
     // Owner-only, as on the API: no token 401, another user's execution 404.

@@ -13,7 +13,20 @@ pub use aws_config::SdkConfig;
 /// environment, profiles, SSO, web identity or instance metadata, `AWS_ENDPOINT_URL` for an
 /// emulator): for `runledger-local` on a laptop or a server.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The SDK's HTTP client: hyper over rustls with ring ([`crate::crypto`]), the SDK's own
+/// connector and timeouts otherwise. Every SDK configuration runledger builds sets it: no SDK
+/// crate carries a default client.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The SDK configuration inside Lambda, from the variables Lambda sets: `AWS_REGION` and the
@@ -39,6 +52,7 @@ pub fn lambda_sdk_config(var: Vars<'_>) -> Result<SdkConfig, String> {
     );
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(https_client())
         .region(Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(credentials));
     if let Some(endpoint) = var("AWS_ENDPOINT_URL") {

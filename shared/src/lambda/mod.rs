@@ -242,6 +242,7 @@ pub async fn run(spec: &FunctionSpec) -> Result<(), Error> {
 /// Logs, the check that this is Lambda, and the function's cold start.
 async fn cold_start(spec: &FunctionSpec) -> Result<FunctionContext, Error> {
     init_tracing();
+    crate::crypto::install();
     // lambda_runtime panics without its environment; say what is wrong instead.
     for name in ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME"] {
         if std::env::var_os(name).is_none() {

@@ -47,6 +47,7 @@ impl std::fmt::Debug for HttpStepRunner {
 
 impl HttpStepRunner {
     pub fn new(policy: TargetPolicy) -> Self {
+        crate::crypto::install();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
             // `previous` starts with the original URL, which is not a redirect.
             if attempt.previous().len() > MAX_REDIRECTS {
