@@ -10,7 +10,7 @@
 //!
 //! - **Directly**, when nobody else is at the record: one batch read of the tests' records,
 //!   then a transaction per batch of tests writes each record with its contributions added,
-//!   conditioned on the version and the pending list read (below). Two requests a batch.
+//!   conditioned on its version and on nothing being pending (below). Two requests a batch.
 //! - Else **append, then fold**. A finish that lost that race appends its contribution to the
 //!   record's `pending` list (an update with no condition on the record, so finishes of one
 //!   test do not undo each other's work) and clears its due, in one transaction; then it reads
@@ -311,9 +311,9 @@ impl DynamoStore {
     }
 
     /// The uncontended way, first: each test's record read (one batch read), and written
-    /// with its pending entries and these dues folded in, conditioned on its version and
-    /// its pending list as read, with the dues cleared, in transactions of whole tests. The
-    /// dues of a test that lost its race (or has too many pending) are returned, to append.
+    /// with these dues folded in, conditioned on its version and on nothing being pending,
+    /// with the dues cleared, in transactions of whole tests. The dues of a test that lost
+    /// its race, or whose record has entries pending, are returned, to append.
     async fn fold_in_directly(&self, dues: Dues) -> Result<Dues, StoreError> {
         let mut tests: Vec<String> = Vec::new();
         let mut by_test: HashMap<String, Dues> = HashMap::new();
@@ -347,7 +347,8 @@ impl DynamoStore {
                 version: 0,
                 pending: Vec::new(),
             });
-            if stored.pending.len() > MAX_FOLD {
+            // Others are appending to it: join them (a direct write would lose to them).
+            if !stored.pending.is_empty() {
                 left.extend(of_test);
                 continue;
             }
