@@ -15,6 +15,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A step result that took a millisecond.
+/// The raw item at `pk`/`sk`, read strongly consistent; it must exist.
+async fn stored_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.to_owned()))
+        .key("sk", AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("read {pk} {sk}: {e:?}"))
+        .item
+        .unwrap_or_else(|| panic!("no item at {pk} {sk}"))
+}
+
 fn step(index: u32, status: StepStatus) -> StepReport {
     StepReport {
         duration_ms: Some(1),
@@ -311,30 +331,10 @@ async fn finishes_of_one_test_at_once_are_all_folded_by_their_writers() {
     assert_eq!((c.executions, c.passed, c.failed), (20, 16, 4));
     assert_eq!(rollup.durations.count(), 20);
     for id in &ids {
-        let item = client
-            .get_item()
-            .table_name(&table)
-            .key("pk", AttributeValue::S(format!("EX#{id}")))
-            .key("sk", AttributeValue::S("EXEC".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("read the execution")
-            .item
-            .expect("the execution");
+        let item = stored_item(&client, &table, &format!("EX#{id}"), "EXEC").await;
         assert!(!item.contains_key("rollup_due"), "{id} still holds its due");
     }
-    let record = client
-        .get_item()
-        .table_name(&table)
-        .key("pk", AttributeValue::S(format!("RU#{}", case.id)))
-        .key("sk", AttributeValue::S("CURRENT".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read the rollup")
-        .item
-        .expect("the rollup record");
+    let record = stored_item(&client, &table, &format!("RU#{}", case.id), "CURRENT").await;
     let pending = record
         .get("pending")
         .and_then(|p| p.as_l().ok())

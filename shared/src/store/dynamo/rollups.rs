@@ -33,8 +33,8 @@ use super::keys::{
     rollup_pk,
 };
 use super::schema::{INDEX_ALL, INDEX_OWNER, TTL_ATTRIBUTE};
-use super::write::put;
-use super::{is_condition_failure, sdk_error};
+use super::sdk_error;
+use super::write::{MAX_TRANSACTION_ITEMS, put};
 use crate::domain::analytics::{Advanced, Contribution, Rollup};
 use crate::domain::errors::StoreError;
 use crate::ports::{OwnerScope, Page};
@@ -51,7 +51,6 @@ const ADD_BUDGET: Duration = Duration::from_secs(10);
 /// The most dues of one test one append carries (with the record's update, within
 /// DynamoDB's 100 items a transaction).
 const MAX_DUES_PER_TEST: usize = 99;
-const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The most pending contributions one fold takes: its `REMOVE` list stays far below
 /// DynamoDB's 4 KB expression limit.
 const MAX_FOLD: usize = 100;
@@ -268,6 +267,38 @@ async fn back_off(lost_races: u32) {
     tokio::time::sleep(Duration::from_millis(pause + 1)).await;
 }
 
+/// Dues grouped by their test, the tests in the order their first due came.
+fn group_by_test(dues: Dues) -> Vec<(String, Dues)> {
+    let mut groups: Vec<(String, Dues)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for (id, due) in dues {
+        let at = *position.entry(due.test_id.clone()).or_insert_with(|| {
+            groups.push((due.test_id.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push((id, due));
+    }
+    groups
+}
+
+/// Groups of writes packed into transactions of at most [`MAX_TRANSACTION_ITEMS`] items in
+/// order, a group never split across two; each transaction with what its groups are of.
+fn pack<T>(
+    groups: impl IntoIterator<Item = (Vec<TransactWriteItem>, T)>,
+) -> Vec<(Vec<TransactWriteItem>, Vec<T>)> {
+    let mut transactions: Vec<(Vec<TransactWriteItem>, Vec<T>)> = Vec::new();
+    for (writes, of) in groups {
+        match transactions.last_mut() {
+            Some((chunk, of_chunk)) if chunk.len() + writes.len() <= MAX_TRANSACTION_ITEMS => {
+                chunk.extend(writes);
+                of_chunk.push(of);
+            }
+            _ => transactions.push((writes, vec![of])),
+        }
+    }
+    transactions
+}
+
 impl DynamoStore {
     /// Adds finished executions' due contributions to their tests' rollups, exactly once
     /// (see the module's docs); `Unavailable` when contention outlasts [`ADD_BUDGET`], with
@@ -315,34 +346,26 @@ impl DynamoStore {
     /// with the dues cleared, in transactions of whole tests. The dues of a test that lost
     /// its race, or whose record has entries pending, are returned, to append.
     async fn fold_in_directly(&self, dues: Dues) -> Result<Dues, StoreError> {
-        let mut tests: Vec<String> = Vec::new();
-        let mut by_test: HashMap<String, Dues> = HashMap::new();
         let mut left = Vec::new();
-        for (id, due) in dues {
-            let of_test = by_test.entry(due.test_id.clone()).or_default();
-            if of_test.is_empty() {
-                tests.push(due.test_id.clone());
-            }
+        let mut groups = group_by_test(dues);
+        for (_, of_test) in &mut groups {
             // Room in one transaction for the record, its clears and a few day records.
-            if of_test.len() < MAX_DIRECT_DUES {
-                of_test.push((id, due));
-            } else {
-                left.push((id, due));
+            if of_test.len() > MAX_DIRECT_DUES {
+                left.extend(of_test.split_off(MAX_DIRECT_DUES));
             }
         }
-        let keys = tests
+        let keys = groups
             .iter()
-            .map(|t| (rollup_pk(t), ROLLUP_CURRENT_SK.to_owned()))
+            .map(|(test, _)| (rollup_pk(test), ROLLUP_CURRENT_SK.to_owned()))
             .collect();
         let mut read: HashMap<String, StoredRollup> = HashMap::new();
         for item in self.batch_get(keys).await? {
             let stored = StoredRollup::from_item(&item)?;
             read.insert(string_attr(&item, "pk")?.to_owned(), stored);
         }
-        let mut chunks: Vec<(Vec<TransactWriteItem>, Dues)> = Vec::new();
-        for test in &tests {
-            let of_test = by_test.remove(test).unwrap_or_default();
-            let stored = read.remove(&rollup_pk(test)).unwrap_or(StoredRollup {
+        let mut writes_of_tests = Vec::with_capacity(groups.len());
+        for (test, of_test) in groups {
+            let stored = read.remove(&rollup_pk(&test)).unwrap_or(StoredRollup {
                 folded: None,
                 version: 0,
                 pending: Vec::new(),
@@ -360,18 +383,12 @@ impl DynamoStore {
             let take = stored.pending.len();
             let mut writes = fold_writes(&self.table, &stored, take, &current, &closed, true)?;
             writes.extend(of_test.iter().map(|(id, _)| clear_due(&self.table, id)));
-            match chunks.last_mut() {
-                Some((chunk, of_chunk)) if chunk.len() + writes.len() <= MAX_TRANSACTION_ITEMS => {
-                    chunk.extend(writes);
-                    of_chunk.extend(of_test);
-                }
-                _ => chunks.push((writes, of_test)),
-            }
+            writes_of_tests.push((writes, of_test));
         }
-        for (writes, of_chunk) in chunks {
+        for (writes, of_chunk) in pack(writes_of_tests) {
             match self.transact(writes).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(_)) => left.extend(of_chunk),
+                Err(StoreError::Conflict(_)) => left.extend(of_chunk.into_iter().flatten()),
                 Err(e) => return Err(e),
             }
         }
@@ -389,37 +406,19 @@ impl DynamoStore {
         let mut pending = dues;
         let mut lost_races = 0u32;
         while !pending.is_empty() {
-            let mut tests: Vec<String> = Vec::new();
-            let mut by_test: HashMap<String, Dues> = HashMap::new();
-            for (id, due) in pending {
-                let of_test = by_test.entry(due.test_id.clone()).or_default();
-                if of_test.is_empty() {
-                    tests.push(due.test_id.clone());
-                }
-                of_test.push((id, due));
-            }
-            let mut transactions: Vec<(Vec<TransactWriteItem>, Dues)> = Vec::new();
-            for test in &tests {
-                let of_test = by_test.remove(test).unwrap_or_default();
+            let mut groups = Vec::new();
+            for (test, of_test) in group_by_test(pending) {
                 for group in of_test.chunks(MAX_DUES_PER_TEST) {
-                    let mut writes = vec![append(&self.table, test, group)?];
+                    let mut writes = vec![append(&self.table, &test, group)?];
                     writes.extend(group.iter().map(|(id, _)| clear_due(&self.table, id)));
-                    match transactions.last_mut() {
-                        Some((chunk, of_chunk))
-                            if chunk.len() + writes.len() <= MAX_TRANSACTION_ITEMS =>
-                        {
-                            chunk.extend(writes);
-                            of_chunk.extend(group.iter().cloned());
-                        }
-                        _ => transactions.push((writes, group.to_vec())),
-                    }
+                    groups.push((writes, group.to_vec()));
                 }
             }
             let mut lost = Vec::new();
-            for (writes, dues) in transactions {
+            for (writes, dues) in pack(groups) {
                 match self.transact(writes).await {
                     Ok(()) => {}
-                    Err(StoreError::Conflict(_)) => lost.extend(dues),
+                    Err(StoreError::Conflict(_)) => lost.extend(dues.into_iter().flatten()),
                     Err(e) => return Err(e),
                 }
             }
@@ -456,7 +455,7 @@ impl DynamoStore {
                 .iter()
                 .map(|t| (rollup_pk(t), ROLLUP_CURRENT_SK.to_owned()))
                 .collect();
-            let mut chunks: Vec<(Vec<TransactWriteItem>, Vec<Folded>)> = Vec::new();
+            let mut folds: Vec<(Vec<TransactWriteItem>, Folded)> = Vec::new();
             for item in self.batch_get(keys).await? {
                 let stored = StoredRollup::from_item(&item)?;
                 let take = stored.pending.len().min(MAX_FOLD);
@@ -473,20 +472,16 @@ impl DynamoStore {
                     continue;
                 }
                 let writes = fold_writes(&self.table, &stored, take, &current, &closed, false)?;
-                let folded = (current.test_id.clone(), take == stored.pending.len());
-                match chunks.last_mut() {
-                    Some((chunk, of_chunk))
-                        if chunk.len() + writes.len() <= MAX_TRANSACTION_ITEMS =>
-                    {
-                        chunk.extend(writes);
-                        of_chunk.push(folded);
-                    }
-                    _ => chunks.push((writes, vec![folded])),
-                }
+                folds.push((
+                    writes,
+                    (current.test_id.clone(), take == stored.pending.len()),
+                ));
             }
             let (mut again, mut lost) = (Vec::new(), false);
-            for (writes, folded) in chunks {
-                match self.write_folds(writes).await {
+            // One test's fold alone goes as a plain conditional `UpdateItem` (half a
+            // transaction's write units), several as one transaction.
+            for (writes, folded) in pack(folds) {
+                match self.transact(writes).await {
                     // What a writer appended was in what it read, so it is folded; what was
                     // appended since is its own writers' to fold.
                     Ok(()) => again.extend(folded.into_iter().filter(|f| !f.1).map(|f| f.0)),
@@ -508,36 +503,6 @@ impl DynamoStore {
             tests = again;
         }
         Ok(())
-    }
-
-    /// One test's fold alone as a plain conditional `UpdateItem` (half a transaction's write
-    /// units), several (or one with day records) as one transaction.
-    async fn write_folds(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let update = match writes.as_slice() {
-            [write] => write.update(),
-            _ => None,
-        };
-        let Some(update) = update else {
-            return self.transact(writes).await;
-        };
-        match self
-            .client
-            .update_item()
-            .table_name(update.table_name())
-            .set_key(Some(update.key().clone()))
-            .update_expression(update.update_expression())
-            .set_condition_expression(update.condition_expression().map(str::to_owned))
-            .set_expression_attribute_names(update.expression_attribute_names().cloned())
-            .set_expression_attribute_values(update.expression_attribute_values().cloned())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(
-                "the rollup was folded meanwhile".into(),
-            )),
-            Err(e) => Err(sdk_error("fold a rollup", e)),
-        }
     }
 
     /// The dues whose executions still hold them.

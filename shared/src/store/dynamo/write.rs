@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 const MAX_TRANSACTED_STEPS: usize = 5;
 
 /// DynamoDB's limit on the items of one transaction.
-const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
 
 impl DynamoStore {
     /// Writes the step items a committed change carried in its execution's `intent`, then
@@ -403,8 +403,29 @@ impl DynamoStore {
         Ok(to_settle)
     }
 
-    /// One conditional `PutItem` when there is one write, else one transaction.
+    /// One plain conditional `PutItem` or `UpdateItem` when there is one such write (half a
+    /// transaction's write units), else one transaction.
     pub(super) async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        if writes.len() == 1
+            && let Some(update) = writes[0].update()
+        {
+            let request = self
+                .client
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned());
+            return match request.send().await {
+                Ok(_) => Ok(()),
+                Err(e) if is_condition_failure(&e) => {
+                    Err(StoreError::Conflict("a record changed meanwhile".into()))
+                }
+                Err(e) => Err(sdk_error("update", e)),
+            };
+        }
         if writes.len() == 1
             && let Some(put) = writes[0].put()
         {
