@@ -126,8 +126,8 @@ pub struct ChangeSet {
     /// Executions the plan read but did not change: its decisions rest on them, so a store
     /// with optimistic concurrency checks they are still as read.
     pub unchanged: Vec<Execution>,
-    /// An `Idempotency-Key` to remember.
-    pub idempotency: Option<IdempotencyRecord>,
+    /// `Idempotency-Key`s to remember, each claimed only where no live claim of it is.
+    pub idempotency: Vec<IdempotencyRecord>,
     /// After commit: hand these to runners.
     pub enqueue: Vec<WorkItem>,
     /// After commit: publish these.
@@ -255,7 +255,7 @@ impl ChangeSet {
     fn is_only_record_changes(&self) -> bool {
         self.created.is_empty()
             && self.definitions.is_empty()
-            && self.idempotency.is_none()
+            && self.idempotency.is_empty()
             && self.unchanged.is_empty()
             && self.rollups.is_empty()
     }
@@ -490,7 +490,7 @@ impl<'a> UnitOfWork<'a> {
         {
             return Err(WorkflowError::AlreadyStarted(existing.execution_id));
         }
-        self.changes.idempotency = Some(IdempotencyRecord {
+        self.changes.idempotency.push(IdempotencyRecord {
             owner: owner.to_owned(),
             key: key.to_owned(),
             execution_id: execution_id.to_owned(),

@@ -315,9 +315,10 @@ impl DynamoStore {
                     Some("attribute_not_exists(pk)"),
                     HashMap::new(),
                 );
-                // The root of a new tree goes with the updates, so it appears last.
+                // The root of a new tree goes with the updates (and the claims), so it
+                // appears last; all of them go together where they fit one transaction.
                 if execution.parent_id.is_some()
-                    && changes.created.len() > MAX_TRANSACTION_ITEMS - 2
+                    && changes.created.len() > MAX_TRANSACTION_ITEMS - 1 - changes.idempotency.len()
                 {
                     creations.push(write);
                 } else {
@@ -328,7 +329,7 @@ impl DynamoStore {
                 updates.push(put(&self.table, item, Some("ver = :ver"), values));
             }
         }
-        if let Some(record) = &changes.idempotency {
+        for record in &changes.idempotency {
             let mut item = HashMap::from([
                 ("pk".to_owned(), s(&idem_pk(&record.owner, &record.key))),
                 ("sk".to_owned(), s(IDEM_SK)),

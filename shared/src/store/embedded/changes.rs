@@ -77,7 +77,7 @@ impl Writes {
         }
         writes.definitions(changes, reader)?;
         writes.log(changes, reader)?;
-        if let Some(record) = &changes.idempotency {
+        for record in &changes.idempotency {
             let key = key2(&record.owner, &record.key);
             writes.put(IDEMPOTENCY, key, encode(record)?);
         }
